@@ -1,0 +1,142 @@
+"""`local` executor: worker processes on this machine, one pipe each, asynchronous dispatch.
+
+Each worker owns an Evaluator (problem data and backend stay loaded between jobs) and a fixed
+CPU-thread share so workers do not oversubscribe cores. A worker that dies while evaluating
+(killed, segfault, out of memory) turns its job into a failed result and is replaced.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import time
+from multiprocessing.connection import wait
+
+from wtnas_cli.hookspecs import hookimpl
+from wtnas_cli.job import Job, Result
+
+
+def default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def _worker_main(conn, threads: int, env: dict) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scheduler's to handle
+    os.environ.update(env)
+    from wtnas_cli.evaluator import Evaluator
+
+    evaluator = Evaluator(threads=threads)
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, KeyboardInterrupt):
+            return
+        if message is None:
+            return
+        conn.send(evaluator.run(Job.from_dict(message)).to_dict())
+
+
+class _Worker:
+    def __init__(self, ctx, index: int, threads: int, env: dict):
+        self.index = index
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_worker_main, args=(child, threads, env),
+                                   name=f"wtnas-worker-{index}", daemon=True)
+        self.process.start()
+        child.close()
+        self.job: Job | None = None
+        self.sent_at = 0.0
+
+
+class LocalExecutor:
+    def __init__(self, workers: int | None = None, threads_per_worker: int | None = None,
+                 devices: list[str] | None = None, **_):
+        self.capacity = int(workers or default_workers())
+        cpus = os.cpu_count() or 1
+        self.threads = int(threads_per_worker or max(1, cpus // self.capacity))
+        self.devices = list(devices or [])
+        self._ctx = mp.get_context("spawn")
+        self._workers: list[_Worker] = []
+        self.replaced = 0
+
+    def _env(self, index: int) -> dict:
+        env = {"OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads)}
+        if self.devices:
+            env["CUDA_VISIBLE_DEVICES"] = self.devices[index % len(self.devices)]
+        return env
+
+    def start(self) -> None:
+        self._workers = [_Worker(self._ctx, i, self.threads, self._env(i)) for i in range(self.capacity)]
+
+    def idle(self) -> int:
+        return sum(w.job is None for w in self._workers)
+
+    def submit(self, job: Job) -> None:
+        for w in self._workers:
+            if w.job is None:
+                w.job = job
+                w.sent_at = time.time()
+                w.conn.send(job.to_dict())
+                return
+        raise RuntimeError("no idle worker: the scheduler submitted more jobs than capacity")
+
+    def poll(self, timeout: float) -> list[Result]:
+        busy = [w for w in self._workers if w.job is not None]
+        if not busy:
+            return []
+        waitables = {}
+        for w in busy:
+            waitables[w.conn] = w
+            waitables[w.process.sentinel] = w
+        ready = wait(list(waitables), timeout)
+        results: list[Result] = []
+        handled: set[int] = set()
+        for obj in ready:
+            w = waitables[obj]
+            if w.index in handled:
+                continue
+            handled.add(w.index)
+            try:
+                if w.conn.poll():
+                    results.append(Result.from_dict(w.conn.recv()))
+                    w.job = None
+                    continue
+            except (EOFError, OSError):
+                pass
+            if not w.process.is_alive():
+                results.append(self._replace(w))
+        return results
+
+    def _replace(self, w: _Worker) -> Result:
+        """A dead worker: fail its job with the reason and start a fresh worker in its place."""
+        w.process.join(timeout=1)
+        code = w.process.exitcode
+        reason = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        job = w.job
+        result = Result(job.candidate_id, "failed", error=f"worker process died ({reason}) while evaluating",
+                        worker=f"local:{w.index}", started_at=w.sent_at, finished_at=time.time())
+        w.conn.close()
+        self._workers[w.index] = _Worker(self._ctx, w.index, self.threads, self._env(w.index))
+        self.replaced += 1
+        return result
+
+    def shutdown(self) -> None:
+        for w in self._workers:
+            try:
+                w.conn.send(None)
+            except (OSError, BrokenPipeError):
+                pass
+        deadline = time.time() + 5
+        for w in self._workers:
+            w.process.join(timeout=max(0.1, deadline - time.time()))
+            if w.process.is_alive():
+                w.process.terminate()
+                w.process.join(timeout=2)
+            w.conn.close()
+        self._workers = []
+
+
+@hookimpl
+def wtnas_register_executors(register):
+    register("local", LocalExecutor, description="worker processes on this machine (--workers N)")

@@ -1,0 +1,235 @@
+"""PyTorch implementation of the backend protocol.
+
+Activations flow channels-last (N, ..., C) between layers, exactly as in Keras, so Dense acts on
+the last axis and Flatten yields Keras' order; convolutions and pooling view their input as
+channels-first without copying (a permuted channels-last tensor is a channels_last-strided
+tensor that torch convolves natively). Initialization follows Keras (Glorot-uniform kernels,
+zero biases) and the optimizer is the paper's Adam (lr 1e-3, betas 0.9/0.999, eps 1e-7).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from wtnas_cli import ops as O
+from wtnas_cli.problem import Dataset, Problem
+from wtnas_cli.space import Architecture, Layer
+
+_ACT = {
+    None: None, "linear": None, "relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid,
+    "softmax": lambda x: torch.softmax(x, dim=-1), "elu": F.elu, "selu": F.selu,
+}
+
+# canonical (Keras) <-> torch parameter layout, per op kind and rank of the kernel
+_TO_TORCH = {2: (1, 0), 3: (2, 1, 0), 4: (3, 2, 0, 1)}      # canonical -> torch
+_TO_CANON = {2: (1, 0), 3: (2, 1, 0), 4: (2, 3, 1, 0)}      # torch -> canonical
+
+
+class _Node(nn.Module):
+    """One layer; `tensors` lists (role, torch tensor) in the canonical spec order."""
+
+    def __init__(self, layer: Layer):
+        super().__init__()
+        self.layer = layer
+        op = layer.op
+        self.activation = getattr(op, "activation", None)
+        self.l2 = float(getattr(op, "l2", 0.0) or 0.0)
+        in_shape = layer.input_shape
+        self.module: nn.Module | None = None
+        if isinstance(op, O.Dense):
+            self.module = nn.Linear(in_shape[-1], op.units)
+        elif isinstance(op, (O.Conv1D, O.Conv2D)):
+            cls = nn.Conv1d if isinstance(op, O.Conv1D) else nn.Conv2d
+            pad = "same" if op.padding == "same" else 0
+            self.module = cls(in_shape[-1], op.filters, op.kernel_size, stride=op.strides, padding=pad)
+        elif isinstance(op, O._Pool):
+            cls = {"MaxPool1D": nn.MaxPool1d, "MaxPool2D": nn.MaxPool2d,
+                   "AvgPool1D": nn.AvgPool1d, "AvgPool2D": nn.AvgPool2d}[op.kind]
+            self.module = cls(op.pool_size, stride=op.stride)
+        elif isinstance(op, O.BatchNorm):
+            # Keras defaults: momentum 0.99 (torch counts the other way: 0.01), epsilon 1e-3
+            self.module = nn.BatchNorm1d(in_shape[-1], eps=1e-3, momentum=0.01)
+        elif isinstance(op, O.Dropout):
+            self.module = nn.Dropout(op.rate)
+        elif isinstance(op, O.Activation):
+            self.activation = op.function
+        elif not isinstance(op, (O.Identity, O.Flatten)):
+            raise NotImplementedError(f"torch backend has no implementation of op {op.kind}")
+        self.channels_first_view = isinstance(op, (O._Conv, O._Pool))
+        if isinstance(self.module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+            nn.init.xavier_uniform_(self.module.weight)
+            nn.init.zeros_(self.module.bias)
+
+    def tensors(self) -> list[tuple[str, torch.Tensor]]:
+        m = self.module
+        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+            return [("kernel", m.weight), ("bias", m.bias)]
+        if isinstance(m, nn.BatchNorm1d):
+            return [("gamma", m.weight), ("beta", m.bias),
+                    ("moving_mean", m.running_mean), ("moving_variance", m.running_var)]
+        return []
+
+    def forward(self, x: torch.Tensor, final_logits: bool = False) -> torch.Tensor:
+        op = self.layer.op
+        if isinstance(op, O.Flatten):
+            x = x.reshape(x.shape[0], -1)
+        elif self.channels_first_view:
+            nd = x.dim()
+            x = self.module(x.movedim(-1, 1)).movedim(1, -1)
+        elif isinstance(self.module, nn.BatchNorm1d):
+            shape = x.shape
+            x = self.module(x.reshape(-1, shape[-1])).reshape(shape)
+        elif self.module is not None:
+            x = self.module(x)
+        if final_logits and self.activation == "softmax":
+            return x
+        act = _ACT[self.activation]
+        return act(x) if act is not None else x
+
+
+class TorchModel(nn.Module):
+    def __init__(self, problem: Problem, arch: Architecture, device: torch.device):
+        super().__init__()
+        self.arch = arch
+        self.problem = problem
+        self.nodes = nn.ModuleList(_Node(layer) for layer in arch.layers)
+        self.input_names = [i.name for i in arch.inputs]
+        self.specs = arch.tensor_specs()
+        self._tensors = [t for node in self.nodes for _, t in node.tensors()]
+        if len(self._tensors) != len(self.specs):
+            raise RuntimeError("torch model tensors do not follow the architecture's shape sequence")
+        self.num_params = arch.num_params
+        self.device = device
+        self.to(device)
+        self._tensors = [t for node in self.nodes for _, t in node.tensors()]
+        self.optimizer = torch.optim.Adam(self.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
+        self._logits_head = problem.loss == "categorical_crossentropy"
+
+    def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
+        values = {self.input_names[0]: x}
+        last = len(self.nodes) - 1
+        for k, node in enumerate(self.nodes):
+            values[node.layer.name] = node(values[node.layer.inputs[0]], final_logits=logits and k == last)
+        return values[self.arch.output]
+
+    # -- canonical tensors ----------------------------------------------------------------
+    def get_tensors(self) -> list[np.ndarray]:
+        out = []
+        with torch.no_grad():
+            for t in self._tensors:
+                a = t.detach()
+                if a.dim() >= 2:
+                    a = a.permute(*_TO_CANON[a.dim()])
+                out.append(np.ascontiguousarray(a.cpu().numpy(), dtype=np.float32))
+        return out
+
+    def set_tensors(self, tensors: dict[int, np.ndarray]) -> None:
+        with torch.no_grad():
+            for i, arr in tensors.items():
+                target = self._tensors[i]
+                if tuple(arr.shape) != self.specs[i].shape:
+                    raise ValueError(f"tensor {i}: shape {arr.shape} does not fit {self.specs[i].shape}")
+                src = torch.from_numpy(np.asarray(arr, dtype=np.float32))
+                if src.dim() >= 2:
+                    src = src.permute(*_TO_TORCH[src.dim()])
+                target.copy_(src)
+
+    # -- training -------------------------------------------------------------------------
+    def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        kind = self.problem.loss
+        if kind == "categorical_crossentropy":
+            loss = F.cross_entropy(out, y)
+        elif kind == "mse":
+            loss = F.mse_loss(out, y.reshape(out.shape))
+        else:
+            loss = F.l1_loss(out, y.reshape(out.shape))
+        for node in self.nodes:
+            if node.l2:
+                loss = loss + node.l2 * node.module.weight.square().sum()
+        return loss
+
+    def train_epoch(self, data: Dataset, seed: int) -> float:
+        x, y, _, _ = _device_data(data, self.device, self.problem.loss)
+        self.train()
+        gen = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)  # dropout
+        order = torch.randperm(len(y), generator=gen).to(self.device)
+        bs = self.problem.batch_size
+        total, count = 0.0, 0
+        for start in range(0, len(y), bs):
+            idx = order[start:start + bs]
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self._loss(self(x[idx], logits=self._logits_head), y[idx])
+            loss.backward()
+            self.optimizer.step()
+            total += float(loss.detach()) * len(idx)
+            count += len(idx)
+        return total / max(count, 1)
+
+    @torch.no_grad()
+    def predict(self, x: np.ndarray | torch.Tensor, batch: int = 1024) -> np.ndarray:
+        self.eval()
+        if isinstance(x, np.ndarray):
+            x = torch.from_numpy(np.asarray(x, dtype=np.float32)).to(self.device)
+        outs = [self(x[i:i + batch]) for i in range(0, len(x), batch)]
+        return torch.cat(outs).cpu().numpy()
+
+    @torch.no_grad()
+    def evaluate(self, data: Dataset) -> float:
+        _, _, xv, yv = _device_data(data, self.device, self.problem.loss)
+        pred = self.predict(xv)
+        y = yv.cpu().numpy()
+        return objective(self.problem.objective, pred, y)
+
+
+def objective(name: str, pred: np.ndarray, y: np.ndarray) -> float:
+    if name == "accuracy":
+        return float((pred.argmax(axis=-1) == y).mean())
+    y = y.reshape(pred.shape).astype(np.float64)
+    mse = float(((pred - y) ** 2).mean())
+    if name == "neg_mse":
+        return -mse
+    var = float(((y - y.mean(axis=0)) ** 2).mean())
+    return 1.0 - mse / var if var > 0 else float("nan")
+
+
+_DATA_CACHE: dict[tuple, tuple] = {}
+
+
+def _device_data(data: Dataset, device: torch.device, loss: str) -> tuple:
+    """Convert a dataset to tensors on `device` once per worker."""
+    key = (id(data), str(device))
+    if key not in _DATA_CACHE:
+        ytype = np.int64 if loss == "categorical_crossentropy" else np.float32
+        conv = [np.asarray(data.x_train, np.float32), np.asarray(data.y_train, ytype),
+                np.asarray(data.x_val, np.float32), np.asarray(data.y_val, ytype)]
+        _DATA_CACHE.clear()
+        _DATA_CACHE[key] = (tuple(torch.from_numpy(a).to(device) for a in conv), data)
+    return _DATA_CACHE[key][0]
+
+
+class TorchBackend:
+    name = "torch"
+
+    def __init__(self) -> None:
+        self.device = torch.device("cpu")
+
+    def configure(self, *, threads: int | None = None, device: str = "cpu") -> None:
+        if threads:
+            torch.set_num_threads(int(threads))
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            from wtnas_cli.errors import WtnasError
+
+            raise WtnasError(f"device {device!r} asked for but torch sees no CUDA GPU; use --device cpu")
+        self.device = torch.device(device)
+
+    def build(self, problem: Problem, arch: Architecture, seed: int) -> TorchModel:
+        torch.manual_seed(seed)
+        return TorchModel(problem, arch, self.device)

@@ -1,0 +1,3 @@
+from wtnas_cli.cli import main
+
+main()

@@ -1,0 +1,38 @@
+"""What a backend plugin provides (documentation of the protocol; plugins duck-type it)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from .problem import Dataset, Problem
+from .shapes import TensorSpec
+from .space import Architecture
+
+
+class CandidateModel(Protocol):
+    """A built model. Tensors go in and out as numpy arrays in canonical (Keras) layout, indexed
+    by position in `specs`, the shape sequence."""
+
+    specs: list[TensorSpec]
+    num_params: int
+
+    def get_tensors(self) -> list[np.ndarray]: ...
+
+    def set_tensors(self, tensors: dict[int, np.ndarray]) -> None: ...
+
+    def train_epoch(self, data: Dataset, seed: int) -> float:
+        """One pass over the training data (shuffled by `seed`); returns the mean training loss."""
+
+    def evaluate(self, data: Dataset) -> float:
+        """The problem's objective on the validation data (larger is better)."""
+
+
+class Backend(Protocol):
+    name: str
+
+    def configure(self, *, threads: int | None = None, device: str = "cpu") -> None:
+        """Called once per worker process before any build."""
+
+    def build(self, problem: Problem, arch: Architecture, seed: int) -> CandidateModel: ...

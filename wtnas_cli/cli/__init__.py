@@ -1,0 +1,54 @@
+"""The `wtnas` command line: a thin Typer layer over library functions.
+
+Commands live one group per module; plugins add their own through `wtnas_add_commands(app)`.
+Every WtnasError becomes one line on stderr and exit code 1 (traceback with WTNAS_DEBUG=1).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from ..errors import WtnasError
+from . import checkpoints, info, run
+
+app = typer.Typer(
+    name="wtnas", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="Neural architecture search with selective weight transfer (LP / LCS).\n\n"
+         "Start with `wtnas run` (a real search on the embedded digits problem).",
+)
+run.register(app)
+info.register(app)
+checkpoints.register(app)
+
+
+def _add_plugin_commands() -> None:
+    from ..plugins import default_plugins
+
+    try:
+        default_plugins().hook.wtnas_add_commands(app=app)
+    except WtnasError as exc:
+        _fail(str(exc))
+
+
+def _fail(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False).print(f"[bold red]Error:[/] {message}", soft_wrap=True)
+    raise SystemExit(1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        _add_plugin_commands()
+        app(args=argv, prog_name="wtnas")
+    except WtnasError as exc:
+        if os.environ.get("WTNAS_DEBUG"):
+            raise
+        _fail(str(exc))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main(sys.argv[1:])

@@ -1,0 +1,74 @@
+"""`wtnas plugins` and `wtnas spaces`: what is installed and what the search spaces look like."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from ..registry import KINDS
+from .common import console, fmt_int, fmt_size
+
+
+def plugins_command() -> None:
+    """List every component by kind, the plugin that registered it, and whether it is available."""
+    from ..plugins import default_plugins
+
+    plugins = default_plugins()
+    table = Table(title="wtnas components")
+    for col in ("kind", "name", "plugin", "available", "description"):
+        table.add_column(col)
+    for kind in KINDS:
+        for c in plugins.registry.all(kind):
+            status = "[green]yes[/]" if c.available else f"[red]no[/]: {c.install_hint or 'needs ' + ', '.join(c.missing)}"
+            table.add_row(kind, c.name, c.plugin, status, c.description)
+    console.print(table)
+    for name, reason in plugins.broken:
+        console.print(f"[red]broken plugin[/] {name}: {reason}", soft_wrap=True)
+
+
+def spaces_command(
+    problem: Optional[str] = typer.Argument(None, help="Show this problem's variable nodes (default: list all)."),
+    arch_seq: Optional[str] = typer.Option(None, "--arch-seq", help="Decode this architecture, e.g. 0,2,1,..."),
+) -> None:
+    """List problems with their number of variable nodes and search-space size."""
+    from ..plugins import default_plugins
+
+    reg = default_plugins().registry
+    if problem is None:
+        table = Table(title="search spaces")
+        for col in ("problem", "variable nodes", "size", "objective", "description"):
+            table.add_column(col)
+        for c in reg.all("problem"):
+            p = c.create()
+            table.add_row(c.name, str(len(p.space.variable_nodes)), fmt_size(p.space.size), p.objective,
+                          p.description)
+        console.print(table)
+        return
+    p = reg.create("problem", problem)
+    space = p.space
+    if arch_seq is None:
+        table = Table(title=f"{problem}: {len(space.variable_nodes)} variable nodes, size {space.size:,}")
+        for col in ("#", "node", "choices"):
+            table.add_column(col)
+        for i, node in enumerate(space.variable_nodes):
+            table.add_row(str(i), node.name, "  ".join(f"{k}:{op.label()}" for k, op in enumerate(node.choices)))
+        console.print(table)
+        return
+    from ..space import parse_arch_seq
+
+    arch = space.resolve(parse_arch_seq(arch_seq))
+    table = Table(title=f"{problem} arch_seq {list(arch.arch_seq)}: {arch.num_params:,} parameters")
+    for col in ("layer", "op", "output shape", "weight tensors"):
+        table.add_column(col)
+    for layer in arch.layers:
+        table.add_row(layer.name, layer.op.label(), str(layer.output_shape),
+                      ", ".join(f"{w.role}{w.shape}" for w in layer.weights))
+    console.print(table)
+    console.print(f"shape sequence ({len(arch.shape_sequence())} tensors): {arch.shape_sequence()}", soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("plugins")(plugins_command)
+    app.command("spaces")(spaces_command)

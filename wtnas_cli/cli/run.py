@@ -1,0 +1,114 @@
+"""`wtnas run`: a search with live progress and a closing table of the best candidates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.table import Table
+
+from .common import console, err_console, fmt_int, fmt_score
+
+
+class RichObserver:
+    """Live progress: candidates done/total, best score so far, transfer rate, ETA."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("best [cyan]{task.fields[best]}[/]"), TextColumn("transfer {task.fields[transfer]}"),
+            TextColumn("failed {task.fields[failed]}"), TimeElapsedColumn(), TextColumn("ETA"),
+            TimeRemainingColumn(), console=err_console, transient=False)
+        self.task = None
+
+    def started(self, cfg, run_dir, total, done, workers) -> None:
+        err_console.print(f"[bold]wtnas run[/] problem={cfg.problem} backend={cfg.backend} "
+                          f"strategy={cfg.strategy} matcher={cfg.matcher} workers={workers} "
+                          f"max_evals={total} → {run_dir}")
+        self.progress.start()
+        self.task = self.progress.add_task("search", total=total, completed=done, best="-", transfer="-",
+                                           failed=0)
+
+    def candidate_done(self, record, summary) -> None:
+        self.progress.update(self.task, completed=summary.done,
+                             best=fmt_score(summary.best["score"] if summary.best else None),
+                             transfer=f"{summary.transfer_rate:.0%}", failed=summary.failed)
+
+    def stopping(self, reason: str) -> None:
+        self.progress.console.print(f"[yellow]{reason}[/]")
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def run_command(
+    problem: Optional[str] = typer.Option(None, help="Problem plugin [default: digits]."),
+    backend: Optional[str] = typer.Option(None, help="Backend plugin [default: torch]."),
+    strategy: Optional[str] = typer.Option(None, help="Search strategy: evolution, random [default: evolution]."),
+    selector: Optional[str] = typer.Option(None, help="Provider selector: parent, nearest, none, auto "
+                                                      "[default: auto = the strategy's choice]."),
+    matcher: Optional[str] = typer.Option(None, help="Tensor matcher: lcs, lp, none (baseline) [default: lcs]."),
+    executor: Optional[str] = typer.Option(None, help="Executor plugin [default: local]."),
+    max_evals: Optional[int] = typer.Option(None, "--max-evals", help="Candidates to evaluate [default: 200]."),
+    time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Stop submitting after this many seconds."),
+    epochs: Optional[int] = typer.Option(None, help="Training epochs per candidate [default: 1]."),
+    population: Optional[int] = typer.Option(None, help="Evolution population size N [default: 20]."),
+    sample: Optional[int] = typer.Option(None, help="Evolution sample size S [default: 10]."),
+    workers: Optional[int] = typer.Option(None, help="Worker processes [default: CPU count, at most 8]."),
+    seed: Optional[int] = typer.Option(None, help="Random seed [default: 0]."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:N or auto [default: cpu]."),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where to write the run "
+                                                                    "[default: runs/<problem>-<strategy>-<matcher>-<time>]."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML file with any of these options "
+                                                                 "(command-line options win)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this directory."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run already in --run-dir."),
+) -> None:
+    """Search the problem's space; every candidate starts from its provider's matched weights."""
+    from ..config import load_config_file, resolve_config
+    from ..search import run_search
+
+    cli_values = dict(problem=problem, backend=backend, strategy=strategy, selector=selector, matcher=matcher,
+                      executor=executor, max_evals=max_evals, time_budget=time_budget, epochs=epochs,
+                      population=population, sample=sample, workers=workers, seed=seed, device=device,
+                      run_dir=str(run_dir) if run_dir else None)
+    observer = RichObserver()
+    try:
+        if resume is not None:
+            overrides = {k: v for k, v in cli_values.items() if v is not None}
+            summary = run_search(resume=resume, observer=observer, overrides=overrides)
+        else:
+            file_values = load_config_file(config) if config else {}
+            summary = run_search(resolve_config(file_values, cli_values), observer=observer, overwrite=overwrite)
+    finally:
+        observer.close()
+    print_summary(summary)
+    if summary.interrupted:
+        raise typer.Exit(130)
+
+
+def print_summary(summary) -> None:
+    table = Table(title=f"top candidates of {summary.run_dir}")
+    for col in ("id", "score", "arch_seq", "params", "provider", "transferred"):
+        table.add_column(col, overflow="fold")
+    for r in summary.top:
+        provider = "-" if r["provider_id"] is None else str(r["provider_id"])
+        table.add_row(str(r["id"]), fmt_score(r["score"]), ",".join(map(str, r["arch_seq"])),
+                      fmt_int(r["num_params"]), provider, f"{r['n_transferred']}/{r['n_tensors']}")
+    console.print(table)
+    console.print(f"{summary.done} of {summary.total} candidates done ({summary.failed} failed), "
+                  f"{summary.transfer_rate:.0%} started from transferred weights, "
+                  f"{summary.elapsed_s:.1f} s")
+    console.print(f"Results: {summary.run_dir}/ (results.csv, wtnas.sqlite, checkpoints/)")
+    if summary.interrupted or summary.done < summary.total and not summary.stopped_by_time:
+        console.print(f"Resume with: [bold]wtnas run --resume {summary.run_dir}[/]")
+    elif summary.best:
+        console.print(f"Next: [bold]wtnas inspect {summary.best['checkpoint']}[/]  (the best candidate's "
+                      f"checkpoint), or open {summary.run_dir}/results.csv")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run_command)

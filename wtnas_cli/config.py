@@ -1,0 +1,116 @@
+"""Run configuration: defaults < `--config FILE.toml` < command-line options.
+
+The file is plain TOML with the same keys as the `wtnas run` options (dashes or underscores).
+Nothing in it is executed. Unknown keys and wrong types are refused with the file and key named.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass
+class RunConfig:
+    problem: str = "digits"
+    backend: str = "torch"
+    strategy: str = "evolution"
+    selector: str = "auto"
+    matcher: str = "lcs"
+    executor: str = "local"
+    max_evals: int = 200
+    time_budget: float | None = None
+    epochs: int = 1
+    population: int = 20
+    sample: int = 10
+    workers: int | None = None
+    seed: int = 0
+    device: str = "cpu"
+    run_dir: str | None = None
+
+    def validate(self) -> "RunConfig":
+        checks = [
+            (self.max_evals >= 1, "max_evals must be at least 1"),
+            (self.epochs >= 1, "epochs must be at least 1"),
+            (self.population >= 1, "population must be at least 1"),
+            (1 <= self.sample <= self.population, f"sample ({self.sample}) must be between 1 and population "
+                                                  f"({self.population})"),
+            (self.workers is None or self.workers >= 1, "workers must be at least 1"),
+            (self.time_budget is None or self.time_budget > 0, "time_budget must be positive (seconds)"),
+            (self.seed >= 0, "seed must be non-negative"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_TYPES = {f.name: f.type for f in fields(RunConfig)}
+
+
+def _expected(name: str) -> tuple[type, ...]:
+    t = str(_TYPES[name])
+    if "float" in t:
+        return (int, float)
+    if "int" in t:
+        return (int,)
+    return (str,)
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read and check a TOML config file; return its values keyed like RunConfig fields."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = key.replace("-", "_")
+        if name not in _TYPES:
+            valid = ", ".join(sorted(_TYPES))
+            raise ConfigError(f"{path}: unknown key {key!r}; valid keys: {valid}")
+        expected = _expected(name)
+        if isinstance(value, bool) or not isinstance(value, expected):
+            kind = {(int,): "an integer", (int, float): "a number", (str,): "a string"}[expected]
+            raise ConfigError(f"{path}: key {key!r} must be {kind}, got {value!r}")
+        values[name] = value
+    return values
+
+
+def resolve_config(file_values: dict[str, Any] | None = None, cli_values: dict[str, Any] | None = None) -> RunConfig:
+    merged = dict(file_values or {})
+    merged.update({k: v for k, v in (cli_values or {}).items() if v is not None})
+    return RunConfig(**merged).validate()
+
+
+def to_toml(values: dict[str, Any]) -> str:
+    """Flat TOML for run.toml (None values are omitted: they mean 'default')."""
+    lines = []
+    for key, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, (int, float)):
+            text = repr(value)
+        else:
+            text = '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+        lines.append(f"{key} = {text}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,137 @@
+"""The worker side of a search: one job in, one result out, the same for every executor.
+
+    build → read provider checkpoint (metadata) → match → read matched tensors → copy
+          → train N epochs → evaluate → write own checkpoint
+
+A provider that cannot be used (missing, corrupt, tensors that do not fit) never fails the
+candidate: it trains from scratch and the event is reported. A NaN objective or a training
+error fails the candidate and writes no checkpoint, so it can never become a provider.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+import traceback
+from typing import Any
+
+from .checkpoint import CheckpointMeta, CheckpointReader, write_checkpoint
+from .errors import CheckpointError, WtnasError
+from .job import Job, Result
+from .plugins import Plugins, default_plugins
+
+
+class Evaluator:
+    """Caches problems (with their data), backends and matchers across the jobs of one worker."""
+
+    def __init__(self, plugins: Plugins | None = None, *, threads: int | None = None):
+        self.plugins = plugins or default_plugins()
+        self.threads = threads
+        self._problems: dict[tuple, Any] = {}
+        self._backends: dict[tuple, Any] = {}
+        self._matchers: dict[str, Any] = {}
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+
+    def problem(self, name: str, options: dict) -> Any:
+        key = (name, tuple(sorted(options.items())))
+        if key not in self._problems:
+            self._problems[key] = self.plugins.registry.create("problem", name, **options)
+        return self._problems[key]
+
+    def backend(self, name: str, device: str) -> Any:
+        key = (name, device)
+        if key not in self._backends:
+            backend = self.plugins.registry.create("backend", name)
+            backend.configure(threads=self.threads, device=device)
+            self._backends[key] = backend
+        return self._backends[key]
+
+    def matcher(self, name: str):
+        if name not in self._matchers:
+            self._matchers[name] = self.plugins.registry.create("matcher", name)
+        return self._matchers[name]
+
+    def run(self, job: Job) -> Result:
+        result = Result(job.candidate_id, "failed", worker=self.worker, started_at=time.time())
+        timings = result.timings
+        try:
+            self._run(job, result, timings)
+        except WtnasError as exc:
+            result.status, result.error = "failed", str(exc)
+        except Exception as exc:  # a candidate's crash is data about the candidate, not a run failure
+            result.status = "failed"
+            result.error = f"{type(exc).__name__}: {exc}"
+            if os.environ.get("WTNAS_DEBUG"):
+                result.error += "\n" + traceback.format_exc()
+        result.finished_at = time.time()
+        return result
+
+    def _run(self, job: Job, result: Result, timings: dict) -> None:
+        t = time.perf_counter()
+        problem = self.problem(job.problem, job.problem_options)
+        backend = self.backend(job.backend, job.device)
+        data = problem.data()
+        arch = problem.space.resolve(job.arch_seq)
+        model = backend.build(problem, arch, job.seed)
+        specs = model.specs
+        result.n_tensors = len(specs)
+        result.num_params = int(model.num_params)
+        timings["build_s"] = time.perf_counter() - t
+
+        if job.provider_checkpoint:
+            result.n_transferred = self._transfer(job, model, result, timings)
+
+        t = time.perf_counter()
+        for epoch in range(job.epochs):
+            loss = float(model.train_epoch(data, job.seed * 1000 + epoch))
+            if not math.isfinite(loss):
+                raise WtnasError(f"training loss became {loss} in epoch {epoch + 1}")
+        timings["train_s"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        score = float(model.evaluate(data))
+        timings["eval_s"] = time.perf_counter() - t
+        if not math.isfinite(score):
+            raise WtnasError(f"objective is {score} (not finite); candidate discarded")
+        result.score = score
+
+        t = time.perf_counter()
+        meta = CheckpointMeta(arch_seq=tuple(job.arch_seq), problem=job.problem, backend=job.backend,
+                              specs=list(specs), score=score, epochs=job.epochs,
+                              candidate_id=job.candidate_id,
+                              extra={"provider_id": job.provider_id, "matcher": job.matcher})
+        result.checkpoint_bytes = write_checkpoint(job.checkpoint_path, meta, model.get_tensors())
+        result.checkpoint_path = job.checkpoint_path
+        timings["ckpt_write_s"] = time.perf_counter() - t
+        result.status = "ok"
+
+    def _transfer(self, job: Job, model, result: Result, timings: dict) -> int:
+        """Copy matched provider tensors into `model`; on any checkpoint problem, copy nothing."""
+        receiver_shapes = [s.shape for s in model.specs]
+        t = time.perf_counter()
+        try:
+            with CheckpointReader(job.provider_checkpoint) as reader:
+                t_meta = time.perf_counter()
+                pairs = self.matcher(job.matcher)(reader.meta.shape_sequence(), receiver_shapes)
+                timings["match_s"] = time.perf_counter() - t_meta
+                for i, j in pairs:
+                    if not (0 <= i < len(reader.meta.specs) and 0 <= j < len(receiver_shapes)):
+                        raise CheckpointError(f"matcher {job.matcher!r} returned pair ({i}, {j}) outside "
+                                              f"the sequences")
+                    if reader.meta.specs[i].shape != receiver_shapes[j]:
+                        raise CheckpointError(f"{job.provider_checkpoint}: tensor {i} has shape "
+                                              f"{reader.meta.specs[i].shape}, receiver tensor {j} needs "
+                                              f"{receiver_shapes[j]}")
+                tensors = reader.read(i for i, _ in pairs)
+            timings["ckpt_read_s"] = time.perf_counter() - t - timings["match_s"]
+        except CheckpointError as exc:
+            timings["ckpt_read_s"] = time.perf_counter() - t
+            result.events.append(f"provider {job.provider_id} unusable, trained from scratch: {exc}")
+            return 0
+        t = time.perf_counter()
+        model.set_tensors({j: tensors[i] for i, j in pairs})
+        timings["copy_s"] = time.perf_counter() - t
+        return len(pairs)
+

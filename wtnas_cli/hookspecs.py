@@ -1,0 +1,91 @@
+"""The hook specifications every wtnas plugin implements (see docs/plugin-hooks.md).
+
+Registration hooks receive a `register` callable bound to one kind of component:
+    register(name, factory, *, requires=(), install_hint="", description="")
+`factory` is called only when the component is used, so a plugin module stays import-light and
+its heavy dependencies (named in `requires`) are imported inside the factory.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+PROJECT = "wtnas"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def wtnas_register_backends(register):
+    """Register deep-learning backends (build, train, evaluate models; get/set canonical tensors).
+
+    :param register: ``register(name, factory, ...)``; ``factory()`` returns a Backend.
+    """
+
+
+@hookspec
+def wtnas_register_strategies(register):
+    """Register search strategies (ask/tell).
+
+    :param register: ``register(name, factory, ...)``; ``factory(space, seed, **options)`` returns a Strategy.
+    """
+
+
+@hookspec
+def wtnas_register_selectors(register):
+    """Register provider selectors (which checkpoint a new candidate starts from).
+
+    :param register: ``register(name, factory, ...)``; ``factory(space)`` returns a Selector.
+    """
+
+
+@hookspec
+def wtnas_register_matchers(register):
+    """Register tensor matchers over shape sequences.
+
+    :param register: ``register(name, factory, ...)``; ``factory()`` returns a callable
+        ``match(provider_shapes, receiver_shapes) -> [(provider_index, receiver_index), ...]``.
+    """
+
+
+@hookspec
+def wtnas_register_executors(register):
+    """Register executors that run evaluation jobs on workers.
+
+    :param register: ``register(name, factory, ...)``; ``factory(workers=..., threads_per_worker=...,
+        devices=...)`` returns an Executor.
+    """
+
+
+@hookspec
+def wtnas_register_problems(register):
+    """Register problems: a search space, its data and its objective.
+
+    :param register: ``register(name, factory, ...)``; ``factory()`` returns a Problem.
+    """
+
+
+@hookspec
+def wtnas_add_commands(app):
+    """Add commands to the ``wtnas`` Typer application.
+
+    :param app: the root ``typer.Typer`` instance.
+    """
+
+
+@hookspec
+def wtnas_candidate_evaluated(run_dir, record):
+    """Called in the scheduler after each candidate finished (ok or failed), once it is stored.
+
+    :param run_dir: the run directory (``pathlib.Path``).
+    :param record: dict with the candidate's stored fields (id, arch_seq, score, status, timings, ...).
+    """
+
+
+@hookspec
+def wtnas_run_finished(run_dir, summary):
+    """Called once when ``wtnas run`` ends (budget reached or interrupted).
+
+    :param run_dir: the run directory (``pathlib.Path``).
+    :param summary: dict with counts (done, failed, transferred), best score and elapsed seconds.
+    """

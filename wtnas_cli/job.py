@@ -1,0 +1,56 @@
+"""Jobs and results: plain data (ints, strings, lists, dicts) so any executor can ship them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+TIMING_KEYS = ("build_s", "ckpt_read_s", "match_s", "copy_s", "train_s", "eval_s", "ckpt_write_s")
+
+
+@dataclass
+class Job:
+    candidate_id: int
+    arch_seq: list[int]
+    problem: str
+    backend: str
+    matcher: str
+    epochs: int
+    seed: int
+    checkpoint_path: str
+    provider_id: int | None = None
+    provider_checkpoint: str | None = None
+    device: str = "cpu"
+    problem_options: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Job":
+        return cls(**d)
+
+
+@dataclass
+class Result:
+    candidate_id: int
+    status: str  # "ok" | "failed"
+    score: float | None = None
+    num_params: int | None = None
+    n_transferred: int = 0
+    n_tensors: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    events: list[str] = field(default_factory=list)
+    checkpoint_path: str | None = None
+    checkpoint_bytes: int | None = None
+    worker: str = ""
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Result":
+        return cls(**d)

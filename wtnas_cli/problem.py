@@ -1,0 +1,54 @@
+"""Problems: a search space, the data it is trained on, the loss and the objective to maximize."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .space import SearchSpace
+
+LOSSES = ("categorical_crossentropy", "mse", "mae")
+OBJECTIVES = ("accuracy", "r2", "neg_mse")
+
+
+@dataclass
+class Dataset:
+    """Arrays in canonical layout (channels-last). Classification labels are class indices."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+
+    @property
+    def num_train(self) -> int:
+        return len(self.y_train)
+
+
+@dataclass
+class Problem:
+    """What a problem plugin registers: everything a backend needs to build, train and score."""
+
+    name: str
+    space: SearchSpace
+    load_data: Callable[[], Dataset]
+    loss: str = "categorical_crossentropy"
+    objective: str = "accuracy"
+    batch_size: int = 32
+    description: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    _data: Dataset | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ValueError(f"problem {self.name!r}: loss {self.loss!r} not in {LOSSES}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"problem {self.name!r}: objective {self.objective!r} not in {OBJECTIVES}")
+
+    def data(self) -> Dataset:
+        """Load once per process and keep it (workers evaluate many candidates)."""
+        if self._data is None:
+            self._data = self.load_data()
+        return self._data

@@ -1,0 +1,46 @@
+"""Run directories: create, refuse to clobber, overwrite or reopen for resume."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from .config import RunConfig
+from .errors import RunDirError
+
+STORE_NAME = "wtnas.sqlite"
+CONFIG_NAME = "run.toml"
+CHECKPOINTS = "checkpoints"
+
+
+def default_run_dir(cfg: RunConfig) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{cfg.problem}-{cfg.strategy}-{cfg.matcher}-{stamp}"
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / STORE_NAME).is_file()
+
+
+def prepare_run_dir(path: Path, *, resume: bool = False, overwrite: bool = False) -> Path:
+    """Return `path` ready for a new run (or an existing run when resuming)."""
+    if resume and overwrite:
+        raise RunDirError("--resume and --overwrite contradict each other; pick one")
+    if resume:
+        if not is_run_dir(path):
+            raise RunDirError(f"{path} holds no wtnas run (no {STORE_NAME}); drop --resume to start a new run there")
+        return path
+    if path.exists() and any(path.iterdir()):
+        if not is_run_dir(path):
+            raise RunDirError(f"{path} exists, is not empty and is not a wtnas run; choose another --run-dir")
+        if not overwrite:
+            raise RunDirError(f"{path} already holds a run; use --resume to continue it, --overwrite to "
+                              f"replace it, or another --run-dir")
+        shutil.rmtree(path)
+    (path / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def checkpoint_path(run_dir: Path, candidate_id: int) -> Path:
+    return run_dir / CHECKPOINTS / f"c{candidate_id:05d}.h5"

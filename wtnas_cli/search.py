@@ -1,0 +1,208 @@
+"""The scheduler of `wtnas run`: strategy → selector → executor → store, asynchronously.
+
+It owns the strategy, the selector and the run store; workers own nothing but their job. A
+resumed run replays finished candidates (in finish order) into the strategy and the selector
+and re-queues the ones that were in flight, so the final run has exactly `max_evals` candidates.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from .config import RunConfig, load_config_file, resolve_config, to_toml
+from .errors import WtnasError
+from .job import Job
+from .plugins import Plugins, default_plugins
+from .rundir import CONFIG_NAME, STORE_NAME, checkpoint_path, default_run_dir, prepare_run_dir
+from .store import RunStore
+from .strategy import Proposal
+
+
+@dataclass
+class RunSummary:
+    run_dir: Path
+    total: int
+    ok: int = 0
+    failed: int = 0
+    with_transfer: int = 0
+    best: dict | None = None
+    elapsed_s: float = 0.0
+    interrupted: bool = False
+    stopped_by_time: bool = False
+    workers_replaced: int = 0
+    top: list[dict] = field(default_factory=list)
+
+    @property
+    def done(self) -> int:
+        return self.ok + self.failed
+
+    @property
+    def transfer_rate(self) -> float:
+        return self.with_transfer / self.ok if self.ok else 0.0
+
+
+class SearchObserver(Protocol):
+    def started(self, cfg: RunConfig, run_dir: Path, total: int, done: int, workers: int) -> None: ...
+
+    def candidate_done(self, record: dict, summary: RunSummary) -> None: ...
+
+    def stopping(self, reason: str) -> None: ...
+
+
+class _Silent:
+    def started(self, *a, **k): pass
+
+    def candidate_done(self, *a, **k): pass
+
+    def stopping(self, *a, **k): pass
+
+
+def candidate_seed(run_seed: int, candidate_id: int) -> int:
+    return (run_seed * 1_000_003 + candidate_id * 7_919 + 17) % (2 ** 31 - 1)
+
+
+def resolve_run(cfg: RunConfig, plugins: Plugins) -> dict[str, Any]:
+    """Check every component the run needs before anything is written; return them."""
+    reg = plugins.registry
+    problem = reg.create("problem", cfg.problem)
+    backend = reg.get("backend", cfg.backend)
+    if not backend.available:
+        backend.create()  # raises the one-line 'install it with' error
+    reg.get("matcher", cfg.matcher)
+    reg.get("strategy", cfg.strategy)
+    selector_name = cfg.selector
+    if selector_name == "auto":
+        default = getattr(reg.get("strategy", cfg.strategy).factory, "default_selector", "nearest")
+        selector_name = "none" if cfg.matcher == "none" else default
+    reg.get("selector", selector_name)
+    reg.get("executor", cfg.executor)
+    return {"problem": problem, "selector_name": selector_name}
+
+
+def run_search(cfg: RunConfig | None = None, *, plugins: Plugins | None = None,
+               observer: SearchObserver | None = None, resume: str | Path | None = None,
+               overwrite: bool = False, overrides: dict[str, Any] | None = None) -> RunSummary:
+    """Run (or resume) a search; return its summary. `overrides` apply on resume (e.g. max_evals)."""
+    plugins = plugins or default_plugins()
+    observer = observer or _Silent()
+    if resume is not None:
+        run_dir = Path(resume)
+        prepare_run_dir(run_dir, resume=True)
+        cfg = resolve_config(load_config_file(run_dir / CONFIG_NAME), overrides)
+        cfg.run_dir = str(run_dir)
+    else:
+        cfg = (cfg or RunConfig()).validate()
+        run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
+    parts = resolve_run(cfg, plugins)
+    if resume is None:
+        prepare_run_dir(run_dir, overwrite=overwrite)
+        cfg.run_dir = str(run_dir)
+    (run_dir / CONFIG_NAME).write_text(to_toml(cfg.to_dict()))
+
+    problem = parts["problem"]
+    space = problem.space
+    store = RunStore(run_dir / STORE_NAME)
+    store.set_meta("config", cfg.to_dict())
+    reg = plugins.registry
+
+    finished = [r for r in store.candidates(order="finish_seq") if r["status"] in ("ok", "failed")]
+    pending = store.candidates(status="pending")
+    strategy = reg.create("strategy", cfg.strategy, space, seed=cfg.seed + 104_729 * len(finished),
+                          population=cfg.population, sample=cfg.sample)
+    selector = reg.create("selector", parts["selector_name"], space)
+    summary = RunSummary(run_dir, total=cfg.max_evals)
+    seqs: dict[int, tuple] = {}
+    checkpoints: dict[int, str] = {}
+    for r in finished:
+        _absorb(r, strategy, selector, summary, seqs, checkpoints)
+    elapsed_offset = max((r["elapsed_s"] or 0.0 for r in finished), default=0.0)
+    summary.elapsed_s = elapsed_offset
+
+    executor = reg.create("executor", cfg.executor, workers=cfg.workers)
+    requeue = [Proposal(tuple(r["arch_seq"]), r["parent_id"]) for r in pending]
+    requeue_ids = [r["id"] for r in pending]
+    next_id = store.next_id()
+    submitted = len(finished) + len(pending)
+    in_flight = 0
+    t0 = time.time()
+    stop_submitting = False
+    try:
+        executor.start()
+        observer.started(cfg, run_dir, cfg.max_evals, summary.done, executor.capacity)
+        while True:
+            elapsed = elapsed_offset + time.time() - t0
+            if cfg.time_budget and elapsed >= cfg.time_budget and not stop_submitting:
+                stop_submitting = summary.stopped_by_time = True
+                observer.stopping(f"time budget of {cfg.time_budget:g} s reached; finishing {in_flight} in flight")
+            while not stop_submitting and in_flight < executor.capacity and (requeue or submitted < cfg.max_evals):
+                if requeue:
+                    proposal, cid = requeue.pop(0), requeue_ids.pop(0)
+                else:
+                    proposal, cid = strategy.ask(), next_id
+                    next_id += 1
+                    submitted += 1
+                job = _make_job(cfg, run_dir, cid, proposal, selector, checkpoints)
+                distance = space.distance(seqs[job.provider_id], proposal.arch_seq) if job.provider_id is not None else None
+                store.add_pending(job, proposal.parent_id, distance)
+                executor.submit(job)
+                in_flight += 1
+            if in_flight == 0:
+                break
+            for result in executor.poll(timeout=0.5):
+                in_flight -= 1
+                record = store.record(result, elapsed_offset + time.time() - t0)
+                _absorb(record, strategy, selector, summary, seqs, checkpoints)
+                summary.elapsed_s = record["elapsed_s"]
+                plugins.hook.wtnas_candidate_evaluated(run_dir=run_dir, record=record)
+                observer.candidate_done(record, summary)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        observer.stopping("interrupted: stopping workers; in-flight candidates will be re-run on --resume")
+    finally:
+        executor.shutdown()
+        summary.workers_replaced = getattr(executor, "replaced", 0)
+        summary.top = store.candidates(status="ok", order="score")[:10]
+        store.export_csv(run_dir / "results.csv")
+        store.set_meta("last_summary", {"ok": summary.ok, "failed": summary.failed,
+                                        "interrupted": summary.interrupted, "elapsed_s": summary.elapsed_s})
+        store.close()
+    plugins.hook.wtnas_run_finished(run_dir=run_dir, summary={
+        "ok": summary.ok, "failed": summary.failed, "with_transfer": summary.with_transfer,
+        "best_score": summary.best["score"] if summary.best else None, "elapsed_s": summary.elapsed_s,
+        "interrupted": summary.interrupted})
+    return summary
+
+
+def _make_job(cfg: RunConfig, run_dir: Path, cid: int, proposal: Proposal, selector, checkpoints: dict) -> Job:
+    provider = selector.select(proposal) if cfg.matcher != "none" else None
+    if provider is not None and provider not in checkpoints:
+        raise WtnasError(f"selector chose provider {provider}, which has no checkpoint")
+    return Job(candidate_id=cid, arch_seq=list(proposal.arch_seq), problem=cfg.problem, backend=cfg.backend,
+               matcher=cfg.matcher, epochs=cfg.epochs, seed=candidate_seed(cfg.seed, cid),
+               checkpoint_path=str(checkpoint_path(run_dir, cid)), provider_id=provider,
+               provider_checkpoint=checkpoints.get(provider) if provider is not None else None,
+               device=cfg.device)
+
+
+def _absorb(record: dict, strategy, selector, summary: RunSummary, seqs: dict, checkpoints: dict) -> None:
+    """Feed one finished candidate to the strategy, the selector and the running summary."""
+    cid, seq = record["id"], tuple(record["arch_seq"])
+    ok = record["status"] == "ok"
+    score = record["score"] if ok else None
+    has_ckpt = bool(ok and record.get("checkpoint") and Path(record["checkpoint"]).is_file())
+    strategy.tell(cid, seq, score)
+    selector.observe(cid, seq, score, has_ckpt)
+    if ok:
+        summary.ok += 1
+        seqs[cid] = seq
+        if has_ckpt:
+            checkpoints[cid] = record["checkpoint"]
+        if record.get("n_transferred"):
+            summary.with_transfer += 1
+        if summary.best is None or score > summary.best["score"]:
+            summary.best = record
+    else:
+        summary.failed += 1

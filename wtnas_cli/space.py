@@ -1,0 +1,202 @@
+"""Search spaces: a graph of input, constant and variable nodes; architecture sequences.
+
+A candidate is an *architecture sequence* (arch_seq): one choice index per variable node, in the
+order the nodes are declared. Resolving an arch_seq gives an `Architecture`: the concrete layers in
+computation-graph order with their inferred shapes and canonical weight tensors, which is all a
+backend needs to build the model and all a matcher needs to compare two models.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from .errors import ArchSeqError, InvalidArchitecture
+from .ops import Identity, Op, Shape, WeightSpec
+from .shapes import TensorSpec
+
+ArchSeq = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Input:
+    name: str
+    shape: Shape
+
+
+@dataclass(frozen=True)
+class VariableNode:
+    """A node whose operation is chosen by the architecture sequence."""
+
+    name: str
+    choices: tuple[Op, ...]
+    inputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ConstantNode:
+    """A node with one fixed operation (e.g. Flatten, the output layer)."""
+
+    name: str
+    op: Op
+    inputs: tuple[str, ...] = ()
+
+
+Node = VariableNode | ConstantNode
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One resolved node of an architecture."""
+
+    name: str
+    op: Op
+    inputs: tuple[str, ...]
+    input_shape: Shape
+    output_shape: Shape
+    weights: tuple[WeightSpec, ...]
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A resolved candidate: layers in computation-graph order."""
+
+    arch_seq: ArchSeq
+    inputs: tuple[Input, ...]
+    layers: tuple[Layer, ...]
+    output: str
+
+    def tensor_specs(self) -> list[TensorSpec]:
+        """The shape sequence with provenance, in the canonical order every backend follows."""
+        return [TensorSpec(layer.name, layer.op.kind, w.role, w.shape, w.trainable)
+                for layer in self.layers for w in layer.weights]
+
+    def shape_sequence(self) -> list[Shape]:
+        return [spec.shape for spec in self.tensor_specs()]
+
+    @property
+    def num_params(self) -> int:
+        return sum(math.prod(w.shape) for layer in self.layers for w in layer.weights)
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Inputs plus nodes in topological order; a node without `inputs` reads the node before it."""
+
+    name: str
+    inputs: tuple[Input, ...]
+    nodes: tuple[Node, ...]
+    output: str | None = None
+    _variable_index: tuple[int, ...] = field(default=(), init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        names = [i.name for i in self.inputs] + [n.name for n in self.nodes]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"search space {self.name!r}: duplicate node names {dupes}")
+        for node in self.variable_nodes:
+            if not node.choices:
+                raise ValueError(f"search space {self.name!r}: variable node {node.name!r} has no choices")
+
+    @property
+    def variable_nodes(self) -> list[VariableNode]:
+        return [n for n in self.nodes if isinstance(n, VariableNode)]
+
+    @property
+    def num_choices(self) -> list[int]:
+        return [len(n.choices) for n in self.variable_nodes]
+
+    @property
+    def size(self) -> int:
+        """Number of distinct architecture sequences."""
+        return math.prod(self.num_choices)
+
+    # -- architecture sequences -------------------------------------------------------------
+    def validate(self, arch_seq: Sequence[int]) -> ArchSeq:
+        """Return arch_seq as a tuple of ints, or raise ArchSeqError naming what is wrong."""
+        counts = self.num_choices
+        seq = tuple(arch_seq)
+        if len(seq) != len(counts):
+            raise ArchSeqError(
+                f"arch_seq has {len(seq)} values but search space {self.name!r} has "
+                f"{len(counts)} variable nodes; give one choice index per node")
+        out = []
+        for i, (value, n) in enumerate(zip(seq, counts)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise ArchSeqError(f"arch_seq[{i}] = {value!r} is not an integer")
+            if not 0 <= value < n:
+                node = self.variable_nodes[i].name
+                raise ArchSeqError(
+                    f"arch_seq[{i}] = {value} is out of range: node {node!r} has {n} choices (0..{n - 1})")
+            out.append(int(value))
+        return tuple(out)
+
+    def sample(self, rng: np.random.Generator) -> ArchSeq:
+        return tuple(int(rng.integers(n)) for n in self.num_choices)
+
+    def mutate(self, arch_seq: Sequence[int], rng: np.random.Generator) -> ArchSeq:
+        """Change exactly one variable node to a different choice (distance 1)."""
+        seq = list(self.validate(arch_seq))
+        mutable = [i for i, n in enumerate(self.num_choices) if n > 1]
+        if not mutable:
+            raise ArchSeqError(f"search space {self.name!r} has no node with more than one choice")
+        i = int(rng.choice(mutable))
+        new = int(rng.integers(self.num_choices[i] - 1))
+        seq[i] = new if new < seq[i] else new + 1
+        return tuple(seq)
+
+    @staticmethod
+    def distance(a: Sequence[int], b: Sequence[int]) -> int:
+        """d = number of variable nodes whose choice differs."""
+        if len(a) != len(b):
+            raise ArchSeqError(f"cannot compare arch_seqs of lengths {len(a)} and {len(b)}")
+        return sum(x != y for x, y in zip(a, b))
+
+    # -- resolution -------------------------------------------------------------------------
+    def resolve(self, arch_seq: Sequence[int]) -> Architecture:
+        """Pick each variable node's op and infer every shape (raises InvalidArchitecture)."""
+        seq = self.validate(arch_seq)
+        shapes: dict[str, Shape] = {i.name: i.shape for i in self.inputs}
+        previous = self.inputs[0].name if self.inputs else None
+        layers = []
+        choice_iter = iter(seq)
+        for node in self.nodes:
+            op = node.choices[next(choice_iter)] if isinstance(node, VariableNode) else node.op
+            inputs = node.inputs or ((previous,) if previous else ())
+            missing = [name for name in inputs if name not in shapes]
+            if missing or len(inputs) != 1:
+                raise InvalidArchitecture(
+                    f"node {node.name!r} reads {list(inputs)}; each node reads exactly one earlier node")
+            in_shape = shapes[inputs[0]]
+            try:
+                out_shape = op.output_shape(in_shape)
+            except InvalidArchitecture as exc:
+                raise InvalidArchitecture(f"node {node.name!r}: {exc}") from None
+            layers.append(Layer(node.name, op, tuple(inputs), in_shape, out_shape, tuple(op.weights(in_shape))))
+            shapes[node.name] = out_shape
+            previous = node.name
+        output = self.output or previous
+        return Architecture(seq, self.inputs, tuple(layers), output)
+
+    def describe(self, arch_seq: Sequence[int]) -> list[str]:
+        """Human-readable op label per variable node."""
+        seq = self.validate(arch_seq)
+        return [node.choices[c].label() for node, c in zip(self.variable_nodes, seq)]
+
+
+_ARCH_SEQ_RE = re.compile(r"^\s*\[?\s*(-?\d+(\s*[,\s]\s*-?\d+)*)?\s*\]?\s*$")
+
+
+def parse_arch_seq(text: str) -> ArchSeq:
+    """Parse '1,2,3', '1 2 3' or '[1, 2, 3]' into a tuple of ints."""
+    if not _ARCH_SEQ_RE.match(text):
+        raise ArchSeqError(f"arch_seq {text!r} is not a list of integers; write it like 0,2,1,3")
+    return tuple(int(tok) for tok in re.findall(r"-?\d+", text))
+
+
+__all__ = ["ArchSeq", "Architecture", "ConstantNode", "Identity", "Input", "Layer", "SearchSpace",
+           "VariableNode", "parse_arch_seq"]

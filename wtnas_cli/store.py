@@ -1,0 +1,136 @@
+"""The run store: SQLite (WAL) in the run directory, written only by the scheduler.
+
+Every candidate is a row from the moment it is submitted (status 'pending') until it finishes
+('ok' or 'failed'); `finish_seq` orders finished candidates so a resumed run can replay them.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from .job import TIMING_KEYS, Job, Result
+
+SCHEMA_VERSION = 1
+
+_COLUMNS = [
+    ("id", "INTEGER PRIMARY KEY"), ("arch_seq", "TEXT NOT NULL"), ("parent_id", "INTEGER"),
+    ("provider_id", "INTEGER"), ("distance", "INTEGER"), ("matcher", "TEXT"), ("status", "TEXT NOT NULL"),
+    ("score", "REAL"), ("num_params", "INTEGER"), ("n_transferred", "INTEGER"), ("n_tensors", "INTEGER"),
+    *[(k, "REAL") for k in TIMING_KEYS],
+    ("submitted_at", "REAL"), ("started_at", "REAL"), ("finished_at", "REAL"), ("elapsed_s", "REAL"),
+    ("finish_seq", "INTEGER"), ("worker", "TEXT"), ("checkpoint", "TEXT"), ("checkpoint_bytes", "INTEGER"),
+    ("error", "TEXT"),
+]
+COLUMN_NAMES = [c for c, _ in _COLUMNS]
+
+
+class RunStore:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        cols = ", ".join(f"{c} {t}" for c, t in _COLUMNS)
+        self.db.executescript(f"""
+            CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+            CREATE TABLE IF NOT EXISTS candidates ({cols});
+            CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, candidate_id INTEGER,
+                                               time REAL, kind TEXT, message TEXT);
+        """)
+        if self.get_meta("schema_version") is None:
+            self.set_meta("schema_version", SCHEMA_VERSION)
+
+    # -- meta -------------------------------------------------------------------------------
+    def set_meta(self, key: str, value: Any) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    # -- candidates -------------------------------------------------------------------------
+    def next_id(self) -> int:
+        row = self.db.execute("SELECT MAX(id) FROM candidates").fetchone()
+        return 0 if row[0] is None else row[0] + 1
+
+    def add_pending(self, job: Job, parent_id: int | None, distance: int | None) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO candidates (id, arch_seq, parent_id, provider_id, distance, matcher, status,"
+            " submitted_at, checkpoint) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+            (job.candidate_id, json.dumps(list(job.arch_seq)), parent_id, job.provider_id, distance,
+             job.matcher, time.time(), job.checkpoint_path))
+
+    def record(self, result: Result, elapsed_s: float) -> dict:
+        """Store a finished candidate (and its events) in one transaction; return its row."""
+        seq_row = self.db.execute("SELECT MAX(finish_seq) FROM candidates").fetchone()
+        finish_seq = 0 if seq_row[0] is None else seq_row[0] + 1
+        fields = {
+            "status": result.status, "score": result.score, "num_params": result.num_params,
+            "n_transferred": result.n_transferred, "n_tensors": result.n_tensors,
+            "started_at": result.started_at, "finished_at": result.finished_at, "elapsed_s": elapsed_s,
+            "finish_seq": finish_seq, "worker": result.worker, "checkpoint_bytes": result.checkpoint_bytes,
+            "error": result.error, **{k: result.timings.get(k) for k in TIMING_KEYS},
+        }
+        if result.status != "ok":
+            fields["checkpoint"] = None
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute(f"UPDATE candidates SET {sets} WHERE id = ?", (*fields.values(), result.candidate_id))
+            for message in result.events:
+                self.add_event(result.candidate_id, "transfer_fallback", message)
+            if result.status != "ok" and result.error:
+                self.add_event(result.candidate_id, "failed", result.error)
+        return self.candidate(result.candidate_id)
+
+    def add_event(self, candidate_id: int | None, kind: str, message: str) -> None:
+        self.db.execute("INSERT INTO events (candidate_id, time, kind, message) VALUES (?, ?, ?, ?)",
+                        (candidate_id, time.time(), kind, message))
+
+    def candidate(self, candidate_id: int) -> dict:
+        row = self.db.execute("SELECT * FROM candidates WHERE id = ?", (candidate_id,)).fetchone()
+        return _row(row)
+
+    def candidates(self, status: str | None = None, order: str = "id") -> list[dict]:
+        if order not in ("id", "finish_seq", "score"):
+            raise ValueError(order)
+        where = "WHERE status = ?" if status else ""
+        direction = "DESC" if order == "score" else "ASC"
+        rows = self.db.execute(f"SELECT * FROM candidates {where} ORDER BY {order} {direction}, id",
+                               (status,) if status else ())
+        return [_row(r) for r in rows]
+
+    def events(self) -> list[dict]:
+        return [dict(r) for r in self.db.execute("SELECT * FROM events ORDER BY id")]
+
+    def counts(self) -> dict[str, int]:
+        return {r[0]: r[1] for r in self.db.execute("SELECT status, COUNT(*) FROM candidates GROUP BY status")}
+
+    def export_csv(self, path: str | Path) -> Path:
+        """results.csv: one row per candidate, every stored column (arch_seq as JSON)."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(COLUMN_NAMES)
+            for r in self.db.execute(f"SELECT {', '.join(COLUMN_NAMES)} FROM candidates ORDER BY id"):
+                writer.writerow(["" if v is None else v for v in r])
+        tmp.replace(path)
+        return path
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _row(row: sqlite3.Row | None) -> dict:
+    if row is None:
+        return {}
+    d = dict(row)
+    d["arch_seq"] = json.loads(d["arch_seq"])
+    return d
