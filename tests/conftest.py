@@ -1,0 +1,49 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wtnas_cli import ops as O
+from wtnas_cli.plugins import load_plugins
+from wtnas_cli.space import ConstantNode, Input, SearchSpace, VariableNode
+
+
+@pytest.fixture
+def plugins():
+    """A fresh plugin set per test (no global state)."""
+    return load_plugins()
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def small_space():
+    """A tiny dense space with repeated shapes, handy for transfer tests."""
+    dense = (O.Identity(), O.Dense(8), O.Dense(16))
+    return SearchSpace("small", inputs=(Input("x", (6,)),), nodes=(
+        VariableNode("d1", dense), VariableNode("a1", (O.Activation("relu"), O.Activation("tanh"))),
+        VariableNode("d2", dense), VariableNode("d3", dense),
+        ConstantNode("out", O.Dense(3, activation="softmax")),
+    ))
+
+
+def run_cli(*args, env=None, cwd=None, timeout=300):
+    """Run the real `wtnas` entry point in a subprocess."""
+    full_env = dict(os.environ, **(env or {}))
+    full_env.setdefault("COLUMNS", "200")
+    return subprocess.run([sys.executable, "-m", "wtnas_cli", *map(str, args)], capture_output=True, text=True,
+                          env=full_env, cwd=cwd, timeout=timeout)
+
+
+@pytest.fixture
+def cli():
+    return run_cli
+
+
+ROOT = Path(__file__).resolve().parents[1]

@@ -1,0 +1,128 @@
+"""The command line as a user meets it: real `wtnas` processes, one-line errors, exit code 1."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import run_cli
+
+HEAVY = ("torch", "tensorflow", "keras", "ray", "mpi4py", "h5py", "matplotlib", "sklearn")
+
+
+def test_help_imports_no_heavy_library():
+    code = ("import sys\nfrom wtnas_cli.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            f"print('LOADED', [m for m in {HEAVY!r} if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "LOADED []" in out.stdout, out.stdout[-500:]
+    assert "run" in out.stdout and "plugins" in out.stdout
+
+
+def _one_line_error(out, *fragments):
+    assert out.returncode == 1, (out.returncode, out.stdout, out.stderr)
+    lines = [l for l in out.stderr.strip().splitlines() if l.strip()]
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("Error:")
+    for f in fragments:
+        assert f in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("option, value, valid", [
+    ("--matcher", "lcx", "lcs, lp, none"),
+    ("--backend", "tensorfloww", "torch"),
+    ("--strategy", "bayes", "evolution, random"),
+    ("--selector", "closest", "nearest, none, parent"),
+    ("--problem", "imagenet", "digits"),
+    ("--executor", "slurm", "local"),
+])
+def test_unknown_plugin_name(tmp_path, option, value, valid):
+    out = run_cli("run", option, value, "--run-dir", tmp_path / "r")
+    _one_line_error(out, repr(value), valid)
+    assert not (tmp_path / "r").exists()
+
+
+def test_malformed_arch_seq():
+    _one_line_error(run_cli("spaces", "digits", "--arch-seq", "1,2,3"), "has 3 values", "11 variable nodes")
+    _one_line_error(run_cli("spaces", "digits", "--arch-seq", "99,0,0,0,0,0,0,0,0,0,0"),
+                    "arch_seq[0] = 99 is out of range", "12 choices")
+    _one_line_error(run_cli("spaces", "digits", "--arch-seq", "1,x"), "not a list of integers")
+
+
+def test_spaces_decodes_an_architecture():
+    out = run_cli("spaces", "digits", "--arch-seq", "0,0,0,0,0,0,0,0,0,0,0")
+    assert out.returncode == 0 and "shape sequence (6 tensors)" in out.stdout
+
+
+def test_match_refuses_non_checkpoints(tmp_path):
+    bad = tmp_path / "notes.h5"
+    bad.write_text("not hdf5")
+    _one_line_error(run_cli("match", bad, bad), "is not an HDF5 file")
+    _one_line_error(run_cli("inspect", tmp_path / "missing.h5"), "no such checkpoint file")
+
+
+def test_config_file_errors(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('matcher = "lcs"\nmax_evalz = 3\n')
+    _one_line_error(run_cli("run", "--config", cfg), str(cfg), "unknown key 'max_evalz'", "max_evals")
+    cfg.write_text('max-evals = "ten"\n')
+    _one_line_error(run_cli("run", "--config", cfg), "key 'max-evals' must be an integer, got 'ten'")
+    cfg.write_text('max_evals = [1\n')
+    _one_line_error(run_cli("run", "--config", cfg), "not valid TOML")
+    _one_line_error(run_cli("run", "--config", tmp_path / "none.toml"), "config file not found")
+
+
+def test_bad_option_values(tmp_path):
+    _one_line_error(run_cli("run", "--population", "5", "--sample", "9", "--run-dir", tmp_path / "r"),
+                    "sample (9) must be between 1 and population (5)")
+
+
+@pytest.mark.slow
+def test_run_then_refuse_existing_run_dir_then_inspect_and_match(tmp_path):
+    run_dir = tmp_path / "run"
+    out = run_cli("run", "--max-evals", "8", "--population", "4", "--sample", "2", "--workers", "2",
+                  "--run-dir", run_dir)
+    assert out.returncode == 0, out.stderr
+    assert "top candidates" in out.stdout and "Next: wtnas inspect" in out.stdout
+    before = (run_dir / "wtnas.sqlite").read_bytes()
+    n_ckpt = len(list((run_dir / "checkpoints").glob("*.h5")))
+    _one_line_error(run_cli("run", "--max-evals", "3", "--run-dir", run_dir), "already holds a run",
+                    "--resume", "--overwrite")
+    assert (run_dir / "wtnas.sqlite").read_bytes() == before
+    assert len(list((run_dir / "checkpoints").glob("*.h5"))) == n_ckpt == 8
+
+    ckpts = sorted((run_dir / "checkpoints").glob("*.h5"))
+    out = run_cli("inspect", ckpts[0])
+    assert out.returncode == 0 and "shape sequence" in out.stdout
+    meta = json.loads(run_cli("inspect", ckpts[0], "--json").stdout)
+    assert meta["problem"] == "digits" and len(meta["arch_seq"]) == 11
+    out = run_cli("match", ckpts[0], ckpts[-1], "--matcher", "lcs", "--json")
+    mapping = json.loads(out.stdout)
+    assert mapping["matcher"] == "lcs"
+    for pair in mapping["pairs"]:
+        assert pair["provider_index"] < mapping["provider_tensors"]
+    out = run_cli("match", ckpts[0], ckpts[0], "--matcher", "lp")
+    assert out.returncode == 0 and f"{meta and len(meta['tensors'])} of {len(meta['tensors'])}" in out.stdout
+
+    # a truncated checkpoint is refused by match with one line
+    data = ckpts[1].read_bytes()
+    trunc = tmp_path / "trunc.h5"
+    trunc.write_bytes(data[: len(data) // 3])
+    _one_line_error(run_cli("match", trunc, ckpts[0]), "truncated or corrupt")
+
+    out = run_cli("run", "--max-evals", "3", "--population", "2", "--sample", "1", "--run-dir", run_dir,
+                  "--overwrite")
+    assert out.returncode == 0, out.stderr
+    assert len(list((run_dir / "checkpoints").glob("*.h5"))) == 3
+
+
+def test_run_dir_that_is_not_a_run_is_never_deleted(tmp_path):
+    (tmp_path / "precious.txt").write_text("keep me")
+    _one_line_error(run_cli("run", "--run-dir", tmp_path, "--overwrite"), "is not a wtnas run")
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_resume_needs_a_run(tmp_path):
+    _one_line_error(run_cli("run", "--resume", tmp_path), "holds no wtnas run")

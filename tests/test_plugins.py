@@ -1,0 +1,204 @@
+"""Plugin system: discovery through real entry points, duplicates, unavailable and broken plugins,
+and every hook called."""
+
+import sys
+import textwrap
+
+import pytest
+
+from wtnas_cli.errors import PluginError
+from wtnas_cli.hookspecs import hookimpl
+from wtnas_cli.plugins import load_plugins
+from wtnas_cli.registry import KINDS
+
+from conftest import run_cli
+
+
+def test_builtins_register_through_entry_points(plugins):
+    reg = plugins.registry
+    assert set(reg.names("matcher")) >= {"lp", "lcs", "none"}
+    assert set(reg.names("selector")) >= {"parent", "nearest", "none"}
+    assert set(reg.names("strategy")) >= {"evolution", "random"}
+    assert "local" in reg.names("executor") and "digits" in reg.names("problem")
+    assert reg.get("backend", "torch").plugin == "torch"
+    assert reg.get("matcher", "lcs").plugin == "matchers"
+    assert not plugins.broken
+
+
+def test_unknown_name_lists_valid_names(plugins):
+    with pytest.raises(PluginError, match="unknown matcher 'lcx'; valid matchers: lcs, lp, none"):
+        plugins.registry.get("matcher", "lcx")
+
+
+class _Dup:
+    @staticmethod
+    @hookimpl
+    def wtnas_register_matchers(register):
+        register("lcs", lambda: None)
+
+
+def test_duplicate_name_names_both_plugins():
+    with pytest.raises(PluginError) as err:
+        load_plugins(plugins=[_Dup])
+    assert "'matchers'" in str(err.value) and "'_Dup'" in str(err.value)
+
+
+class _Unavailable:
+    @staticmethod
+    @hookimpl
+    def wtnas_register_backends(register):
+        register("fancy", lambda: None, requires=("no_such_module_xyz",), install_hint="pip install wtnas-fancy")
+
+
+def test_unavailable_component_has_install_hint():
+    plugins = load_plugins(plugins=[_Unavailable])
+    comp = plugins.registry.get("backend", "fancy")
+    assert not comp.available and comp.missing == ["no_such_module_xyz"]
+    with pytest.raises(PluginError, match="install it with: pip install wtnas-fancy"):
+        comp.create()
+
+
+class _Broken:
+    @staticmethod
+    @hookimpl
+    def wtnas_register_problems(register):
+        raise RuntimeError("kaputt")
+
+
+class _BadHook:
+    @staticmethod
+    @hookimpl
+    def wtnas_no_such_hook():
+        pass
+
+
+def test_broken_plugins_are_reported_and_skipped():
+    plugins = load_plugins(plugins=[_Broken, _BadHook])
+    reasons = dict(plugins.broken)
+    assert "kaputt" in reasons["_Broken"]
+    assert "_BadHook" in reasons
+    assert "digits" in plugins.registry.names("problem")
+
+
+class _Everything:
+    """Implements every registration hook; records that each was called."""
+
+    called = set()
+
+    @classmethod
+    def _reg(cls, kind, register):
+        cls.called.add(kind)
+        register(f"test-{kind}", lambda *a, **k: kind)
+
+    @staticmethod
+    @hookimpl
+    def wtnas_register_backends(register):
+        _Everything._reg("backend", register)
+
+    @staticmethod
+    @hookimpl
+    def wtnas_register_strategies(register):
+        _Everything._reg("strategy", register)
+
+    @staticmethod
+    @hookimpl
+    def wtnas_register_selectors(register):
+        _Everything._reg("selector", register)
+
+    @staticmethod
+    @hookimpl
+    def wtnas_register_matchers(register):
+        _Everything._reg("matcher", register)
+
+    @staticmethod
+    @hookimpl
+    def wtnas_register_executors(register):
+        _Everything._reg("executor", register)
+
+    @staticmethod
+    @hookimpl
+    def wtnas_register_problems(register):
+        _Everything._reg("problem", register)
+
+
+def test_every_registration_hook_is_called():
+    plugins = load_plugins(plugins=[_Everything])
+    assert _Everything.called == set(KINDS)
+    for kind in KINDS:
+        comp = plugins.registry.get(kind, f"test-{kind}")
+        assert comp.plugin == "_Everything" and comp.create() == kind
+
+
+def _make_dist(tmp_path, module_source, name="wtnas_hello"):
+    """A real installed distribution: module + .dist-info with an entry point in group `wtnas`."""
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(module_source))
+    info = tmp_path / f"{name}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[wtnas]\nhello = {name}\n")
+    return tmp_path
+
+
+HELLO = """
+    import typer
+    from wtnas_cli.hookspecs import hookimpl
+
+    @hookimpl
+    def wtnas_register_matchers(register):
+        register("first-only", lambda: (lambda p, r: [(0, 0)] if p and r and p[0] == r[0] else []),
+                 description="a third-party matcher")
+
+    @hookimpl
+    def wtnas_add_commands(app):
+        @app.command("hello")
+        def hello(name: str = "world"):
+            print(f"hello {name} from a plugin")
+"""
+
+
+def test_third_party_entry_point_is_discovered(tmp_path):
+    site = _make_dist(tmp_path, HELLO)
+    env = {"PYTHONPATH": str(site)}
+    out = run_cli("plugins", env=env)
+    assert out.returncode == 0, out.stderr
+    assert "first-only" in out.stdout and "hello" in out.stdout
+    out = run_cli("hello", "--name", "nas", env=env)
+    assert out.returncode == 0 and "hello nas from a plugin" in out.stdout
+
+
+def test_disable_and_allow_list(tmp_path):
+    site = _make_dist(tmp_path, HELLO)
+    out = run_cli("plugins", env={"PYTHONPATH": str(site), "WTNAS_DISABLE_PLUGINS": "hello"})
+    assert "first-only" not in out.stdout
+    out = run_cli("plugins", env={"PYTHONPATH": str(site), "WTNAS_LOAD_PLUGINS": "hello,matchers"})
+    assert "first-only" in out.stdout and "evolution" not in out.stdout
+
+
+def test_broken_third_party_plugin_does_not_break_cli(tmp_path):
+    site = _make_dist(tmp_path, "raise ImportError('needs libfoo')\n")
+    out = run_cli("plugins", env={"PYTHONPATH": str(site)})
+    assert out.returncode == 0
+    assert "broken plugin" in out.stdout and "needs libfoo" in out.stdout
+
+
+def test_lifecycle_hooks_are_called(tmp_path):
+    from wtnas_cli.config import RunConfig
+    from wtnas_cli.search import run_search
+
+    seen = {"evaluated": [], "finished": []}
+
+    class Tracker:
+        @staticmethod
+        @hookimpl
+        def wtnas_candidate_evaluated(run_dir, record):
+            seen["evaluated"].append(record["id"])
+
+        @staticmethod
+        @hookimpl
+        def wtnas_run_finished(run_dir, summary):
+            seen["finished"].append(summary)
+
+    cfg = RunConfig(max_evals=3, population=2, sample=1, workers=1, run_dir=str(tmp_path / "run"))
+    run_search(cfg, plugins=load_plugins(plugins=[Tracker]))
+    assert sorted(seen["evaluated"]) == [0, 1, 2]
+    assert len(seen["finished"]) == 1 and seen["finished"][0]["ok"] == 3
