@@ -202,3 +202,22 @@ def test_lifecycle_hooks_are_called(tmp_path):
     run_search(cfg, plugins=load_plugins(plugins=[Tracker]))
     assert sorted(seen["evaluated"]) == [0, 1, 2]
     assert len(seen["finished"]) == 1 and seen["finished"][0]["ok"] == 3
+
+
+def test_testing_helpers_check_builtins(plugins, tmp_path):
+    from wtnas_cli.testing import check_backend, check_matcher, tiny_search
+
+    for name in ("lp", "lcs", "none"):
+        check_matcher(plugins.registry.create("matcher", name))
+    backend = plugins.registry.create("backend", "torch")
+    backend.configure(threads=1)
+    check_backend(backend, plugins.registry.create("problem", "digits"), samples=5)
+    summary = tiny_search(tmp_path / "r", plugins=plugins)
+    assert summary.ok == 6
+
+
+def test_check_matcher_catches_a_wrong_matcher():
+    from wtnas_cli.testing import check_matcher
+
+    with pytest.raises(AssertionError, match="maps"):
+        check_matcher(lambda a, b: [(0, 0)] if a and b else [])
