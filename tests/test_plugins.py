@@ -221,3 +221,15 @@ def test_check_matcher_catches_a_wrong_matcher():
 
     with pytest.raises(AssertionError, match="maps"):
         check_matcher(lambda a, b: [(0, 0)] if a and b else [])
+
+
+def test_every_hook_is_documented():
+    import inspect
+
+    from wtnas_cli import hookspecs
+    from conftest import ROOT
+
+    doc = (ROOT / "docs" / "plugin-hooks.md").read_text()
+    for name, _ in inspect.getmembers(hookspecs, inspect.isfunction):
+        if name.startswith("wtnas_"):
+            assert f"## `{name}(" in doc, f"{name} missing from docs/plugin-hooks.md"
