@@ -25,11 +25,11 @@ def dispatch_gaps(rows: list[dict]) -> list[float]:
     return gaps
 
 
-def main(max_evals: int = 120, workers: int = 2) -> dict:
+def main(max_evals: int = 120, workers: int = 2, device: str = "cpu") -> dict:
     out = {}
     with tempfile.TemporaryDirectory() as d:
         for matcher in ("lcs", "none"):
-            cfg = RunConfig(max_evals=max_evals, workers=workers, matcher=matcher, seed=1,
+            cfg = RunConfig(max_evals=max_evals, workers=workers, matcher=matcher, seed=1, device=device,
                             run_dir=str(Path(d) / matcher))
             summary = run_search(cfg)
             store = RunStore(Path(cfg.run_dir) / "wtnas.sqlite")
@@ -55,4 +55,5 @@ def main(max_evals: int = 120, workers: int = 2) -> dict:
 
 
 if __name__ == "__main__":
-    main(*(int(a) for a in sys.argv[1:]))
+    args = sys.argv[1:]
+    main(*(int(a) for a in args[:2]), *args[2:3])

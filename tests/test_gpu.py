@@ -1,0 +1,38 @@
+"""CUDA checks for the torch backend (skipped without a GPU; run on a GPU machine)."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+from wtnas_cli.config import RunConfig  # noqa: E402
+from wtnas_cli.search import run_search  # noqa: E402
+from wtnas_cli.store import RunStore  # noqa: E402
+from wtnas_builtins.problems.digits import digits_problem  # noqa: E402
+from wtnas_torch.backend import TorchBackend  # noqa: E402
+
+
+def test_gpu_checkpoint_loads_on_cpu_with_same_predictions():
+    problem = digits_problem()
+    gpu, cpu = TorchBackend(), TorchBackend()
+    gpu.configure(device="cuda")
+    cpu.configure(device="cpu")
+    arch = problem.space.resolve(problem.space.sample(np.random.default_rng(0)))
+    g = gpu.build(problem, arch, seed=0)
+    assert next(g.parameters()).is_cuda
+    g.train_epoch(problem.data(), seed=1)
+    c = cpu.build(problem, arch, seed=5)
+    c.set_tensors(dict(enumerate(g.get_tensors())))
+    x = problem.data().x_val
+    assert np.abs(g.predict(x) - c.predict(x)).max() < 1e-4
+    assert g.evaluate(problem.data()) > 0.3
+
+
+def test_search_on_cuda(tmp_path):
+    cfg = RunConfig(max_evals=12, population=4, sample=2, workers=2, device="cuda", run_dir=str(tmp_path / "r"))
+    summary = run_search(cfg)
+    assert summary.ok == 12 and summary.with_transfer > 0
+    store = RunStore(tmp_path / "r" / "wtnas.sqlite")
+    assert all(r["status"] == "ok" for r in store.candidates())
+    store.close()
