@@ -25,7 +25,8 @@ def test_gpu_checkpoint_loads_on_cpu_with_same_predictions():
     c = cpu.build(problem, arch, seed=5)
     c.set_tensors(dict(enumerate(g.get_tensors())))
     x = problem.data().x_val
-    assert np.abs(g.predict(x) - c.predict(x)).max() < 1e-4
+    diff = np.abs(g.predict(x) - c.predict(x)).max()
+    assert diff < 1e-4, f"GPU and CPU predictions differ by {diff}"
     assert g.evaluate(problem.data()) > 0.3
 
 

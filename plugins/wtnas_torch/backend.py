@@ -9,8 +9,6 @@ zero biases) and the optimizer is the paper's Adam (lr 1e-3, betas 0.9/0.999, ep
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from torch import nn
@@ -79,7 +77,6 @@ class _Node(nn.Module):
         if isinstance(op, O.Flatten):
             x = x.reshape(x.shape[0], -1)
         elif self.channels_first_view:
-            nd = x.dim()
             x = self.module(x.movedim(-1, 1)).movedim(1, -1)
         elif isinstance(self.module, nn.BatchNorm1d):
             shape = x.shape
@@ -229,6 +226,11 @@ class TorchBackend:
 
             raise WtnasError(f"device {device!r} asked for but torch sees no CUDA GPU; use --device cpu")
         self.device = torch.device(device)
+        if self.device.type == "cuda":
+            # full float32 as on CPU (and in Keras): TF32 would change predictions by ~1e-3, so a
+            # checkpoint would not reproduce its scores on another device
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
 
     def build(self, problem: Problem, arch: Architecture, seed: int) -> TorchModel:
         torch.manual_seed(seed)
