@@ -21,14 +21,14 @@ def _sequences(n: int, rng) -> tuple[list, list]:
     a = [s for _ in range(n // 2) for s in layer()]
     b = []
     for i in range(0, len(a), 2):
-        r = rng.random()
+        r = rng.random() if i >= 20 else 1.0   # the first layers agree, as after a mutation
         if r < 0.1:
             continue                      # deleted layer
         if r < 0.2:
             b += layer()                  # changed layer
         else:
             b += a[i:i + 2]
-        if rng.random() < 0.1:
+        if i >= 20 and rng.random() < 0.1:
             b += layer()                  # inserted layer
     return a, b[:n] if len(b) >= n else b + [s for _ in range((n - len(b)) // 2) for s in layer()]
 
