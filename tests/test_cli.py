@@ -85,7 +85,7 @@ def test_run_then_refuse_existing_run_dir_then_inspect_and_match(tmp_path):
     out = run_cli("run", "--max-evals", "8", "--population", "4", "--sample", "2", "--workers", "2",
                   "--run-dir", run_dir)
     assert out.returncode == 0, out.stderr
-    assert "top candidates" in out.stdout and "Next: wtnas inspect" in out.stdout
+    assert "top candidates" in out.stdout and "Next: wtnas topk" in out.stdout
     before = (run_dir / "wtnas.sqlite").read_bytes()
     n_ckpt = len(list((run_dir / "checkpoints").glob("*.h5")))
     _one_line_error(run_cli("run", "--max-evals", "3", "--run-dir", run_dir), "already holds a run",

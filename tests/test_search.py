@@ -157,3 +157,11 @@ def test_killed_worker_fails_its_candidate_and_is_replaced(tmp_path):
     finally:
         ex.shutdown()
     assert not (tmp_path / "c0.h5").exists()
+
+
+def test_time_budget_stops_submitting(tmp_path, plugins):
+    cfg = RunConfig(max_evals=10_000, time_budget=4, workers=2, run_dir=str(tmp_path / "r"))
+    summary = run_search(cfg, plugins=plugins)
+    rows, _ = _rows(cfg.run_dir)
+    assert summary.stopped_by_time and 0 < summary.done == len(rows) < 10_000
+    assert all(r["status"] in ("ok", "failed") for r in rows)

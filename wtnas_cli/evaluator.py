@@ -21,6 +21,7 @@ from .checkpoint import CheckpointMeta, CheckpointReader, write_checkpoint
 from .errors import CheckpointError, WtnasError
 from .job import Job, Result
 from .plugins import Plugins, default_plugins
+from .stats import early_stop_epoch
 
 
 class Evaluator:
@@ -83,29 +84,47 @@ class Evaluator:
         if job.provider_checkpoint:
             result.n_transferred = self._transfer(job, model, result, timings)
 
-        t = time.perf_counter()
-        for epoch in range(job.epochs):
-            loss = float(model.train_epoch(data, job.seed * 1000 + epoch))
-            if not math.isfinite(loss):
-                raise WtnasError(f"training loss became {loss} in epoch {epoch + 1}")
-        timings["train_s"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        score = float(model.evaluate(data))
-        timings["eval_s"] = time.perf_counter() - t
-        if not math.isfinite(score):
-            raise WtnasError(f"objective is {score} (not finite); candidate discarded")
-        result.score = score
+        self._train(job, model, data, result, timings)
 
         t = time.perf_counter()
         meta = CheckpointMeta(arch_seq=tuple(job.arch_seq), problem=job.problem, backend=job.backend,
-                              specs=list(specs), score=score, epochs=job.epochs,
+                              specs=list(specs), score=result.score, epochs=result.epochs_trained,
                               candidate_id=job.candidate_id,
                               extra={"provider_id": job.provider_id, "matcher": job.matcher})
         result.checkpoint_bytes = write_checkpoint(job.checkpoint_path, meta, model.get_tensors())
         result.checkpoint_path = job.checkpoint_path
         timings["ckpt_write_s"] = time.perf_counter() - t
         result.status = "ok"
+
+    def _train(self, job: Job, model, data, result: Result, timings: dict) -> None:
+        """Train `job.epochs` epochs and score; with `job.patience`, score every epoch and track
+        (and apply, if `job.early_stop`) Keras-style early stopping."""
+        train_s = eval_s = 0.0
+        for epoch in range(job.epochs):
+            t = time.perf_counter()
+            loss = float(model.train_epoch(data, job.seed * 1000 + epoch))
+            train_s += time.perf_counter() - t
+            result.epochs_trained = epoch + 1
+            if not math.isfinite(loss):
+                raise WtnasError(f"training loss became {loss} in epoch {epoch + 1}")
+            if job.patience is None:
+                continue
+            t = time.perf_counter()
+            result.curve.append(_finite(float(model.evaluate(data))))
+            eval_s += time.perf_counter() - t
+            if result.stop_epoch is None:
+                result.stop_epoch = early_stop_epoch(result.curve, job.patience, job.min_delta)
+                if result.stop_epoch is not None:
+                    result.score_at_stop = result.curve[-1]
+                    if job.early_stop:
+                        break
+        if job.patience is None:
+            t = time.perf_counter()
+            result.score = _finite(float(model.evaluate(data)))
+            eval_s += time.perf_counter() - t
+        else:
+            result.score = result.curve[-1]
+        timings["train_s"], timings["eval_s"] = train_s, eval_s
 
     def _transfer(self, job: Job, model, result: Result, timings: dict) -> int:
         """Copy matched provider tensors into `model`; on any checkpoint problem, copy nothing."""
@@ -135,3 +154,8 @@ class Evaluator:
         timings["copy_s"] = time.perf_counter() - t
         return len(pairs)
 
+
+def _finite(score: float) -> float:
+    if not math.isfinite(score):
+        raise WtnasError(f"objective is {score} (not finite); candidate discarded")
+    return score

@@ -3,7 +3,7 @@ collects results as they finish (asynchronous: a freed worker gets the next job 
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Callable, Protocol
 
 from .job import Job, Result
 
@@ -21,3 +21,23 @@ class Executor(Protocol):
         A worker that dies mid-job yields a failed Result for that job."""
 
     def shutdown(self) -> None: ...
+
+
+def pump(executor: Executor, next_job: Callable[[], Job | None], on_result: Callable[[Result], None],
+         poll_s: float = 0.5) -> None:
+    """Keep every worker busy: submit `next_job()` while capacity is free (None = nothing to
+    submit now), hand each result to `on_result` as it arrives; return when nothing is in flight
+    and nothing more is submitted. Shared by the search and top-K training."""
+    in_flight = 0
+    while True:
+        while in_flight < executor.capacity:
+            job = next_job()
+            if job is None:
+                break
+            executor.submit(job)
+            in_flight += 1
+        if in_flight == 0:
+            return
+        for result in executor.poll(timeout=poll_s):
+            in_flight -= 1
+            on_result(result)

@@ -22,6 +22,11 @@ class Job:
     provider_checkpoint: str | None = None
     device: str = "cpu"
     problem_options: dict[str, Any] = field(default_factory=dict)
+    # Top-K training: with `patience` set, the objective is evaluated after every epoch and
+    # Keras-style early stopping is tracked (and applied when `early_stop`); `epochs` is the cap.
+    patience: int | None = None
+    min_delta: float = 0.0
+    early_stop: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -47,6 +52,11 @@ class Result:
     worker: str = ""
     started_at: float | None = None
     finished_at: float | None = None
+    # per-epoch objective and early-stopping outcome (top-K training jobs only)
+    curve: list[float] = field(default_factory=list)
+    epochs_trained: int = 0
+    stop_epoch: int | None = None
+    score_at_stop: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

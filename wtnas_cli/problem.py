@@ -37,6 +37,7 @@ class Problem:
     loss: str = "categorical_crossentropy"
     objective: str = "accuracy"
     batch_size: int = 32
+    min_delta: float = 0.001  # early-stopping threshold for top-K training (paper: 0.001 on MNIST)
     description: str = ""
     options: dict[str, Any] = field(default_factory=dict)
     _data: Dataset | None = field(default=None, init=False, repr=False)

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from .config import RunConfig, load_config_file, resolve_config, to_toml
 from .errors import WtnasError
+from .executor import pump
 from .job import Job
 from .plugins import Plugins, default_plugins
 from .rundir import CONFIG_NAME, STORE_NAME, checkpoint_path, default_run_dir, prepare_run_dir
@@ -126,38 +127,42 @@ def run_search(cfg: RunConfig | None = None, *, plugins: Plugins | None = None,
     requeue_ids = [r["id"] for r in pending]
     next_id = store.next_id()
     submitted = len(finished) + len(pending)
-    in_flight = 0
     t0 = time.time()
-    stop_submitting = False
+    state = {"stop": False, "in_flight": 0}
+
+    def next_job() -> Job | None:
+        nonlocal next_id, submitted
+        elapsed = elapsed_offset + time.time() - t0
+        if cfg.time_budget and elapsed >= cfg.time_budget and not state["stop"]:
+            state["stop"] = summary.stopped_by_time = True
+            observer.stopping(f"time budget of {cfg.time_budget:g} s reached; finishing the "
+                              f"{state['in_flight']} candidates in flight")
+        if state["stop"] or not (requeue or submitted < cfg.max_evals):
+            return None
+        if requeue:
+            proposal, cid = requeue.pop(0), requeue_ids.pop(0)
+        else:
+            proposal, cid = strategy.ask(), next_id
+            next_id += 1
+            submitted += 1
+        job = _make_job(cfg, run_dir, cid, proposal, selector, checkpoints)
+        distance = space.distance(seqs[job.provider_id], proposal.arch_seq) if job.provider_id is not None else None
+        store.add_pending(job, proposal.parent_id, distance)
+        state["in_flight"] += 1
+        return job
+
+    def on_result(result) -> None:
+        state["in_flight"] -= 1
+        record = store.record(result, elapsed_offset + time.time() - t0)
+        _absorb(record, strategy, selector, summary, seqs, checkpoints)
+        summary.elapsed_s = record["elapsed_s"]
+        plugins.hook.wtnas_candidate_evaluated(run_dir=run_dir, record=record)
+        observer.candidate_done(record, summary)
+
     try:
         executor.start()
         observer.started(cfg, run_dir, cfg.max_evals, summary.done, executor.capacity)
-        while True:
-            elapsed = elapsed_offset + time.time() - t0
-            if cfg.time_budget and elapsed >= cfg.time_budget and not stop_submitting:
-                stop_submitting = summary.stopped_by_time = True
-                observer.stopping(f"time budget of {cfg.time_budget:g} s reached; finishing {in_flight} in flight")
-            while not stop_submitting and in_flight < executor.capacity and (requeue or submitted < cfg.max_evals):
-                if requeue:
-                    proposal, cid = requeue.pop(0), requeue_ids.pop(0)
-                else:
-                    proposal, cid = strategy.ask(), next_id
-                    next_id += 1
-                    submitted += 1
-                job = _make_job(cfg, run_dir, cid, proposal, selector, checkpoints)
-                distance = space.distance(seqs[job.provider_id], proposal.arch_seq) if job.provider_id is not None else None
-                store.add_pending(job, proposal.parent_id, distance)
-                executor.submit(job)
-                in_flight += 1
-            if in_flight == 0:
-                break
-            for result in executor.poll(timeout=0.5):
-                in_flight -= 1
-                record = store.record(result, elapsed_offset + time.time() - t0)
-                _absorb(record, strategy, selector, summary, seqs, checkpoints)
-                summary.elapsed_s = record["elapsed_s"]
-                plugins.hook.wtnas_candidate_evaluated(run_dir=run_dir, record=record)
-                observer.candidate_done(record, summary)
+        pump(executor, next_job, on_result)
     except KeyboardInterrupt:
         summary.interrupted = True
         observer.stopping("interrupted: stopping workers; in-flight candidates will be re-run on --resume")

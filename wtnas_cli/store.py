@@ -28,6 +28,16 @@ _COLUMNS = [
 ]
 COLUMN_NAMES = [c for c, _ in _COLUMNS]
 
+# models trained after the search (wtnas topk): one row per candidate, mode and training settings
+_TRAINED = [
+    ("candidate_id", "INTEGER NOT NULL"), ("mode", "TEXT NOT NULL"), ("settings", "TEXT NOT NULL"),
+    ("in_topk", "INTEGER DEFAULT 0"), ("in_tau_sample", "INTEGER DEFAULT 0"), ("status", "TEXT NOT NULL"),
+    ("estimated_score", "REAL"), ("epochs_trained", "INTEGER"), ("epochs_to_converge", "INTEGER"),
+    ("converged", "INTEGER"), ("objective_at_stop", "REAL"), ("objective_final", "REAL"), ("curve", "TEXT"),
+    ("warm_started", "INTEGER"), ("num_params", "INTEGER"), ("train_s", "REAL"), ("eval_s", "REAL"),
+    ("wall_s", "REAL"), ("checkpoint", "TEXT"), ("error", "TEXT"), ("note", "TEXT"), ("finished_at", "REAL"),
+]
+
 
 class RunStore:
     def __init__(self, path: str | Path):
@@ -42,6 +52,8 @@ class RunStore:
             CREATE TABLE IF NOT EXISTS candidates ({cols});
             CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, candidate_id INTEGER,
                                                time REAL, kind TEXT, message TEXT);
+            CREATE TABLE IF NOT EXISTS trained ({", ".join(f"{c} {t}" for c, t in _TRAINED)},
+                                                PRIMARY KEY (candidate_id, mode, settings));
         """)
         if self.get_meta("schema_version") is None:
             self.set_meta("schema_version", SCHEMA_VERSION)
@@ -123,6 +135,55 @@ class RunStore:
                 writer.writerow(["" if v is None else v for v in r])
         tmp.replace(path)
         return path
+
+    # -- top-K training ---------------------------------------------------------------------
+    def select_for_training(self, candidate_id: int, mode: str, settings: str, estimated_score: float,
+                            in_topk: bool, in_tau_sample: bool) -> None:
+        """Add a model to train (status 'pending') or widen the reasons an existing one is kept."""
+        self.db.execute(
+            "INSERT INTO trained (candidate_id, mode, settings, status, estimated_score, in_topk, in_tau_sample)"
+            " VALUES (?, ?, ?, 'pending', ?, ?, ?) ON CONFLICT (candidate_id, mode, settings) DO UPDATE SET"
+            " in_topk = MAX(in_topk, excluded.in_topk), in_tau_sample = MAX(in_tau_sample, excluded.in_tau_sample)",
+            (candidate_id, mode, settings, estimated_score, int(in_topk), int(in_tau_sample)))
+
+    def record_trained(self, result: Result, mode: str, settings: str) -> dict:
+        ok = result.status == "ok"
+        converged = result.stop_epoch is not None
+        fields = {
+            "status": result.status, "epochs_trained": result.epochs_trained,
+            "epochs_to_converge": (result.stop_epoch if converged else result.epochs_trained) if ok else None,
+            "converged": int(converged), "objective_at_stop": result.score_at_stop if converged else result.score,
+            "objective_final": result.score, "curve": json.dumps(result.curve),
+            "warm_started": int(result.n_transferred > 0), "num_params": result.num_params,
+            "train_s": result.timings.get("train_s"), "eval_s": result.timings.get("eval_s"),
+            "wall_s": (result.finished_at or 0) - (result.started_at or 0),
+            "checkpoint": result.checkpoint_path if ok else None, "error": result.error,
+            "note": "; ".join(result.events) or None, "finished_at": result.finished_at,
+        }
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute(f"UPDATE trained SET {sets} WHERE candidate_id = ? AND mode = ? AND settings = ?",
+                            (*fields.values(), result.candidate_id, mode, settings))
+            for message in result.events:
+                self.add_event(result.candidate_id, "topk_fallback", message)
+        return self.trained(mode, settings, candidate_id=result.candidate_id)[0]
+
+    def trained(self, mode: str | None = None, settings: str | None = None,
+                candidate_id: int | None = None) -> list[dict]:
+        clauses, args = [], []
+        for col, value in (("mode", mode), ("settings", settings), ("candidate_id", candidate_id)):
+            if value is not None:
+                clauses.append(f"{col} = ?")
+                args.append(value)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        rows = self.db.execute(f"SELECT * FROM trained {where} ORDER BY estimated_score DESC, candidate_id", args)
+        out = []
+        for r in rows:
+            d = dict(r)
+            d["curve"] = json.loads(d["curve"]) if d["curve"] else []
+            out.append(d)
+        return out
 
     def close(self) -> None:
         self.db.close()

@@ -13,6 +13,7 @@ import signal
 import time
 from multiprocessing.connection import wait
 
+from wtnas_cli.errors import WtnasError
 from wtnas_cli.hookspecs import hookimpl
 from wtnas_cli.job import Job, Result
 
@@ -59,6 +60,7 @@ class LocalExecutor:
         self._ctx = mp.get_context("spawn")
         self._workers: list[_Worker] = []
         self.replaced = 0
+        self._deaths_in_a_row = 0  # deaths with no result in between: workers that cannot run at all
 
     def _env(self, index: int) -> dict:
         env = {"OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads)}
@@ -101,6 +103,7 @@ class LocalExecutor:
                 if w.conn.poll():
                     results.append(Result.from_dict(w.conn.recv()))
                     w.job = None
+                    self._deaths_in_a_row = 0
                     continue
             except (EOFError, OSError):
                 pass
@@ -114,6 +117,10 @@ class LocalExecutor:
         code = w.process.exitcode
         reason = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         job = w.job
+        self._deaths_in_a_row += 1
+        if self._deaths_in_a_row > 2 * self.capacity + 1:
+            raise WtnasError(f"local workers died {self._deaths_in_a_row} times in a row without finishing a job "
+                             f"(last: {reason}); run with --workers 1 and WTNAS_DEBUG=1 to see why")
         result = Result(job.candidate_id, "failed", error=f"worker process died ({reason}) while evaluating",
                         worker=f"local:{w.index}", started_at=w.sent_at, finished_at=time.time())
         w.conn.close()

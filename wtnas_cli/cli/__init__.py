@@ -12,7 +12,7 @@ import sys
 import typer
 
 from ..errors import WtnasError
-from . import checkpoints, info, run
+from . import checkpoints, info, report, run, topk
 
 app = typer.Typer(
     name="wtnas", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -20,6 +20,8 @@ app = typer.Typer(
          "Start with `wtnas run` (a real search on the embedded digits problem).",
 )
 run.register(app)
+topk.register(app)
+report.register(app)
 info.register(app)
 checkpoints.register(app)
 

@@ -106,8 +106,8 @@ def print_summary(summary) -> None:
     if summary.interrupted or summary.done < summary.total and not summary.stopped_by_time:
         console.print(f"Resume with: [bold]wtnas run --resume {summary.run_dir}[/]")
     elif summary.best:
-        console.print(f"Next: [bold]wtnas inspect {summary.best['checkpoint']}[/]  (the best candidate's "
-                      f"checkpoint), or open {summary.run_dir}/results.csv")
+        console.print(f"Next: [bold]wtnas topk {summary.run_dir}[/]  (fully train the top 10 with early "
+                      f"stopping), then [bold]wtnas report {summary.run_dir}[/]")
 
 
 def register(app: typer.Typer) -> None:

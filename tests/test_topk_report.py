@@ -1,0 +1,143 @@
+"""search → topk → report on digits, end to end, with the numbers checked in the store."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+from conftest import run_cli  # noqa: E402
+from wtnas_cli.config import RunConfig  # noqa: E402
+from wtnas_cli.errors import WtnasError  # noqa: E402
+from wtnas_cli.report import load_runs, write_report  # noqa: E402
+from wtnas_cli.search import run_search  # noqa: E402
+from wtnas_cli.stats import early_stop_epoch  # noqa: E402
+from wtnas_cli.store import RunStore  # noqa: E402
+from wtnas_cli.topk import TopKConfig, run_topk  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("runs")
+    out = {}
+    for matcher in ("none", "lcs"):
+        cfg = RunConfig(max_evals=16, population=6, sample=3, workers=2, seed=1, matcher=matcher,
+                        run_dir=str(base / matcher))
+        run_search(cfg)
+        out[matcher] = Path(cfg.run_dir)
+    return out
+
+
+def _trained(run_dir):
+    store = RunStore(run_dir / "wtnas.sqlite")
+    try:
+        return store.trained(), store.candidates(), store.events()
+    finally:
+        store.close()
+
+
+def test_topk_early_stopping_numbers(runs):
+    cfg = TopKConfig(k=3, max_epochs=8, patience=2, tau_sample=5, workers=2)
+    summary = run_topk(runs["lcs"], cfg)
+    trained, candidates, _ = _trained(runs["lcs"])
+    assert summary.trained_now == len(trained) == summary.selected
+    top_scores = sorted((c["score"] for c in candidates if c["status"] == "ok"), reverse=True)[:3]
+    assert sorted((t["estimated_score"] for t in trained if t["in_topk"]), reverse=True) == top_scores
+    assert sum(t["in_tau_sample"] for t in trained) == 5
+    for t in trained:
+        assert t["status"] == "ok" and t["warm_started"] == 1
+        assert 1 <= t["epochs_trained"] <= 8 and len(t["curve"]) == t["epochs_trained"]
+        stop = early_stop_epoch(t["curve"], 2, 0.001)
+        if stop is not None:
+            assert t["converged"] and t["epochs_trained"] == t["epochs_to_converge"] == stop >= 3
+            assert t["objective_at_stop"] == t["objective_final"] == t["curve"][-1]
+        else:
+            assert not t["converged"] and t["epochs_trained"] == 8
+        assert Path(t["checkpoint"]).is_file()
+    # a second call trains nothing again
+    again = run_topk(runs["lcs"], cfg)
+    assert again.trained_now == 0 and again.reused == summary.selected
+
+
+def test_no_early_stop_trains_max_epochs_and_records_the_stop_point(runs):
+    run_topk(runs["none"], TopKConfig(k=2, max_epochs=5, early_stop=False, workers=2))
+    trained, _, _ = _trained(runs["none"])
+    rows = [t for t in trained if "early_stop=0" in t["settings"]]
+    assert len(rows) == 2
+    for t in rows:
+        assert t["epochs_trained"] == 5 and t["objective_final"] == t["curve"][-1]
+        stop = early_stop_epoch(t["curve"], 2, 0.001)
+        if stop is not None:
+            assert t["epochs_to_converge"] == stop and t["objective_at_stop"] == t["curve"][stop - 1]
+
+
+def test_report_end_to_end(runs):
+    run_topk(runs["none"], TopKConfig(k=3, max_epochs=8, tau_sample=5, workers=2))
+    md, plots, reports, note = write_report([runs["none"], runs["lcs"]])
+    text = md.read_text()
+    assert "| none | baseline |" in text and "| lcs | LCS |" in text
+    assert "Kendall tau" in text and "speed-up" in text
+    for r in reports:
+        tau, n, over = r.trained["warm"].tau
+        assert -1 <= tau <= 1 and n == 5 and over == "random sample"
+        from scipy.stats import kendalltau
+
+        rows = r.trained["warm"].tau_rows
+        expected = kendalltau([x["estimated_score"] for x in rows], [x["objective_final"] for x in rows]).statistic
+        assert tau == pytest.approx(expected)
+    assert {p.name for p in plots} == {"score_over_time.png", "topk.png", "tau.png"}
+    for p in plots:
+        assert p.stat().st_size > 10_000 and p.read_bytes()[:4] == b"\x89PNG"
+    out = run_cli("report", runs["none"], runs["lcs"])
+    assert out.returncode == 0, out.stderr
+    assert "top-K (warm-started)" in out.stdout and "report.md" in out.stdout
+
+
+def test_topk_with_fewer_candidates_than_k_trains_what_exists(runs):
+    summary = run_topk(runs["lcs"], TopKConfig(k=100, max_epochs=3, workers=2))
+    assert summary.selected == 16
+    assert any("only 16 finished candidates" in n for n in summary.notes)
+
+
+def test_missing_or_corrupt_checkpoint_retrains_from_scratch(runs, tmp_path):
+    run_dir = tmp_path / "copy"
+    shutil.copytree(runs["lcs"], run_dir)
+    # the copied store points at the original checkpoint paths: repoint them at the copy
+    store = RunStore(run_dir / "wtnas.sqlite")
+    store.db.execute("UPDATE candidates SET checkpoint = ? || '/checkpoints/c' || printf('%05d', id) || '.h5'",
+                     (str(run_dir),))
+    store.db.execute("DELETE FROM trained")
+    best = store.candidates(status="ok", order="score")[:2]
+    store.close()
+    Path(best[0]["checkpoint"]).unlink()
+    Path(best[1]["checkpoint"]).write_bytes(b"garbage")
+    out = run_cli("topk", run_dir, "--k", "3", "--max-epochs", "3", "--workers", "2")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("scratch (checkpoint") == 2
+    trained, _, events = _trained(run_dir)
+    flagged = {t["candidate_id"] for t in trained if not t["warm_started"]}
+    assert flagged == {best[0]["id"], best[1]["id"]}
+    assert all("trained from scratch" in t["note"] for t in trained if t["candidate_id"] in flagged)
+    assert sum(e["kind"] == "topk_fallback" for e in events) == 2
+    assert all(t["status"] == "ok" for t in trained)
+
+
+def test_report_refuses_runs_of_different_problems(runs, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(runs["none"], other)
+    store = RunStore(other / "wtnas.sqlite")
+    cfg = store.get_meta("config")
+    cfg["problem"] = "mnist"
+    store.set_meta("config", cfg)
+    store.close()
+    with pytest.raises(WtnasError, match="different problems"):
+        load_runs([runs["lcs"], other])
+    out = run_cli("report", runs["lcs"], other)
+    assert out.returncode == 1 and "different problems" in out.stderr
+
+
+def test_topk_on_a_directory_without_a_run(tmp_path):
+    out = run_cli("topk", tmp_path)
+    assert out.returncode == 1 and "holds no wtnas run" in out.stderr

@@ -1,0 +1,96 @@
+"""`wtnas topk`: fully train the K best candidates of a run with early stopping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .common import console, err_console, fmt_int, fmt_score
+
+
+class TopKObserver:
+    def __init__(self) -> None:
+        self.progress = Progress(SpinnerColumn(), TextColumn("[bold]top-K training"), BarColumn(),
+                                 MofNCompleteColumn(), TextColumn("last: {task.fields[last]}"),
+                                 TimeElapsedColumn(), console=err_console)
+        self.task = None
+
+    def started(self, total: int, reused: int, workers: int) -> None:
+        if reused:
+            err_console.print(f"{reused} of {total} models already trained with these settings: not trained again")
+        self.progress.start()
+        self.task = self.progress.add_task("topk", total=total, completed=reused, last="-")
+
+    def model_done(self, row: dict) -> None:
+        last = (f"#{row['candidate_id']} {row['epochs_trained']} epochs → {fmt_score(row['objective_final'])}"
+                if row["status"] == "ok" else f"#{row['candidate_id']} failed")
+        self.progress.update(self.task, advance=1, last=last)
+
+    def note(self, message: str) -> None:
+        err_console.print(f"[yellow]{message}[/]")
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def topk_command(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `wtnas run`."),
+    k: int = typer.Option(10, "--k", help="How many of the best candidates to train."),
+    before: Optional[float] = typer.Option(None, "--before", help="Only candidates finished within this many "
+                                                                   "seconds of the search's start."),
+    from_scratch: bool = typer.Option(False, "--from-scratch", help="Retrain from random weights instead of "
+                                                                    "warm-starting from the candidate's checkpoint."),
+    early_stop: bool = typer.Option(True, "--early-stop/--no-early-stop",
+                                    help="Stop at convergence, or train exactly --max-epochs (the paper's fully "
+                                         "trained reference; the early-stop point is still recorded)."),
+    patience: int = typer.Option(2, help="Epochs without improvement before stopping (paper: 2)."),
+    min_delta: Optional[float] = typer.Option(None, "--min-delta", help="Smallest improvement that counts "
+                                                                        "[default: the problem's, digits 0.001]."),
+    max_epochs: int = typer.Option(20, "--max-epochs", help="Cap on epochs (paper: 20)."),
+    tau_sample: int = typer.Option(0, "--tau-sample", help="Also train N randomly sampled candidates for "
+                                                           "Kendall's tau in `wtnas report`."),
+    workers: Optional[int] = typer.Option(None, help="Worker processes [default: CPU count, at most 8]."),
+    seed: int = typer.Option(0, help="Seed for the tau sample and training."),
+) -> None:
+    """Train the top-K candidates to convergence (Keras EarlyStopping semantics) and record
+    epochs to converge, objective at early stop and after full training."""
+    from ..topk import TopKConfig, run_topk
+
+    cfg = TopKConfig(k=k, before=before, from_scratch=from_scratch, early_stop=early_stop, patience=patience,
+                     min_delta=min_delta, max_epochs=max_epochs, tau_sample=tau_sample, workers=workers, seed=seed)
+    observer = TopKObserver()
+    try:
+        summary = run_topk(run_dir, cfg, observer=observer)
+    finally:
+        observer.close()
+    print_topk(summary)
+
+
+def print_topk(summary) -> None:
+    table = Table(title=f"top-K of {summary.run_dir} ({summary.mode} start; {summary.settings})")
+    for col in ("id", "est. score", "epochs", "converged", "obj. at stop", "obj. final", "params", "start", "set"):
+        table.add_column(col)
+    for r in sorted(summary.rows, key=lambda r: (-(r["estimated_score"] or 0), r["candidate_id"])):
+        if r["status"] != "ok":
+            table.add_row(str(r["candidate_id"]), fmt_score(r["estimated_score"]), "-", "-", "-", "-", "-",
+                          "[red]failed[/]", r["error"] or "")
+            continue
+        start = "warm" if r["warm_started"] else ("scratch" if summary.mode == "scratch"
+                                                  else "[yellow]scratch (checkpoint unusable)[/]")
+        kind = "+".join(k for k, flag in (("top-K", r["in_topk"]), ("tau", r["in_tau_sample"])) if flag)
+        table.add_row(str(r["candidate_id"]), fmt_score(r["estimated_score"]), str(r["epochs_to_converge"]),
+                      "yes" if r["converged"] else "no (cap)", fmt_score(r["objective_at_stop"]),
+                      fmt_score(r["objective_final"]), fmt_int(r["num_params"]), start, kind)
+    console.print(table)
+    for note in summary.notes:
+        console.print(f"[yellow]Note:[/] {note}")
+    console.print(f"{summary.trained_now} trained now, {summary.reused} reused, {summary.failed} failed. "
+                  f"Next: [bold]wtnas report {summary.run_dir}[/]")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("topk")(topk_command)

@@ -1,0 +1,343 @@
+"""`wtnas report`: what a run (or several runs of one problem) found, in numbers and plots.
+
+Everything is computed from the run store; nothing is retrained. Plots need matplotlib
+(`pip install 'wtnas[report]'`); without it the report is written without them and says so.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import WtnasError
+from .job import TIMING_KEYS
+from .rundir import STORE_NAME, is_run_dir
+from .stats import geometric_mean, kendall_tau, mean_ci95, time_slots
+from .store import RunStore
+
+
+@dataclass
+class TrainedSet:
+    """Top-K (and tau-sample) models of one run trained in one mode under one setting."""
+
+    mode: str
+    settings: str
+    topk: list[dict]
+    tau_rows: list[dict]
+
+    @property
+    def epochs(self) -> list[int]:
+        return [r["epochs_to_converge"] for r in self.topk]
+
+    def objective(self, key: str) -> list[float]:
+        return [r[key] for r in self.topk if r[key] is not None]
+
+    @property
+    def tau(self) -> tuple[float, int, str]:
+        """Kendall tau between estimated scores and trained objectives, over the tau sample if
+        there is one, else over the top-K (range-restricted, labelled as such)."""
+        rows, label = (self.tau_rows, "random sample") if len(self.tau_rows) >= 2 else (self.topk, "top-K only")
+        return kendall_tau([r["estimated_score"] for r in rows], [r["objective_final"] for r in rows]), len(rows), label
+
+
+@dataclass
+class RunReport:
+    run_dir: Path
+    config: dict
+    candidates: list[dict]
+    events: list[dict]
+    trained: dict[str, TrainedSet] = field(default_factory=dict)  # by mode
+    slot_s: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.run_dir.name
+
+    @property
+    def scheme(self) -> str:
+        m = self.config.get("matcher", "?")
+        return "baseline" if m == "none" else m.upper()
+
+    @property
+    def ok(self) -> list[dict]:
+        return [r for r in self.candidates if r["status"] == "ok"]
+
+    @property
+    def failed(self) -> int:
+        return sum(r["status"] == "failed" for r in self.candidates)
+
+    @property
+    def transfer_share(self) -> float:
+        ok = self.ok
+        return sum(1 for r in ok if r["n_transferred"]) / len(ok) if ok else 0.0
+
+    @property
+    def tensors_transferred_share(self) -> float:
+        kids = [r for r in self.ok if r["provider_id"] is not None and r["n_tensors"]]
+        return statistics.mean(r["n_transferred"] / r["n_tensors"] for r in kids) if kids else 0.0
+
+    @property
+    def fallbacks(self) -> int:
+        return sum(e["kind"] in ("transfer_fallback", "topk_fallback") for e in self.events)
+
+    @property
+    def mean_score_second_half(self) -> float:
+        scores = [r["score"] for r in sorted(self.ok, key=lambda r: r["finish_seq"])]
+        return statistics.mean(scores[len(scores) // 2:]) if scores else float("nan")
+
+    @property
+    def curve(self) -> list[tuple[float, float, float, int]]:
+        ok = self.ok
+        return time_slots([r["elapsed_s"] for r in ok], [r["score"] for r in ok], self.slot_s)
+
+    def overhead_ms(self) -> dict[str, float]:
+        out = {}
+        for key in TIMING_KEYS:
+            values = [r[key] for r in self.ok if r[key] is not None]
+            out[key] = statistics.median(values) * 1000 if values else float("nan")
+        return out
+
+    def checkpoint_mb(self) -> float:
+        sizes = [r["checkpoint_bytes"] for r in self.ok if r["checkpoint_bytes"]]
+        return statistics.median(sizes) / 1e6 if sizes else float("nan")
+
+
+def load_run(run_dir: str | Path, slot_s: float | None = None) -> RunReport:
+    run_dir = Path(run_dir)
+    if not is_run_dir(run_dir):
+        raise WtnasError(f"{run_dir} holds no wtnas run (no {STORE_NAME}); give directories written by `wtnas run`")
+    store = RunStore(run_dir / STORE_NAME)
+    try:
+        report = RunReport(run_dir, store.get_meta("config", {}), store.candidates(), store.events())
+        for mode in ("warm", "scratch"):
+            rows = [r for r in store.trained(mode) if r["status"] == "ok"]
+            if not rows:
+                continue
+            latest = max(rows, key=lambda r: r["finished_at"] or 0)["settings"]
+            rows = [r for r in rows if r["settings"] == latest]
+            report.trained[mode] = TrainedSet(mode, latest, [r for r in rows if r["in_topk"]],
+                                              [r for r in rows if r["in_tau_sample"]])
+    finally:
+        store.close()
+    last = max((r["elapsed_s"] or 0.0 for r in report.ok), default=0.0)
+    report.slot_s = slot_s or _nice_slot(last)
+    return report
+
+
+def _nice_slot(duration_s: float) -> float:
+    """About 20 slots over the run, rounded to 1, 2 or 5 times a power of ten."""
+    raw = max(duration_s / 20, 0.1)
+    base = 10 ** math.floor(math.log10(raw))
+    return next(m * base for m in (1, 2, 5, 10) if m * base >= raw)
+
+
+def load_runs(run_dirs: list[str | Path], slot_s: float | None = None) -> list[RunReport]:
+    if not run_dirs:
+        raise WtnasError("give at least one run directory")
+    reports = [load_run(d, slot_s) for d in run_dirs]
+    problems = {r.config.get("problem") for r in reports}
+    if len(problems) > 1:
+        listing = ", ".join(f"{r.run_dir} ({r.config.get('problem')})" for r in reports)
+        raise WtnasError(f"runs solve different problems: {listing}; compare runs of one problem only")
+    if slot_s is None and len(reports) > 1:
+        common = max(r.slot_s for r in reports)
+        for r in reports:
+            r.slot_s = common
+    return reports
+
+
+def comparison(reports: list[RunReport], mode: str = "warm") -> list[dict]:
+    """One row per run against the baseline (the first run with matcher none, else the first)."""
+    base = next((r for r in reports if r.config.get("matcher") == "none"), reports[0])
+    base_set = base.trained.get(mode)
+    base_gm = geometric_mean(base_set.epochs) if base_set else float("nan")
+    base_obj = statistics.mean(base_set.objective("objective_final")) if base_set and base_set.topk else float("nan")
+    rows = []
+    for r in reports:
+        t = r.trained.get(mode)
+        gm = geometric_mean(t.epochs) if t and t.topk else float("nan")
+        obj = statistics.mean(t.objective("objective_final")) if t and t.topk else float("nan")
+        stop = statistics.mean(t.objective("objective_at_stop")) if t and t.topk else float("nan")
+        tau = t.tau if t else (float("nan"), 0, "")
+        rows.append({
+            "run": r.name, "scheme": r.scheme, "baseline": r is base, "candidates": len(r.ok), "failed": r.failed,
+            "mean_score_2nd_half": r.mean_score_second_half, "transfer_share": r.transfer_share,
+            "topk_n": len(t.topk) if t else 0, "epochs_gmean": gm,
+            "speedup_vs_baseline": base_gm / gm if gm and not math.isnan(gm) else float("nan"),
+            "objective_at_stop": stop, "objective_final": obj, "objective_diff_vs_baseline": obj - base_obj,
+            "tau": tau[0], "tau_n": tau[1], "tau_over": tau[2],
+        })
+    return rows
+
+
+def params_stats(rows: list[dict]) -> dict[str, float]:
+    p = [r["num_params"] for r in rows if r["num_params"]]
+    if not p:
+        return {}
+    return {"mean": statistics.mean(p), "std": statistics.stdev(p) if len(p) > 1 else 0.0, "max": max(p), "min": min(p)}
+
+
+def _f(value, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _x(ratio: float) -> str:
+    return "-" if ratio is None or math.isnan(ratio) else f"{ratio:.2f}x"
+
+
+def _tau(row: dict) -> str:
+    return "-" if not row["tau_n"] else f"{_f(row['tau'], 3)} (n={row['tau_n']}, {row['tau_over']})"
+
+
+def render_markdown(reports: list[RunReport], plots: list[Path], plot_note: str = "") -> str:
+    lines = [f"# wtnas report: {', '.join(r.name for r in reports)}", ""]
+    problem = reports[0].config.get("problem", "?")
+    lines += [f"Problem `{problem}`; objective of candidates = score after "
+              f"{reports[0].config.get('epochs', 1)} epoch(s). Generated by `wtnas report`.", ""]
+    lines += ["## Runs", "", "| run | scheme | strategy | candidates | failed | with transfer | tensors transferred "
+              "| mean score, 2nd half | provider fallbacks |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in reports:
+        lines.append(f"| {r.name} | {r.scheme} | {r.config.get('strategy')} | {len(r.ok)} | {r.failed} | "
+                     f"{r.transfer_share:.0%} | {r.tensors_transferred_share:.0%} | {_f(r.mean_score_second_half)} "
+                     f"| {r.fallbacks} |")
+    for mode in ("warm", "scratch"):
+        cmp_rows = comparison(reports, mode)
+        if not any(row["topk_n"] for row in cmp_rows):
+            continue
+        title = "warm-started from their checkpoints" if mode == "warm" else "retrained from scratch"
+        settings = next(r.trained[mode].settings for r in reports if mode in r.trained)
+        lines += ["", f"## Top-K, {title}", "", f"Training settings: `{settings}`. Epochs to converge follow "
+                  "Keras' EarlyStopping (first epoch sets the reference; floor = patience + 1); "
+                  "speed-up = geometric mean of the baseline's epochs / this run's.", "",
+                  "| run | scheme | K | epochs (geo. mean) | speed-up vs baseline | objective at early stop | "
+                  "objective, final | diff vs baseline | Kendall tau (n, over) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for row in cmp_rows:
+            lines.append(f"| {row['run']} | {row['scheme']} | {row['topk_n']} | {_f(row['epochs_gmean'], 2)} | "
+                         f"{_x(row['speedup_vs_baseline'])} | {_f(row['objective_at_stop'])} | "
+                         f"{_f(row['objective_final'])} | {_f(row['objective_diff_vs_baseline'])} | "
+                         f"{_tau(row)} |")
+        lines += ["", "Parameter counts of the top-K (Table IV):", "", "| run | mean | std | max | min |",
+                  "|---|---|---|---|---|"]
+        for r in reports:
+            if mode in r.trained:
+                p = params_stats(r.trained[mode].topk)
+                if p:
+                    lines.append(f"| {r.name} | {p['mean']:,.0f} | {p['std']:,.0f} | {p['max']:,} | {p['min']:,} |")
+        for r in reports:
+            if mode in r.trained:
+                lines += ["", f"### {r.name}: top-K models ({mode})", "",
+                          "| id | estimated score | epochs | converged | objective at stop | objective final | "
+                          "params | start | note |", "|---|---|---|---|---|---|---|---|---|"]
+                for t in r.trained[mode].topk:
+                    start = "warm" if t["warm_started"] else "scratch"
+                    lines.append(f"| {t['candidate_id']} | {_f(t['estimated_score'])} | {t['epochs_to_converge']} | "
+                                 f"{'yes' if t['converged'] else 'no (cap)'} | {_f(t['objective_at_stop'])} | "
+                                 f"{_f(t['objective_final'])} | {t['num_params']:,} | {start} | {t['note'] or ''} |")
+    lines += ["", "## Per-candidate overhead (medians, ms)", "",
+              "| run | " + " | ".join(k[:-2] for k in TIMING_KEYS) + " | checkpoint MB |",
+              "|---|" + "---|" * (len(TIMING_KEYS) + 1)]
+    for r in reports:
+        o = r.overhead_ms()
+        lines.append(f"| {r.name} | " + " | ".join(_f(o[k], 2) for k in TIMING_KEYS) + f" | {_f(r.checkpoint_mb(), 3)} |")
+    lines += ["", "## Plots", ""]
+    lines += [f"![{p.stem}]({p.name})" for p in plots] or [plot_note]
+    return "\n".join(lines) + "\n"
+
+
+def make_plots(reports: list[RunReport], out_dir: Path) -> tuple[list[Path], str]:
+    """PNG plots; returns ([], reason) when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return [], "Plots need matplotlib: `pip install 'wtnas[report]'`, then run `wtnas report` again."
+    objective = "score"
+    out: list[Path] = []
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for r in reports:
+        pts = r.curve
+        if not pts:
+            continue
+        t = [p[0] for p in pts]
+        m = [p[1] for p in pts]
+        ci = [p[2] for p in pts]
+        ax.plot(t, m, marker="o", ms=3, label=f"{r.scheme} ({r.name})")
+        ax.fill_between(t, [a - b for a, b in zip(m, ci)], [a + b for a, b in zip(m, ci)], alpha=0.2)
+    ax.set_title(f"Estimated {objective} of candidates over time ({reports[0].slot_s:g} s slots, mean ± 95% CI)")
+    ax.set_xlabel("time since search start (s)")
+    ax.set_ylabel(f"candidate {objective} after {reports[0].config.get('epochs', 1)} epoch(s)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    out.append(_save(fig, out_dir / "score_over_time.png"))
+
+    with_topk = [r for r in reports if "warm" in r.trained and r.trained["warm"].topk]
+    if with_topk:
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 4))
+        names = [r.scheme for r in with_topk]
+        ep = [r.trained["warm"].epochs for r in with_topk]
+        ax1.bar(names, [statistics.mean(e) for e in ep], yerr=[statistics.stdev(e) if len(e) > 1 else 0 for e in ep],
+                capsize=4, color="tab:blue")
+        ax1.set_title("Top-K epochs to converge")
+        ax1.set_ylabel("epochs (mean ± std)")
+        ax1.set_xlabel("scheme")
+        x = range(len(with_topk))
+        for offset, key, label, fmt in ((-0.1, "objective_at_stop", "at early stop", "o"),
+                                        (0.1, "objective_final", "final", "s")):
+            values = [r.trained["warm"].objective(key) for r in with_topk]
+            ax2.errorbar([i + offset for i in x], [statistics.mean(v) for v in values],
+                         yerr=[statistics.stdev(v) if len(v) > 1 else 0 for v in values], fmt=fmt, capsize=4,
+                         label=label)
+        ax2.set_xticks(list(x), names)
+        ax2.set_title("Top-K objective")
+        ax2.set_ylabel("objective (mean ± std)")
+        ax2.set_xlabel("scheme")
+        ax2.legend()
+        for a in (ax1, ax2):
+            a.grid(alpha=0.3, axis="y")
+        out.append(_save(fig, out_dir / "topk.png"))
+
+    sets = [(r, r.trained[mode], mode) for r in reports for mode in ("warm", "scratch") if mode in r.trained]
+    if sets:
+        fig, ax = plt.subplots(figsize=(6, 5))
+        for r, t, mode in sets:
+            rows = t.tau_rows if len(t.tau_rows) >= 2 else t.topk
+            tau, n, label = t.tau
+            ax.scatter([x["estimated_score"] for x in rows], [x["objective_final"] for x in rows], s=18,
+                       label=f"{r.scheme}, {mode}: tau {_f(tau, 2)} (n={n}, {label})")
+        ax.set_title("Estimated score vs trained objective")
+        ax.set_xlabel(f"estimated {objective} (search)")
+        ax.set_ylabel("objective after top-K training")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        out.append(_save(fig, out_dir / "tau.png"))
+    return out, ""
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_report(run_dirs: list[str | Path], out_dir: str | Path | None = None,
+                 slot_s: float | None = None) -> tuple[Path, list[Path], list[RunReport], str]:
+    reports = load_runs(run_dirs, slot_s)
+    out = Path(out_dir) if out_dir else reports[0].run_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    plots, note = make_plots(reports, out)
+    md = out / "report.md"
+    tmp = md.with_name(".report.md.tmp")
+    tmp.write_text(render_markdown(reports, plots, note))
+    tmp.replace(md)
+    return md, plots, reports, note

@@ -1,0 +1,182 @@
+"""`wtnas topk`: the second stage of NAS — fully train the K best candidates of a run.
+
+Each model warm-starts from its own search checkpoint (all tensors, through the same transfer
+path as the search) or from scratch, and trains with Keras-style early stopping. Results go to
+the run store's `trained` table, keyed by candidate, mode and training settings, so a rerun
+trains only what is missing. Jobs run through the run's executor, one model per worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .config import load_config_file
+from .errors import ConfigError, RunDirError
+from .executor import pump
+from .job import Job
+from .plugins import Plugins, default_plugins
+from .rundir import CONFIG_NAME, STORE_NAME, is_run_dir
+from .search import candidate_seed
+from .store import RunStore
+
+
+@dataclass
+class TopKConfig:
+    k: int = 10
+    before: float | None = None
+    from_scratch: bool = False
+    early_stop: bool = True
+    patience: int = 2
+    min_delta: float | None = None  # None: the problem's threshold
+    max_epochs: int = 20
+    tau_sample: int = 0
+    workers: int | None = None
+    seed: int = 0
+
+    def validate(self) -> "TopKConfig":
+        for ok, message in [(self.k >= 1, "--k must be at least 1"),
+                            (self.patience >= 1, "--patience must be at least 1"),
+                            (self.max_epochs >= 1, "--max-epochs must be at least 1"),
+                            (self.tau_sample >= 0, "--tau-sample must be 0 or more"),
+                            (self.min_delta is None or self.min_delta >= 0, "--min-delta must be 0 or more"),
+                            (self.before is None or self.before > 0, "--before must be positive (seconds)")]:
+            if not ok:
+                raise ConfigError(message)
+        return self
+
+    @property
+    def mode(self) -> str:
+        return "scratch" if self.from_scratch else "warm"
+
+
+def settings_key(cfg: TopKConfig, min_delta: float) -> str:
+    """Models trained under other settings are other rows (and other checkpoint files)."""
+    return f"patience={cfg.patience},min_delta={min_delta:g},max_epochs={cfg.max_epochs},early_stop={int(cfg.early_stop)}"
+
+
+@dataclass
+class TopKSummary:
+    run_dir: Path
+    mode: str
+    settings: str
+    selected: int = 0
+    available: int = 0
+    trained_now: int = 0
+    reused: int = 0
+    failed: int = 0
+    rows: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+class _Silent:
+    def started(self, *a, **k): pass
+
+    def model_done(self, *a, **k): pass
+
+    def note(self, *a, **k): pass
+
+
+def select_candidates(rows: list[dict], k: int, before: float | None) -> list[dict]:
+    """The K best finished candidates by estimated score (ties: lower id), optionally only those
+    finished within `before` seconds of the search's start."""
+    ok = [r for r in rows if r["status"] == "ok" and r["score"] is not None
+          and (before is None or (r["elapsed_s"] or 0.0) <= before)]
+    ok.sort(key=lambda r: (-r["score"], r["id"]))
+    return ok[:k]
+
+
+def run_topk(run_dir: str | Path, cfg: TopKConfig | None = None, *, plugins: Plugins | None = None,
+             observer=None) -> TopKSummary:
+    cfg = (cfg or TopKConfig()).validate()
+    run_dir = Path(run_dir)
+    if not is_run_dir(run_dir):
+        raise RunDirError(f"{run_dir} holds no wtnas run (no {STORE_NAME}); give the directory of a `wtnas run`")
+    plugins = plugins or default_plugins()
+    observer = observer or _Silent()
+    run_values = load_config_file(run_dir / CONFIG_NAME)
+    problem_name = run_values.get("problem", "digits")
+    problem = plugins.registry.create("problem", problem_name)
+    min_delta = problem.min_delta if cfg.min_delta is None else cfg.min_delta
+    settings = settings_key(cfg, min_delta)
+    tag = hashlib.sha1(settings.encode()).hexdigest()[:8]
+    summary = TopKSummary(run_dir, cfg.mode, settings)
+
+    store = RunStore(run_dir / STORE_NAME)
+    try:
+        rows = store.candidates()
+        finished = [r for r in rows if r["status"] == "ok"]
+        top = select_candidates(rows, cfg.k, cfg.before)
+        summary.available = len([r for r in finished if cfg.before is None or (r["elapsed_s"] or 0) <= cfg.before])
+        if len(top) < cfg.k:
+            summary.notes.append(f"only {len(top)} finished candidates{' within --before' if cfg.before else ''}; "
+                                 f"training {len(top)} instead of {cfg.k}")
+        tau = []
+        if cfg.tau_sample:
+            pool = sorted(finished, key=lambda r: r["id"])
+            n = min(cfg.tau_sample, len(pool))
+            if n < cfg.tau_sample:
+                summary.notes.append(f"--tau-sample {cfg.tau_sample} asked, {n} finished candidates exist")
+            picks = np.random.default_rng(cfg.seed).choice(len(pool), size=n, replace=False) if n else []
+            tau = [pool[int(i)] for i in sorted(picks)]
+        top_ids = {r["id"] for r in top}
+        tau_ids = {r["id"] for r in tau}
+        chosen = {r["id"]: r for r in top + tau}
+        for cid, r in chosen.items():
+            store.select_for_training(cid, cfg.mode, settings, r["score"], cid in top_ids, cid in tau_ids)
+        summary.selected = len(chosen)
+        done = {r["candidate_id"] for r in store.trained(cfg.mode, settings) if r["status"] == "ok"}
+        todo = [chosen[cid] for cid in sorted(chosen, key=lambda c: (-chosen[c]["score"], c)) if cid not in done]
+        summary.reused = len(chosen) - len(todo)
+        for note in summary.notes:
+            observer.note(note)
+
+        run_seed = int(run_values.get("seed", 0))
+        jobs = [_make_job(run_dir, run_values, r, cfg, min_delta, tag, run_seed) for r in todo]
+        if jobs:
+            executor = plugins.registry.create("executor", run_values.get("executor", "local"),
+                                               workers=min(cfg.workers or 10**6, len(jobs))
+                                               if cfg.workers else _default_workers(len(jobs)))
+            queue = list(jobs)
+
+            def on_result(result) -> None:
+                row = store.record_trained(result, cfg.mode, settings)
+                summary.trained_now += 1
+                summary.failed += result.status != "ok"
+                observer.model_done(row)
+
+            try:
+                executor.start()
+                observer.started(len(chosen), summary.reused, executor.capacity)
+                pump(executor, lambda: queue.pop(0) if queue else None, on_result)
+            finally:
+                executor.shutdown()
+        else:
+            observer.started(len(chosen), summary.reused, 0)
+        summary.rows = [r for r in store.trained(cfg.mode, settings) if r["candidate_id"] in chosen]
+    finally:
+        store.close()
+    return summary
+
+
+def _default_workers(n_jobs: int) -> int:
+    from os import cpu_count
+
+    return max(1, min(n_jobs, cpu_count() or 1, 8))
+
+
+def _make_job(run_dir: Path, run_values: dict, row: dict, cfg: TopKConfig, min_delta: float, tag: str,
+              run_seed: int) -> Job:
+    cid = row["id"]
+    warm = not cfg.from_scratch
+    return Job(candidate_id=cid, arch_seq=list(row["arch_seq"]), problem=run_values.get("problem", "digits"),
+               backend=run_values.get("backend", "torch"), matcher="lcs", epochs=cfg.max_epochs,
+               seed=candidate_seed(run_seed + 1 + cfg.seed, cid),
+               checkpoint_path=str(run_dir / "topk" / f"c{cid:05d}-{cfg.mode}-{tag}.h5"),
+               provider_id=cid if warm else None,
+               provider_checkpoint=(row["checkpoint"] or str(run_dir / "checkpoints" / f"c{cid:05d}.h5")) if warm else None,
+               device=run_values.get("device", "cpu"), patience=cfg.patience, min_delta=min_delta,
+               early_stop=cfg.early_stop)
