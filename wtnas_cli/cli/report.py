@@ -18,6 +18,13 @@ def _cell(value, digits: int = 4, suffix: str = "") -> str:
     return f"{value:.{digits}f}{suffix}" if isinstance(value, float) else f"{value}{suffix}"
 
 
+def _tau_cell(row: dict) -> str:
+    if not row["tau_n"]:
+        return "-"
+    over = "" if row["tau_over"] == "random sample" else ", top-K only"
+    return f"{_cell(row['tau'], 3)} (n={row['tau_n']}{over})"
+
+
 def report_command(
     runs: List[Path] = typer.Argument(..., help="One or more run directories of the same problem "
                                                 "(e.g. baseline, LP and LCS runs)."),
@@ -50,7 +57,7 @@ def report_command(
             t.add_row(row["run"], row["scheme"], str(row["topk_n"]), _cell(row["epochs_gmean"], 2),
                       _cell(row["speedup_vs_baseline"], 2, "x"), _cell(row["objective_at_stop"]),
                       _cell(row["objective_final"]), _cell(row["objective_diff_vs_baseline"]),
-                      "-" if not row["tau_n"] else f"{_cell(row['tau'], 3)} (n={row['tau_n']}, {row['tau_over']})")
+                      _tau_cell(row))
         console.print(t)
     if not any(r.trained for r in reports):
         console.print(f"No top-K training yet: run [bold]wtnas topk {reports[0].run_dir}[/] first for epochs "
