@@ -37,7 +37,7 @@ def main(repeats: int = 10) -> dict:
     w, r, m = statistics.median(writes), statistics.median(reads), statistics.median(metas)
     print(f"{nbytes / 1e6:.1f} MB checkpoint, {len(shapes)} tensors: write {w * 1000:.0f} ms "
           f"({nbytes / w / 1e9:.2f} GB/s, with fsync); read {r * 1000:.1f} ms ({nbytes / r / 1e9:.2f} GB/s, "
-          f"target >= 1 GB/s, CRC32-verified); metadata only {m * 1000:.2f} ms")
+          f"target >= 1 GB/s, seal-verified); metadata only (seal check + table) {m * 1000:.2f} ms")
     return {"size_bytes": nbytes, "write_s": w, "read_s": r, "meta_s": m, "read_gb_s": nbytes / r / 1e9,
             "write_gb_s": nbytes / w / 1e9}
 

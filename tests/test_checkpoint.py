@@ -93,7 +93,7 @@ def test_hdf5_but_not_wtnas(tmp_path):
     path = tmp_path / "other.h5"
     with h5py.File(path, "w") as f:
         f["x"] = np.zeros(3)
-    with pytest.raises(CheckpointError, match="not a wtnas checkpoint"):
+    with pytest.raises(CheckpointError, match="HDF5 file but not a wtnas checkpoint"):
         ck.read_checkpoint_meta(path)
 
 
@@ -107,19 +107,28 @@ def test_newer_format_refused(tmp_path):
     _write(path)
     with h5py.File(path, "a") as f:
         f.attrs["format_version"] = 99
+    ck.seal(path)
     with pytest.raises(CheckpointError, match="upgrade wtnas"):
         ck.read_checkpoint_meta(path)
 
 
-def test_checksum_detects_changed_tensor(tmp_path):
+def test_seal_detects_a_changed_tensor(tmp_path):
     path = tmp_path / "c.h5"
     _write(path)
     with h5py.File(path, "a") as f:
         f["tensors/t0001"][0] = 123.0
-    with ck.CheckpointReader(path) as r:
-        r.read([0])
-        with pytest.raises(CheckpointError, match="CRC32"):
-            r.read([1])
+    with pytest.raises(CheckpointError, match="modified after writing"):
+        ck.CheckpointReader(path)
+
+
+def test_seal_detects_a_flipped_bit(tmp_path):
+    path = tmp_path / "c.h5"
+    _write(path)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="checksum mismatch"):
+        ck.read_checkpoint(path)
 
 
 def test_hand_edited_shape_refused(tmp_path):
@@ -128,6 +137,7 @@ def test_hand_edited_shape_refused(tmp_path):
     with h5py.File(path, "a") as f:
         del f["tensors/t0000"]
         f["tensors/t0000"] = np.zeros((5, 3), np.float32)
+    ck.seal(path)  # a deliberate, resealed edit gets past the seal but not the shape check
     with ck.CheckpointReader(path) as r, pytest.raises(CheckpointError, match="spec says"):
         r.read([0])
 

@@ -28,3 +28,7 @@ class CheckpointError(WtnasError):
 
 class RunDirError(WtnasError):
     """A run directory that cannot be used as asked (exists already, missing, not a run)."""
+
+
+class StorageFullError(WtnasError):
+    """The disk (or quota) holding the run is full; the run stops consistently and can resume."""

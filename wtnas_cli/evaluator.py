@@ -10,6 +10,7 @@ error fails the candidate and writes no checkpoint, so it can never become a pro
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import socket
@@ -61,6 +62,11 @@ class Evaluator:
             self._run(job, result, timings)
         except WtnasError as exc:
             result.status, result.error = "failed", str(exc)
+        except OSError as exc:
+            result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
+            if is_disk_full(exc):
+                result.fault = "disk_full"
+                result.error = f"no space left on the device holding {job.checkpoint_path}"
         except Exception as exc:  # a candidate's crash is data about the candidate, not a run failure
             result.status = "failed"
             result.error = f"{type(exc).__name__}: {exc}"
@@ -159,3 +165,11 @@ def _finite(score: float) -> float:
     if not math.isfinite(score):
         raise WtnasError(f"objective is {score} (not finite); candidate discarded")
     return score
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC/EDQUOT from the OS, h5py or SQLite ('database or disk is full')."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc)
+    return "No space left on device" in text or "database or disk is full" in text or "Disk quota exceeded" in text

@@ -46,6 +46,7 @@ class Result:
     n_tensors: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    fault: str | None = None  # "disk_full": not the candidate's fault; the run stops and re-runs it on resume
     events: list[str] = field(default_factory=list)
     checkpoint_path: str | None = None
     checkpoint_bytes: int | None = None

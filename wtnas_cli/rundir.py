@@ -30,6 +30,7 @@ def prepare_run_dir(path: Path, *, resume: bool = False, overwrite: bool = False
     if resume:
         if not is_run_dir(path):
             raise RunDirError(f"{path} holds no wtnas run (no {STORE_NAME}); drop --resume to start a new run there")
+        remove_partial_files(path)
         return path
     if path.exists() and any(path.iterdir()):
         if not is_run_dir(path):
@@ -44,3 +45,13 @@ def prepare_run_dir(path: Path, *, resume: bool = False, overwrite: bool = False
 
 def checkpoint_path(run_dir: Path, candidate_id: int) -> Path:
     return run_dir / CHECKPOINTS / f"c{candidate_id:05d}.h5"
+
+
+def remove_partial_files(run_dir: Path) -> list[Path]:
+    """Temporary files of writes that a crash interrupted (never under a final name)."""
+    removed = []
+    for pattern in (f"{CHECKPOINTS}/.*.tmp-*", "topk/.*.tmp-*", ".*.tmp", "report/.*.tmp"):
+        for p in run_dir.glob(pattern):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed

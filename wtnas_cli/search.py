@@ -7,13 +7,16 @@ and re-queues the ones that were in flight, so the final run has exactly `max_ev
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from .config import RunConfig, load_config_file, resolve_config, to_toml
-from .errors import WtnasError
+from .errors import StorageFullError, WtnasError
+from .evaluator import is_disk_full
+from .interrupts import GracefulInterrupt
 from .executor import pump
 from .job import Job
 from .plugins import Plugins, default_plugins
@@ -151,29 +154,57 @@ def run_search(cfg: RunConfig | None = None, *, plugins: Plugins | None = None,
         state["in_flight"] += 1
         return job
 
+    disk_full: list[str] = []
+
     def on_result(result) -> None:
         state["in_flight"] -= 1
+        if result.fault == "disk_full":  # not the candidate's fault: it stays pending and reruns on resume
+            if not disk_full:
+                observer.stopping(f"disk full: {result.error}; finishing the candidates in flight")
+            disk_full.append(result.error)
+            state["stop"] = True
+            return
         record = store.record(result, elapsed_offset + time.time() - t0)
         _absorb(record, strategy, selector, summary, seqs, checkpoints)
         summary.elapsed_s = record["elapsed_s"]
         plugins.hook.wtnas_candidate_evaluated(run_dir=run_dir, record=record)
         observer.candidate_done(record, summary)
 
+    def first_interrupt() -> None:
+        state["stop"] = summary.interrupted = True
+        observer.stopping(f"Ctrl-C: finishing the {state['in_flight']} candidates in flight "
+                          f"(Ctrl-C again to stop at once)")
+
     try:
-        executor.start()
-        observer.started(cfg, run_dir, cfg.max_evals, summary.done, executor.capacity)
-        pump(executor, next_job, on_result)
+        with GracefulInterrupt(first_interrupt):
+            executor.start()
+            observer.started(cfg, run_dir, cfg.max_evals, summary.done, executor.capacity)
+            pump(executor, next_job, on_result)
     except KeyboardInterrupt:
         summary.interrupted = True
-        observer.stopping("interrupted: stopping workers; in-flight candidates will be re-run on --resume")
+        observer.stopping("stopped at once; candidates in flight will be re-run on --resume")
+    except sqlite3.OperationalError as exc:
+        if not is_disk_full(exc):
+            raise
+        disk_full.append(f"run store {run_dir / STORE_NAME}: {exc}")
     finally:
         executor.shutdown()
         summary.workers_replaced = getattr(executor, "replaced", 0)
-        summary.top = store.candidates(status="ok", order="score")[:10]
-        store.export_csv(run_dir / "results.csv")
-        store.set_meta("last_summary", {"ok": summary.ok, "failed": summary.failed,
-                                        "interrupted": summary.interrupted, "elapsed_s": summary.elapsed_s})
-        store.close()
+        try:
+            summary.top = store.candidates(status="ok", order="score")[:10]
+            store.export_csv(run_dir / "results.csv")
+            store.set_meta("last_summary", {"ok": summary.ok, "failed": summary.failed,
+                                            "interrupted": summary.interrupted, "elapsed_s": summary.elapsed_s})
+        except (OSError, sqlite3.Error) as exc:
+            if not is_disk_full(exc):
+                raise
+            disk_full.append(f"{run_dir}: {exc}")
+        finally:
+            store.close()
+    if disk_full:
+        raise StorageFullError(f"disk full ({disk_full[0]}); the run stopped with {summary.done} of "
+                               f"{summary.total} candidates stored: free space, then run "
+                               f"`wtnas run --resume {run_dir}`")
     plugins.hook.wtnas_run_finished(run_dir=run_dir, summary={
         "ok": summary.ok, "failed": summary.failed, "with_transfer": summary.with_transfer,
         "best_score": summary.best["score"] if summary.best else None, "elapsed_s": summary.elapsed_s,

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from .config import load_config_file
-from .errors import ConfigError, RunDirError
+from .errors import ConfigError, RunDirError, StorageFullError
+from .interrupts import GracefulInterrupt
 from .executor import pump
 from .job import Job
 from .plugins import Plugins, default_plugins
@@ -68,6 +69,7 @@ class TopKSummary:
     trained_now: int = 0
     reused: int = 0
     failed: int = 0
+    interrupted: bool = False
     rows: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -141,19 +143,35 @@ def run_topk(run_dir: str | Path, cfg: TopKConfig | None = None, *, plugins: Plu
                                                workers=min(cfg.workers or 10**6, len(jobs))
                                                if cfg.workers else _default_workers(len(jobs)))
             queue = list(jobs)
+            disk_full: list[str] = []
 
             def on_result(result) -> None:
+                if result.fault == "disk_full":  # stays pending; rerun trains it
+                    disk_full.append(result.error)
+                    queue.clear()
+                    return
                 row = store.record_trained(result, cfg.mode, settings)
                 summary.trained_now += 1
                 summary.failed += result.status != "ok"
                 observer.model_done(row)
 
+            def first_interrupt() -> None:
+                summary.interrupted = True
+                queue.clear()
+                observer.note("Ctrl-C: finishing the models in training (Ctrl-C again to stop at once)")
+
             try:
-                executor.start()
-                observer.started(len(chosen), summary.reused, executor.capacity)
-                pump(executor, lambda: queue.pop(0) if queue else None, on_result)
+                with GracefulInterrupt(first_interrupt):
+                    executor.start()
+                    observer.started(len(chosen), summary.reused, executor.capacity)
+                    pump(executor, lambda: queue.pop(0) if queue else None, on_result)
+            except KeyboardInterrupt:
+                summary.interrupted = True
             finally:
                 executor.shutdown()
+            if disk_full:
+                raise StorageFullError(f"disk full ({disk_full[0]}): free space, then run the same `wtnas topk` "
+                                       f"again; models already trained are kept")
         else:
             observer.started(len(chosen), summary.reused, 0)
         summary.rows = [r for r in store.trained(cfg.mode, settings) if r["candidate_id"] in chosen]

@@ -22,7 +22,20 @@ def default_workers() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
-def _worker_main(conn, threads: int, env: dict) -> None:
+def _die_with_parent(parent_pid: int) -> None:
+    """A worker must not outlive its scheduler (it would keep writing into a run being resumed)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def _worker_main(conn, threads: int, env: dict, parent_pid: int) -> None:
+    _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scheduler's to handle
     os.environ.update(env)
     from wtnas_cli.evaluator import Evaluator
@@ -42,7 +55,7 @@ class _Worker:
     def __init__(self, ctx, index: int, threads: int, env: dict):
         self.index = index
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_worker_main, args=(child, threads, env),
+        self.process = ctx.Process(target=_worker_main, args=(child, threads, env, os.getpid()),
                                    name=f"wtnas-worker-{index}", daemon=True)
         self.process.start()
         child.close()

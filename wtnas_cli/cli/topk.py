@@ -68,6 +68,9 @@ def topk_command(
     finally:
         observer.close()
     print_topk(summary)
+    if summary.interrupted:
+        console.print("Interrupted: run the same command again to train the rest.")
+        raise typer.Exit(130)
 
 
 def print_topk(summary) -> None:
