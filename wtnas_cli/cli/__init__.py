@@ -50,6 +50,12 @@ def main(argv: list[str] | None = None) -> None:
         if os.environ.get("WTNAS_DEBUG"):
             raise
         _fail(str(exc))
+    except OSError as exc:
+        from ..evaluator import is_disk_full
+
+        if not is_disk_full(exc) or os.environ.get("WTNAS_DEBUG"):
+            raise
+        _fail(f"disk full: {exc}; free space and run the command again (a run continues with --resume)")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,79 @@
+"""Fault-injection harness shared by tests/test_reliability.py and benchmarks/reliability.py:
+real `wtnas` processes killed at chosen points, and a consistency check of what they leave."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def start(*args, env=None) -> subprocess.Popen:
+    """A real `wtnas` process in its own session (so a kill reaches it and its workers)."""
+    full_env = dict(os.environ, COLUMNS="160", **(env or {}))
+    return subprocess.Popen([sys.executable, "-m", "wtnas_cli", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=full_env, start_new_session=True)
+
+
+def count(db_path: Path, sql: str) -> int:
+    if not Path(db_path).exists():
+        return 0
+    try:
+        con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+        try:
+            return con.execute(sql).fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+
+
+def finished(run_dir: Path) -> int:
+    return count(Path(run_dir) / "wtnas.sqlite", "SELECT COUNT(*) FROM candidates WHERE status IN ('ok','failed')")
+
+
+def wait_until(predicate, timeout: float = 120, proc: subprocess.Popen | None = None) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        if proc is not None and proc.poll() is not None:
+            return predicate()
+        time.sleep(0.05)
+    return False
+
+
+def kill_group(proc: subprocess.Popen, sig=signal.SIGKILL) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+    proc.communicate(timeout=60)
+
+
+def check_run(run_dir: Path, max_evals: int) -> dict:
+    """Everything a finished run must satisfy after any number of crashes and resumes."""
+    con = sqlite3.connect(Path(run_dir) / "wtnas.sqlite")
+    con.row_factory = sqlite3.Row
+    rows = [dict(r) for r in con.execute("SELECT * FROM candidates ORDER BY id")]
+    con.close()
+    ids = [r["id"] for r in rows]
+    assert ids == list(range(max_evals)), f"candidate ids {ids[:5]}..{ids[-5:]} ({len(ids)}), expected 0..{max_evals - 1}"
+    assert all(r["status"] in ("ok", "failed") for r in rows), "a candidate is still pending"
+    by_id = {r["id"]: r for r in rows}
+    for r in rows:
+        if r["provider_id"] is not None:
+            p = by_id.get(r["provider_id"])
+            assert p is not None and p["status"] == "ok", f"candidate {r['id']}: provider {r['provider_id']} missing"
+            assert p["finish_seq"] < r["finish_seq"], f"candidate {r['id']}: provider finished after it"
+        if r["status"] == "ok":
+            assert Path(r["checkpoint"]).is_file(), f"candidate {r['id']}: checkpoint missing"
+    seqs = sorted(r["finish_seq"] for r in rows)
+    assert seqs == list(range(max_evals)), "finish_seq is not a permutation"
+    leftovers = list(Path(run_dir).glob("checkpoints/.*.tmp-*"))
+    assert not leftovers, f"partial files left: {leftovers}"
+    return {"ok": sum(r["status"] == "ok" for r in rows), "failed": sum(r["status"] == "failed" for r in rows)}

@@ -1,0 +1,34 @@
+"""Malformed input never escapes as anything but a one-line WtnasError (CI-sized fuzzing;
+benchmarks/fuzz.py runs the same targets with many more inputs and counts them)."""
+
+from hypothesis import HealthCheck, given, settings
+
+import fuzz_targets as F
+from wtnas_builtins.problems.digits import digits_space
+
+SPACE = digits_space()
+FAST = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+@FAST
+@given(F.config_texts)
+def test_config_parser(text):
+    F.fuzz_config(text)
+
+
+@FAST
+@given(F.arch_texts)
+def test_arch_seq_parser(text):
+    F.fuzz_arch_seq(text, SPACE)
+
+
+@FAST
+@given(F.mutations)
+def test_checkpoint_reader_on_mutated_checkpoints(mutation):
+    F.fuzz_checkpoint(mutation)
+
+
+@FAST
+@given(F.random_files)
+def test_checkpoint_reader_on_random_bytes(data):
+    F.fuzz_checkpoint_bytes(data)
