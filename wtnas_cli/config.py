@@ -33,6 +33,10 @@ class RunConfig:
     population: int = 20
     sample: int = 10
     workers: int | None = None
+    threads_per_worker: int | None = None
+    devices: str | None = None
+    gpus_per_worker: float = 0.0
+    ray_address: str | None = None
     seed: int = 0
     device: str = "cpu"
     run_dir: str | None = None
@@ -45,6 +49,8 @@ class RunConfig:
             (1 <= self.sample <= self.population, f"sample ({self.sample}) must be between 1 and population "
                                                   f"({self.population})"),
             (self.workers is None or self.workers >= 1, "workers must be at least 1"),
+            (self.threads_per_worker is None or self.threads_per_worker >= 1, "threads_per_worker must be at least 1"),
+            (self.gpus_per_worker >= 0, "gpus_per_worker must be 0 or more"),
             (self.time_budget is None or self.time_budget > 0, "time_budget must be positive (seconds)"),
             (self.seed >= 0, "seed must be non-negative"),
         ]
@@ -55,6 +61,14 @@ class RunConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def executor_options(self) -> dict:
+        """What every executor factory receives; each takes the options it understands."""
+        from .devices import resolve_devices
+
+        devices = resolve_devices(self.devices)
+        return {"workers": self.workers or (len(devices) or None), "threads_per_worker": self.threads_per_worker,
+                "devices": devices, "gpus_per_worker": self.gpus_per_worker, "ray_address": self.ray_address}
 
 
 _TYPES = {f.name: f.type for f in fields(RunConfig)}

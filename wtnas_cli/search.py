@@ -88,8 +88,9 @@ def resolve_run(cfg: RunConfig, plugins: Plugins) -> dict[str, Any]:
 
 def run_search(cfg: RunConfig | None = None, *, plugins: Plugins | None = None,
                observer: SearchObserver | None = None, resume: str | Path | None = None,
-               overwrite: bool = False, overrides: dict[str, Any] | None = None) -> RunSummary:
-    """Run (or resume) a search; return its summary. `overrides` apply on resume (e.g. max_evals)."""
+               overwrite: bool = False, overrides: dict[str, Any] | None = None) -> RunSummary | None:
+    """Run (or resume) a search; return its summary (None in a process that only served as a
+    worker, e.g. an MPI rank > 0). `overrides` apply on resume (e.g. max_evals)."""
     plugins = plugins or default_plugins()
     observer = observer or _Silent()
     if resume is not None:
@@ -101,6 +102,12 @@ def run_search(cfg: RunConfig | None = None, *, plugins: Plugins | None = None,
         cfg = (cfg or RunConfig()).validate()
         run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
     parts = resolve_run(cfg, plugins)
+    exec_options = cfg.executor_options()
+    executor = plugins.registry.create("executor", cfg.executor, **exec_options)
+    if getattr(executor, "is_worker", False):  # e.g. MPI ranks > 0: evaluate jobs, touch nothing else
+        executor.serve()
+        return None
+    job_device = "cuda" if exec_options["devices"] else cfg.device
     if resume is None:
         prepare_run_dir(run_dir, overwrite=overwrite)
         cfg.run_dir = str(run_dir)
@@ -125,7 +132,6 @@ def run_search(cfg: RunConfig | None = None, *, plugins: Plugins | None = None,
     elapsed_offset = max((r["elapsed_s"] or 0.0 for r in finished), default=0.0)
     summary.elapsed_s = elapsed_offset
 
-    executor = reg.create("executor", cfg.executor, workers=cfg.workers)
     requeue = [Proposal(tuple(r["arch_seq"]), r["parent_id"]) for r in pending]
     requeue_ids = [r["id"] for r in pending]
     next_id = store.next_id()
@@ -148,7 +154,7 @@ def run_search(cfg: RunConfig | None = None, *, plugins: Plugins | None = None,
             proposal, cid = strategy.ask(), next_id
             next_id += 1
             submitted += 1
-        job = _make_job(cfg, run_dir, cid, proposal, selector, checkpoints)
+        job = _make_job(cfg, run_dir, cid, proposal, selector, checkpoints, job_device)
         distance = space.distance(seqs[job.provider_id], proposal.arch_seq) if job.provider_id is not None else None
         store.add_pending(job, proposal.parent_id, distance)
         state["in_flight"] += 1
@@ -212,7 +218,8 @@ def run_search(cfg: RunConfig | None = None, *, plugins: Plugins | None = None,
     return summary
 
 
-def _make_job(cfg: RunConfig, run_dir: Path, cid: int, proposal: Proposal, selector, checkpoints: dict) -> Job:
+def _make_job(cfg: RunConfig, run_dir: Path, cid: int, proposal: Proposal, selector, checkpoints: dict,
+              device: str) -> Job:
     provider = selector.select(proposal) if cfg.matcher != "none" else None
     if provider is not None and provider not in checkpoints:
         raise WtnasError(f"selector chose provider {provider}, which has no checkpoint")
@@ -220,7 +227,7 @@ def _make_job(cfg: RunConfig, run_dir: Path, cid: int, proposal: Proposal, selec
                matcher=cfg.matcher, epochs=cfg.epochs, seed=candidate_seed(cfg.seed, cid),
                checkpoint_path=str(checkpoint_path(run_dir, cid)), provider_id=provider,
                provider_checkpoint=checkpoints.get(provider) if provider is not None else None,
-               device=cfg.device)
+               device=device)
 
 
 def _absorb(record: dict, strategy, selector, summary: RunSummary, seqs: dict, checkpoints: dict) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import load_config_file
+from .config import RunConfig, load_config_file
 from .errors import ConfigError, RunDirError, StorageFullError
 from .interrupts import GracefulInterrupt
 from .executor import pump
@@ -92,7 +92,7 @@ def select_candidates(rows: list[dict], k: int, before: float | None) -> list[di
 
 
 def run_topk(run_dir: str | Path, cfg: TopKConfig | None = None, *, plugins: Plugins | None = None,
-             observer=None) -> TopKSummary:
+             observer=None) -> TopKSummary | None:
     cfg = (cfg or TopKConfig()).validate()
     run_dir = Path(run_dir)
     if not is_run_dir(run_dir):
@@ -107,6 +107,15 @@ def run_topk(run_dir: str | Path, cfg: TopKConfig | None = None, *, plugins: Plu
     tag = hashlib.sha1(settings.encode()).hexdigest()[:8]
     summary = TopKSummary(run_dir, cfg.mode, settings)
 
+    run_cfg = RunConfig(**{k: v for k, v in run_values.items() if k in RunConfig.__dataclass_fields__})
+    exec_options = run_cfg.executor_options()
+    if cfg.workers:
+        exec_options["workers"] = cfg.workers
+    executor = plugins.registry.create("executor", run_cfg.executor, **exec_options)
+    if getattr(executor, "is_worker", False):
+        executor.serve()
+        return None
+    device = "cuda" if exec_options["devices"] else run_cfg.device
     store = RunStore(run_dir / STORE_NAME)
     try:
         rows = store.candidates()
@@ -137,11 +146,8 @@ def run_topk(run_dir: str | Path, cfg: TopKConfig | None = None, *, plugins: Plu
             observer.note(note)
 
         run_seed = int(run_values.get("seed", 0))
-        jobs = [_make_job(run_dir, run_values, r, cfg, min_delta, tag, run_seed) for r in todo]
+        jobs = [_make_job(run_dir, run_values, r, cfg, min_delta, tag, run_seed, device) for r in todo]
         if jobs:
-            executor = plugins.registry.create("executor", run_values.get("executor", "local"),
-                                               workers=min(cfg.workers or 10**6, len(jobs))
-                                               if cfg.workers else _default_workers(len(jobs)))
             queue = list(jobs)
             disk_full: list[str] = []
 
@@ -173,6 +179,7 @@ def run_topk(run_dir: str | Path, cfg: TopKConfig | None = None, *, plugins: Plu
                 raise StorageFullError(f"disk full ({disk_full[0]}): free space, then run the same `wtnas topk` "
                                        f"again; models already trained are kept")
         else:
+            executor.shutdown()  # nothing to do, but MPI ranks are waiting to be released
             observer.started(len(chosen), summary.reused, 0)
         summary.rows = [r for r in store.trained(cfg.mode, settings) if r["candidate_id"] in chosen]
     finally:
@@ -180,14 +187,8 @@ def run_topk(run_dir: str | Path, cfg: TopKConfig | None = None, *, plugins: Plu
     return summary
 
 
-def _default_workers(n_jobs: int) -> int:
-    from os import cpu_count
-
-    return max(1, min(n_jobs, cpu_count() or 1, 8))
-
-
 def _make_job(run_dir: Path, run_values: dict, row: dict, cfg: TopKConfig, min_delta: float, tag: str,
-              run_seed: int) -> Job:
+              run_seed: int, device: str) -> Job:
     cid = row["id"]
     warm = not cfg.from_scratch
     return Job(candidate_id=cid, arch_seq=list(row["arch_seq"]), problem=run_values.get("problem", "digits"),
@@ -196,5 +197,5 @@ def _make_job(run_dir: Path, run_values: dict, row: dict, cfg: TopKConfig, min_d
                checkpoint_path=str(run_dir / "topk" / f"c{cid:05d}-{cfg.mode}-{tag}.h5"),
                provider_id=cid if warm else None,
                provider_checkpoint=(row["checkpoint"] or str(run_dir / "checkpoints" / f"c{cid:05d}.h5")) if warm else None,
-               device=run_values.get("device", "cpu"), patience=cfg.patience, min_delta=min_delta,
+               device=device, patience=cfg.patience, min_delta=min_delta,
                early_stop=cfg.early_stop)

@@ -26,7 +26,7 @@ class RichObserver:
 
     def started(self, cfg, run_dir, total, done, workers) -> None:
         err_console.print(f"[bold]wtnas run[/] problem={cfg.problem} backend={cfg.backend} "
-                          f"strategy={cfg.strategy} matcher={cfg.matcher} workers={workers} "
+                          f"strategy={cfg.strategy} matcher={cfg.matcher} executor={cfg.executor} workers={workers} "
                           f"max_evals={total} → {run_dir}")
         self.progress.start()
         self.task = self.progress.add_task("search", total=total, completed=done, best="-", transfer="-",
@@ -57,7 +57,16 @@ def run_command(
     epochs: Optional[int] = typer.Option(None, help="Training epochs per candidate [default: 1]."),
     population: Optional[int] = typer.Option(None, help="Evolution population size N [default: 20]."),
     sample: Optional[int] = typer.Option(None, help="Evolution sample size S [default: 10]."),
-    workers: Optional[int] = typer.Option(None, help="Worker processes [default: CPU count, at most 8]."),
+    workers: Optional[int] = typer.Option(None, help="Workers [default: local: CPU count (at most 8) or one per "
+                                                     "GPU; ray: cluster CPUs; mpi: ranks - 1]."),
+    threads_per_worker: Optional[int] = typer.Option(None, "--threads-per-worker",
+                                                     help="CPU threads per worker [default: cores / workers]."),
+    devices: Optional[str] = typer.Option(None, help="Local executor: GPU ids to give one per worker (0,1), "
+                                                     "'auto' (every visible GPU) or 'cpu'."),
+    gpus_per_worker: Optional[float] = typer.Option(None, "--gpus-per-worker",
+                                                    help="Ray executor: GPUs per candidate task [default: 0]."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray executor: address of an existing "
+                                                                          "cluster [default: start a local one]."),
     seed: Optional[int] = typer.Option(None, help="Random seed [default: 0]."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:N or auto [default: cpu]."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where to write the run "
@@ -73,7 +82,8 @@ def run_command(
 
     cli_values = dict(problem=problem, backend=backend, strategy=strategy, selector=selector, matcher=matcher,
                       executor=executor, max_evals=max_evals, time_budget=time_budget, epochs=epochs,
-                      population=population, sample=sample, workers=workers, seed=seed, device=device,
+                      population=population, sample=sample, workers=workers, threads_per_worker=threads_per_worker,
+                      devices=devices, gpus_per_worker=gpus_per_worker, ray_address=ray_address, seed=seed, device=device,
                       run_dir=str(run_dir) if run_dir else None)
     observer = RichObserver()
     try:
@@ -85,6 +95,8 @@ def run_command(
             summary = run_search(resolve_config(file_values, cli_values), observer=observer, overwrite=overwrite)
     finally:
         observer.close()
+    if summary is None:  # this process served as a worker (an MPI rank > 0)
+        return
     print_summary(summary)
     if summary.interrupted:
         raise typer.Exit(130)

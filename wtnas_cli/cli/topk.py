@@ -67,6 +67,8 @@ def topk_command(
         summary = run_topk(run_dir, cfg, observer=observer)
     finally:
         observer.close()
+    if summary is None:  # this process served as a worker (an MPI rank > 0)
+        return
     print_topk(summary)
     if summary.interrupted:
         console.print("Interrupted: run the same command again to train the rest.")

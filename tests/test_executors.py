@@ -1,0 +1,150 @@
+"""The ray and mpi executors on real engines: a local Ray cluster, a simulated multi-node Ray
+cluster, and a real `mpiexec` with 3 ranks. Same evaluator, same store, same checks."""
+
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+import harness  # noqa: E402
+from conftest import run_cli  # noqa: E402
+from wtnas_cli.config import RunConfig  # noqa: E402
+from wtnas_cli.job import Job  # noqa: E402
+from wtnas_cli.search import run_search  # noqa: E402
+from wtnas_cli.store import RunStore  # noqa: E402
+
+
+def _rows(run_dir):
+    store = RunStore(Path(run_dir) / "wtnas.sqlite")
+    try:
+        return store.candidates()
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def ray_env(monkeypatch):
+    ray = pytest.importorskip("ray")
+    short = tempfile.mkdtemp(prefix="r", dir="/tmp")  # Ray's socket paths must stay short
+    monkeypatch.setenv("RAY_TMPDIR", short)
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    monkeypatch.setenv("RAY_DASHBOARD_ENABLED", "0")
+    yield ray
+    if ray.is_initialized():
+        ray.shutdown()
+    subprocess.run(["rm", "-rf", short])
+
+
+def test_ray_local_cluster_search(ray_env, tmp_path):
+    cfg = RunConfig(executor="ray", max_evals=10, population=4, sample=2, run_dir=str(tmp_path / "r"))
+    summary = run_search(cfg)
+    rows = _rows(cfg.run_dir)
+    assert summary.ok == 10 and all(r["status"] == "ok" for r in rows)
+    assert all(r["worker"].startswith("ray:") for r in rows)
+    assert any(r["n_transferred"] for r in rows)
+    harness.check_run(cfg.run_dir, 10)
+
+
+def test_ray_multi_node_cluster(ray_env, tmp_path):
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    cluster.add_node(num_cpus=1)
+    try:
+        ray_env.init(address=cluster.address, log_to_driver=False)
+        cfg = RunConfig(executor="ray", max_evals=12, population=4, sample=2, run_dir=str(tmp_path / "r"))
+        summary = run_search(cfg)
+        rows = _rows(cfg.run_dir)
+        assert summary.ok == 12
+        nodes = {r["worker"].split(":")[1] for r in rows}
+        assert len(nodes) == 2, f"tasks ran on {nodes}"
+    finally:
+        ray_env.shutdown()
+        cluster.shutdown()
+
+
+def _pids_running(title: str) -> list[int]:
+    pids = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if title in (p / "cmdline").read_bytes().decode(errors="replace"):
+                    pids.append(int(p.name))
+            except OSError:
+                pass
+    return pids
+
+
+def test_ray_worker_killed_mid_candidate(ray_env, tmp_path):
+    from wtnas_ray.executor import RayExecutor
+
+    ex = RayExecutor(workers=1)
+    ex.start()
+    try:
+        seq = [11, 0, 0, 5, 0, 0, 4, 0, 3, 0, 0]
+        ex.submit(Job(0, seq, "digits", "torch", "lcs", epochs=500, seed=0, checkpoint_path=str(tmp_path / "a.h5")))
+        assert harness.wait_until(lambda: _pids_running("ray::_evaluate"), timeout=60)
+        time.sleep(2)
+        for pid in _pids_running("ray::_evaluate"):
+            os.kill(pid, signal.SIGKILL)
+        results = []
+        assert harness.wait_until(lambda: results.extend(ex.poll(0.5)) or results, timeout=60)
+        assert results[0].status == "failed" and "Ray task failed" in results[0].error
+        ex.submit(Job(1, seq, "digits", "torch", "lcs", epochs=1, seed=0, checkpoint_path=str(tmp_path / "b.h5")))
+        results = []
+        assert harness.wait_until(lambda: results.extend(ex.poll(0.5)) or results, timeout=120)
+        assert results[0].status == "ok"
+    finally:
+        ex.shutdown()
+
+
+def _mpiexec(n, *args, timeout=300):
+    return subprocess.run(["mpiexec", "-n", str(n), "wtnas", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=dict(os.environ, COLUMNS="160"))
+
+
+@pytest.fixture
+def mpi():
+    pytest.importorskip("mpi4py")
+    if subprocess.run(["which", "mpiexec"], capture_output=True).returncode:
+        pytest.skip("no mpiexec")
+
+
+def test_mpi_search_and_topk_with_3_ranks(mpi, tmp_path):
+    run_dir = tmp_path / "r"
+    out = _mpiexec(3, "run", "--executor", "mpi", "--max-evals", 14, "--population", 4, "--sample", 2,
+                   "--run-dir", run_dir)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("top candidates") == 1  # only rank 0 reports
+    rows = _rows(run_dir)
+    assert {r["worker"].rsplit(":", 1)[1] for r in rows} == {"1", "2"}
+    harness.check_run(run_dir, 14)
+    out = _mpiexec(3, "topk", run_dir, "--k", 3, "--max-epochs", 4)
+    assert out.returncode == 0, out.stderr
+    store = RunStore(run_dir / "wtnas.sqlite")
+    assert len([t for t in store.trained() if t["status"] == "ok"]) == 3
+    store.close()
+
+
+def test_mpi_needs_two_ranks(mpi, tmp_path):
+    out = _mpiexec(1, "run", "--executor", "mpi", "--run-dir", tmp_path / "r")
+    assert out.returncode == 1 and "needs at least 2 ranks" in out.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_explicit_devices_without_gpus_is_refused(tmp_path):
+    from wtnas_cli.devices import visible_gpus
+
+    if visible_gpus():
+        pytest.skip("this machine has GPUs")
+    out = run_cli("run", "--devices", "0,1", "--run-dir", tmp_path / "r")
+    assert out.returncode == 1 and "not visible (visible: none)" in out.stderr
+    out = run_cli("run", "--devices", "auto", "--max-evals", "4", "--population", "2", "--sample", "1",
+                  "--run-dir", tmp_path / "r2")
+    assert out.returncode == 0, out.stderr
