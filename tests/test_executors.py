@@ -123,7 +123,7 @@ def test_mpi_search_and_topk_with_3_ranks(mpi, tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("top candidates") == 1  # only rank 0 reports
     rows = _rows(run_dir)
-    assert {r["worker"].rsplit(":", 1)[1] for r in rows} == {"1", "2"}
+    assert {r["worker"].split(":")[2] for r in rows} == {"1", "2"}  # mpi:host:rank:child
     harness.check_run(run_dir, 14)
     out = _mpiexec(3, "topk", run_dir, "--k", 3, "--max-epochs", 4)
     assert out.returncode == 0, out.stderr
@@ -148,3 +148,41 @@ def test_explicit_devices_without_gpus_is_refused(tmp_path):
     out = run_cli("run", "--devices", "auto", "--max-evals", "4", "--population", "2", "--sample", "1",
                   "--run-dir", tmp_path / "r2")
     assert out.returncode == 0, out.stderr
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def test_mpi_candidate_process_killed_mid_candidate(mpi, tmp_path):
+    """The rank survives: its candidate is failed with the signal and the search goes on."""
+    run_dir = tmp_path / "r"
+    proc = subprocess.Popen(["mpiexec", "-n", "3", "wtnas", "run", "--executor", "mpi", "--max-evals", "4",
+                             "--epochs", "40", "--population", "3", "--sample", "2", "--run-dir", str(run_dir)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    victim = None
+
+    def find_victim():
+        nonlocal victim
+        ranks = [p for p in _pids_running("--executor") if "wtnas" in Path(f"/proc/{p}/cmdline").read_bytes().decode()]
+        for rank in ranks:
+            for child in _children(rank):
+                if "spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes().decode(errors="replace"):
+                    victim = child
+                    return True
+        return False
+
+    assert harness.wait_until(find_victim, timeout=60, proc=proc)
+    pending = "SELECT COUNT(*) FROM candidates WHERE status='pending'"
+    assert harness.wait_until(lambda: harness.count(run_dir / "wtnas.sqlite", pending) > 0, timeout=60)
+    time.sleep(3)  # the worker started (torch imported) and is training its first candidate
+    os.kill(victim, signal.SIGKILL)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    rows = _rows(run_dir)
+    assert len(rows) == 4
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert len(failed) == 1 and "signal 9" in failed[0]["error"]

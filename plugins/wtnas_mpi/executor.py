@@ -19,7 +19,7 @@ from wtnas_cli.errors import WtnasError
 from wtnas_cli.job import Job, Result
 
 TAG_JOB, TAG_RESULT, TAG_STOP = 1, 2, 3
-_SLEEP_MIN_S, _SLEEP_MAX_S = 0.0001, 0.002  # back off while idle: quick to react, cheap to wait
+_SLEEP_MIN_S, _SLEEP_MAX_S = 0.0001, 0.001  # back off while idle: quick to react, cheap to wait
 
 
 def _backoff(sleep_s: float) -> float:
@@ -80,19 +80,27 @@ class MPIExecutor:
 
     # -- ranks 1..N-1 ---------------------------------------------------------------------------
     def serve(self) -> None:
-        """Evaluate jobs from rank 0 until it says stop."""
-        os.environ.setdefault("OMP_NUM_THREADS", str(self.threads))
-        from wtnas_cli.evaluator import Evaluator
+        """Evaluate jobs from rank 0, in a child worker process, until rank 0 says stop."""
+        from wtnas_builtins.executors import LocalExecutor
 
-        evaluator = Evaluator(threads=self.threads)
-        evaluator.worker = f"mpi:{MPI.Get_processor_name()}:{self.rank}"
+        name = f"mpi:{MPI.Get_processor_name()}:{self.rank}"
+        child = LocalExecutor(workers=1, threads_per_worker=self.threads)
+        child.start()
         status = MPI.Status()
-        while True:
-            sleep_s = _SLEEP_MIN_S
-            while not self.comm.Iprobe(source=0, tag=MPI.ANY_TAG, status=status):
-                sleep_s = _backoff(sleep_s)
-            message = self.comm.recv(source=0, tag=status.Get_tag())
-            if status.Get_tag() == TAG_STOP:
-                return
-            result = evaluator.run(Job.from_dict(json.loads(message)))
-            self.comm.send(json.dumps(result.to_dict()), dest=0, tag=TAG_RESULT)
+        try:
+            while True:
+                sleep_s = _SLEEP_MIN_S
+                while not self.comm.Iprobe(source=0, tag=MPI.ANY_TAG, status=status):
+                    sleep_s = _backoff(sleep_s)
+                message = self.comm.recv(source=0, tag=status.Get_tag())
+                if status.Get_tag() == TAG_STOP:
+                    return
+                child.submit(Job.from_dict(json.loads(message)))
+                results: list[Result] = []
+                while not results:
+                    results = child.poll(timeout=1.0)
+                result = results[0]
+                result.worker = f"{name}:{result.worker}"
+                self.comm.send(json.dumps(result.to_dict()), dest=0, tag=TAG_RESULT)
+        finally:
+            child.shutdown()
