@@ -22,6 +22,12 @@ else:  # pragma: no cover
 @dataclass
 class RunConfig:
     problem: str = "digits"
+    space: str | None = None
+    data: str | None = None
+    data_dir: str | None = None
+    synthetic: bool = False
+    samples: int | None = None
+    features: int | None = None
     backend: str = "torch"
     strategy: str = "evolution"
     selector: str = "auto"
@@ -62,6 +68,17 @@ class RunConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def problem_options(self) -> dict:
+        """Options for the problem factory (absolute paths: workers may run elsewhere)."""
+        from pathlib import Path
+
+        options = {"space": self.space, "data": self.data, "data_dir": self.data_dir, "synthetic": self.synthetic,
+                   "samples": self.samples, "features": self.features}
+        for key in ("space", "data", "data_dir"):
+            if options[key]:
+                options[key] = str(Path(options[key]).resolve())
+        return {k: v for k, v in options.items() if v not in (None, False)}
+
     def executor_options(self) -> dict:
         """What every executor factory receives; each takes the options it understands."""
         from .devices import resolve_devices
@@ -76,6 +93,8 @@ _TYPES = {f.name: f.type for f in fields(RunConfig)}
 
 def _expected(name: str) -> tuple[type, ...]:
     t = str(_TYPES[name])
+    if t == "bool":
+        return (bool,)
     if "float" in t:
         return (int, float)
     if "int" in t:
@@ -101,8 +120,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             valid = ", ".join(sorted(_TYPES))
             raise ConfigError(f"{path}: unknown key {key!r}; valid keys: {valid}")
         expected = _expected(name)
-        if isinstance(value, bool) or not isinstance(value, expected):
-            kind = {(int,): "an integer", (int, float): "a number", (str,): "a string"}[expected]
+        if isinstance(value, bool) != (expected == (bool,)) or not isinstance(value, expected):
+            kind = {(int,): "an integer", (int, float): "a number", (str,): "a string", (bool,): "true or false"}[expected]
             raise ConfigError(f"{path}: key {key!r} must be {kind}, got {value!r}")
         values[name] = value
     return values
@@ -111,6 +130,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 def resolve_config(file_values: dict[str, Any] | None = None, cli_values: dict[str, Any] | None = None) -> RunConfig:
     merged = dict(file_values or {})
     merged.update({k: v for k, v in (cli_values or {}).items() if v is not None})
+    if merged.get("space") and "problem" not in merged:
+        merged["problem"] = "file"  # --space FILE means the user's own problem
     return RunConfig(**merged).validate()
 
 

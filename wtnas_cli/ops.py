@@ -240,9 +240,47 @@ class BatchNorm(Op):
         return "BatchNorm"
 
 
+@dataclass(frozen=True)
+class Merge(Op):
+    """An op that reads two or more nodes (everything else reads exactly one)."""
+
+    def merge_shape(self, shapes: list[Shape]) -> Shape:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Concatenate(Merge):
+    """Concatenate on the last axis; the other axes must agree."""
+
+    kind: ClassVar[str] = "Concatenate"
+
+    def merge_shape(self, shapes: list[Shape]) -> Shape:
+        if len({s[:-1] for s in shapes}) != 1:
+            raise InvalidArchitecture(f"Concatenate needs equal shapes except the last axis, got {shapes}")
+        return shapes[0][:-1] + (sum(s[-1] for s in shapes),)
+
+    def label(self) -> str:
+        return "Concatenate"
+
+
+@dataclass(frozen=True)
+class AddByPadding(Merge):
+    """Add, zero-padding every input's last axis to the largest (DeepHyper's residual cells)."""
+
+    kind: ClassVar[str] = "AddByPadding"
+
+    def merge_shape(self, shapes: list[Shape]) -> Shape:
+        if len({s[:-1] for s in shapes}) != 1:
+            raise InvalidArchitecture(f"AddByPadding needs equal shapes except the last axis, got {shapes}")
+        return shapes[0][:-1] + (max(s[-1] for s in shapes),)
+
+    def label(self) -> str:
+        return "AddByPadding"
+
+
 OPS: dict[str, type[Op]] = {cls.kind: cls for cls in (
     Identity, Flatten, Activation, Dropout, Dense, Conv1D, Conv2D,
-    MaxPool1D, MaxPool2D, AvgPool1D, AvgPool2D, BatchNorm)}
+    MaxPool1D, MaxPool2D, AvgPool1D, AvgPool2D, BatchNorm, Concatenate, AddByPadding)}
 
 
 def op_from_dict(data: dict) -> Op:

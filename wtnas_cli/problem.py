@@ -40,6 +40,8 @@ class Problem:
     min_delta: float = 0.001  # early-stopping threshold for top-K training (paper: 0.001 on MNIST)
     description: str = ""
     options: dict[str, Any] = field(default_factory=dict)
+    # optional: load and validate the data in the scheduler before any worker trains
+    check_data: Callable[[], Any] | None = field(default=None, repr=False)
     _data: Dataset | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):

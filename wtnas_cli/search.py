@@ -71,7 +71,7 @@ def candidate_seed(run_seed: int, candidate_id: int) -> int:
 def resolve_run(cfg: RunConfig, plugins: Plugins) -> dict[str, Any]:
     """Check every component the run needs before anything is written; return them."""
     reg = plugins.registry
-    problem = reg.create("problem", cfg.problem)
+    problem = reg.create("problem", cfg.problem, **cfg.problem_options())
     backend = reg.get("backend", cfg.backend)
     if not backend.available:
         backend.create()  # raises the one-line 'install it with' error
@@ -83,6 +83,8 @@ def resolve_run(cfg: RunConfig, plugins: Plugins) -> dict[str, Any]:
         selector_name = "none" if cfg.matcher == "none" else default
     reg.get("selector", selector_name)
     reg.get("executor", cfg.executor)
+    if problem.check_data is not None:
+        problem.check_data()
     return {"problem": problem, "selector_name": selector_name}
 
 
@@ -227,7 +229,7 @@ def _make_job(cfg: RunConfig, run_dir: Path, cid: int, proposal: Proposal, selec
                matcher=cfg.matcher, epochs=cfg.epochs, seed=candidate_seed(cfg.seed, cid),
                checkpoint_path=str(checkpoint_path(run_dir, cid)), provider_id=provider,
                provider_checkpoint=checkpoints.get(provider) if provider is not None else None,
-               device=device)
+               device=device, problem_options=cfg.problem_options())
 
 
 def _absorb(record: dict, strategy, selector, summary: RunSummary, seqs: dict, checkpoints: dict) -> None:

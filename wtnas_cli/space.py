@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import ArchSeqError, InvalidArchitecture
-from .ops import Identity, Op, Shape, WeightSpec
+from .ops import Identity, Merge, Op, Shape, WeightSpec
 from .shapes import TensorSpec
 
 ArchSeq = tuple[int, ...]
@@ -56,9 +56,10 @@ class Layer:
     name: str
     op: Op
     inputs: tuple[str, ...]
-    input_shape: Shape
+    input_shape: Shape  # the first input's (the only one but for merges)
     output_shape: Shape
     weights: tuple[WeightSpec, ...]
+    input_shapes: tuple[Shape, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -135,18 +136,38 @@ class SearchSpace:
             out.append(int(value))
         return tuple(out)
 
+    # Sampling and mutation retry until the architecture resolves (layers that fit together), so a
+    # space where some combinations cannot be built (e.g. too much pooling) wastes no evaluation.
+    # After MAX_TRIES the last proposal is returned and fails with its reason when evaluated.
+    MAX_TRIES = 1000
+
+    def is_valid(self, arch_seq: Sequence[int]) -> bool:
+        try:
+            self.resolve(arch_seq)
+            return True
+        except InvalidArchitecture:
+            return False
+
     def sample(self, rng: np.random.Generator) -> ArchSeq:
-        return tuple(int(rng.integers(n)) for n in self.num_choices)
+        for _ in range(self.MAX_TRIES):
+            seq = tuple(int(rng.integers(n)) for n in self.num_choices)
+            if self.is_valid(seq):
+                break
+        return seq
 
     def mutate(self, arch_seq: Sequence[int], rng: np.random.Generator) -> ArchSeq:
         """Change exactly one variable node to a different choice (distance 1)."""
-        seq = list(self.validate(arch_seq))
+        base = self.validate(arch_seq)
         mutable = [i for i, n in enumerate(self.num_choices) if n > 1]
         if not mutable:
             raise ArchSeqError(f"search space {self.name!r} has no node with more than one choice")
-        i = int(rng.choice(mutable))
-        new = int(rng.integers(self.num_choices[i] - 1))
-        seq[i] = new if new < seq[i] else new + 1
+        for _ in range(self.MAX_TRIES):
+            seq = list(base)
+            i = int(rng.choice(mutable))
+            new = int(rng.integers(self.num_choices[i] - 1))
+            seq[i] = new if new < seq[i] else new + 1
+            if self.is_valid(seq):
+                break
         return tuple(seq)
 
     @staticmethod
@@ -168,15 +189,19 @@ class SearchSpace:
             op = node.choices[next(choice_iter)] if isinstance(node, VariableNode) else node.op
             inputs = node.inputs or ((previous,) if previous else ())
             missing = [name for name in inputs if name not in shapes]
-            if missing or len(inputs) != 1:
-                raise InvalidArchitecture(
-                    f"node {node.name!r} reads {list(inputs)}; each node reads exactly one earlier node")
-            in_shape = shapes[inputs[0]]
+            if missing:
+                raise InvalidArchitecture(f"node {node.name!r} reads {missing}, which no earlier node or input defines")
+            merge = isinstance(op, Merge)
+            if (merge and len(inputs) < 2) or (not merge and len(inputs) != 1):
+                need = "two or more nodes" if merge else "exactly one node"
+                raise InvalidArchitecture(f"node {node.name!r}: {op.label()} reads {need}, got {list(inputs)}")
+            in_shapes = tuple(shapes[name] for name in inputs)
             try:
-                out_shape = op.output_shape(in_shape)
+                out_shape = op.merge_shape(list(in_shapes)) if merge else op.output_shape(in_shapes[0])
             except InvalidArchitecture as exc:
                 raise InvalidArchitecture(f"node {node.name!r}: {exc}") from None
-            layers.append(Layer(node.name, op, tuple(inputs), in_shape, out_shape, tuple(op.weights(in_shape))))
+            weights = () if merge else tuple(op.weights(in_shapes[0]))
+            layers.append(Layer(node.name, op, tuple(inputs), in_shapes[0], out_shape, weights, in_shapes))
             shapes[node.name] = out_shape
             previous = node.name
         output = self.output or previous

@@ -100,14 +100,13 @@ def run_topk(run_dir: str | Path, cfg: TopKConfig | None = None, *, plugins: Plu
     plugins = plugins or default_plugins()
     observer = observer or _Silent()
     run_values = load_config_file(run_dir / CONFIG_NAME)
-    problem_name = run_values.get("problem", "digits")
-    problem = plugins.registry.create("problem", problem_name)
+    run_cfg = RunConfig(**{k: v for k, v in run_values.items() if k in RunConfig.__dataclass_fields__})
+    problem = plugins.registry.create("problem", run_cfg.problem, **run_cfg.problem_options())
     min_delta = problem.min_delta if cfg.min_delta is None else cfg.min_delta
     settings = settings_key(cfg, min_delta)
     tag = hashlib.sha1(settings.encode()).hexdigest()[:8]
     summary = TopKSummary(run_dir, cfg.mode, settings)
 
-    run_cfg = RunConfig(**{k: v for k, v in run_values.items() if k in RunConfig.__dataclass_fields__})
     exec_options = run_cfg.executor_options()
     if cfg.workers:
         exec_options["workers"] = cfg.workers
@@ -145,8 +144,7 @@ def run_topk(run_dir: str | Path, cfg: TopKConfig | None = None, *, plugins: Plu
         for note in summary.notes:
             observer.note(note)
 
-        run_seed = int(run_values.get("seed", 0))
-        jobs = [_make_job(run_dir, run_values, r, cfg, min_delta, tag, run_seed, device) for r in todo]
+        jobs = [_make_job(run_dir, run_cfg, r, cfg, min_delta, tag, device) for r in todo]
         if jobs:
             queue = list(jobs)
             disk_full: list[str] = []
@@ -187,13 +185,13 @@ def run_topk(run_dir: str | Path, cfg: TopKConfig | None = None, *, plugins: Plu
     return summary
 
 
-def _make_job(run_dir: Path, run_values: dict, row: dict, cfg: TopKConfig, min_delta: float, tag: str,
-              run_seed: int, device: str) -> Job:
+def _make_job(run_dir: Path, run_cfg: RunConfig, row: dict, cfg: TopKConfig, min_delta: float, tag: str,
+              device: str) -> Job:
     cid = row["id"]
     warm = not cfg.from_scratch
-    return Job(candidate_id=cid, arch_seq=list(row["arch_seq"]), problem=run_values.get("problem", "digits"),
-               backend=run_values.get("backend", "torch"), matcher="lcs", epochs=cfg.max_epochs,
-               seed=candidate_seed(run_seed + 1 + cfg.seed, cid),
+    return Job(candidate_id=cid, arch_seq=list(row["arch_seq"]), problem=run_cfg.problem,
+               backend=run_cfg.backend, matcher="lcs", epochs=cfg.max_epochs,
+               seed=candidate_seed(run_cfg.seed + 1 + cfg.seed, cid), problem_options=run_cfg.problem_options(),
                checkpoint_path=str(run_dir / "topk" / f"c{cid:05d}-{cfg.mode}-{tag}.h5"),
                provider_id=cid if warm else None,
                provider_checkpoint=(row["checkpoint"] or str(run_dir / "checkpoints" / f"c{cid:05d}.h5")) if warm else None,

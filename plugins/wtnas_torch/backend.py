@@ -56,7 +56,7 @@ class _Node(nn.Module):
             self.module = nn.Dropout(op.rate)
         elif isinstance(op, O.Activation):
             self.activation = op.function
-        elif not isinstance(op, (O.Identity, O.Flatten)):
+        elif not isinstance(op, (O.Identity, O.Flatten, O.Concatenate, O.AddByPadding)):
             raise NotImplementedError(f"torch backend has no implementation of op {op.kind}")
         self.channels_first_view = isinstance(op, (O._Conv, O._Pool))
         if isinstance(self.module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
@@ -72,9 +72,15 @@ class _Node(nn.Module):
                     ("moving_mean", m.running_mean), ("moving_variance", m.running_var)]
         return []
 
-    def forward(self, x: torch.Tensor, final_logits: bool = False) -> torch.Tensor:
+    def forward(self, *xs: torch.Tensor, final_logits: bool = False) -> torch.Tensor:
         op = self.layer.op
-        if isinstance(op, O.Flatten):
+        x = xs[0]
+        if isinstance(op, O.Concatenate):
+            x = torch.cat(xs, dim=-1)
+        elif isinstance(op, O.AddByPadding):
+            width = max(t.shape[-1] for t in xs)
+            x = sum(F.pad(t, (0, width - t.shape[-1])) for t in xs)
+        elif isinstance(op, O.Flatten):
             x = x.reshape(x.shape[0], -1)
         elif self.channels_first_view:
             x = self.module(x.movedim(-1, 1)).movedim(1, -1)
@@ -107,11 +113,12 @@ class TorchModel(nn.Module):
         self.optimizer = torch.optim.Adam(self.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
         self._logits_head = problem.loss == "categorical_crossentropy"
 
-    def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
-        values = {self.input_names[0]: x}
+    def forward(self, xs: tuple[torch.Tensor, ...], logits: bool = False) -> torch.Tensor:
+        values = dict(zip(self.input_names, xs))
         last = len(self.nodes) - 1
         for k, node in enumerate(self.nodes):
-            values[node.layer.name] = node(values[node.layer.inputs[0]], final_logits=logits and k == last)
+            args = [values[name] for name in node.layer.inputs]
+            values[node.layer.name] = node(*args, final_logits=logits and k == last)
         return values[self.arch.output]
 
     # -- canonical tensors ----------------------------------------------------------------
@@ -161,7 +168,7 @@ class TorchModel(nn.Module):
         for start in range(0, len(y), bs):
             idx = order[start:start + bs]
             self.optimizer.zero_grad(set_to_none=True)
-            loss = self._loss(self(x[idx], logits=self._logits_head), y[idx])
+            loss = self._loss(self(tuple(t[idx] for t in x), logits=self._logits_head), y[idx])
             loss.backward()
             self.optimizer.step()
             total += float(loss.detach()) * len(idx)
@@ -169,11 +176,14 @@ class TorchModel(nn.Module):
         return total / max(count, 1)
 
     @torch.no_grad()
-    def predict(self, x: np.ndarray | torch.Tensor, batch: int = 1024) -> np.ndarray:
+    def predict(self, x, batch: int = 1024) -> np.ndarray:
+        """Predictions for one input array, or a list/tuple of arrays for multi-input models."""
         self.eval()
-        if isinstance(x, np.ndarray):
-            x = torch.from_numpy(np.asarray(x, dtype=np.float32)).to(self.device)
-        outs = [self(x[i:i + batch]) for i in range(0, len(x), batch)]
+        xs = tuple(x) if isinstance(x, (list, tuple)) else (x,)
+        xs = tuple(torch.from_numpy(np.asarray(a, dtype=np.float32)).to(self.device) if isinstance(a, np.ndarray)
+                   else a for a in xs)
+        n = len(xs[0])
+        outs = [self(tuple(a[i:i + batch] for a in xs)) for i in range(0, n, batch)]
         return torch.cat(outs).cpu().numpy()
 
     @torch.no_grad()
@@ -203,11 +213,21 @@ def _device_data(data: Dataset, device: torch.device, loss: str) -> tuple:
     key = (id(data), str(device))
     if key not in _DATA_CACHE:
         ytype = np.int64 if loss == "categorical_crossentropy" else np.float32
-        conv = [np.asarray(data.x_train, np.float32), np.asarray(data.y_train, ytype),
-                np.asarray(data.x_val, np.float32), np.asarray(data.y_val, ytype)]
+
+        def inputs(x):
+            return tuple(torch.from_numpy(np.asarray(a, np.float32)).to(device) for a in _as_list(x))
+
+        def target(y):
+            return torch.from_numpy(np.asarray(y, ytype)).to(device)
+
         _DATA_CACHE.clear()
-        _DATA_CACHE[key] = (tuple(torch.from_numpy(a).to(device) for a in conv), data)
+        _DATA_CACHE[key] = ((inputs(data.x_train), target(data.y_train), inputs(data.x_val), target(data.y_val)),
+                            data)
     return _DATA_CACHE[key][0]
+
+
+def _as_list(x) -> list:
+    return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
 class TorchBackend:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.table import Table
 
+from ..errors import WtnasError
 from ..registry import KINDS
 from .common import console, fmt_int, fmt_size
 
@@ -31,25 +33,32 @@ def plugins_command() -> None:
 def spaces_command(
     problem: Optional[str] = typer.Argument(None, help="Show this problem's variable nodes (default: list all)."),
     arch_seq: Optional[str] = typer.Option(None, "--arch-seq", help="Decode this architecture, e.g. 0,2,1,..."),
+    space: Optional[Path] = typer.Option(None, "--space", help="Show a search-space file (.toml, .yaml)."),
 ) -> None:
     """List problems with their number of variable nodes and search-space size."""
     from ..plugins import default_plugins
 
     reg = default_plugins().registry
+    if space is not None:
+        problem = "file"
     if problem is None:
         table = Table(title="search spaces")
         for col in ("problem", "variable nodes", "size", "objective", "description"):
             table.add_column(col)
         for c in reg.all("problem"):
-            p = c.create()
+            try:
+                p = c.create()
+            except WtnasError as exc:  # e.g. `file` needs --space
+                table.add_row(c.name, "-", "-", "-", f"{c.description} ({exc})")
+                continue
             table.add_row(c.name, str(len(p.space.variable_nodes)), fmt_size(p.space.size), p.objective,
                           p.description)
         console.print(table)
         return
-    p = reg.create("problem", problem)
+    p = reg.create("problem", problem, **({"space": str(space)} if space is not None else {}))
     space = p.space
     if arch_seq is None:
-        table = Table(title=f"{problem}: {len(space.variable_nodes)} variable nodes, size {space.size:,}")
+        table = Table(title=f"{p.name}: {len(space.variable_nodes)} variable nodes, size {space.size:,}")
         for col in ("#", "node", "choices"):
             table.add_column(col)
         for i, node in enumerate(space.variable_nodes):
@@ -59,7 +68,7 @@ def spaces_command(
     from ..space import parse_arch_seq
 
     arch = space.resolve(parse_arch_seq(arch_seq))
-    table = Table(title=f"{problem} arch_seq {list(arch.arch_seq)}: {arch.num_params:,} parameters")
+    table = Table(title=f"{p.name} arch_seq {list(arch.arch_seq)}: {arch.num_params:,} parameters")
     for col in ("layer", "op", "output shape", "weight tensors"):
         table.add_column(col)
     for layer in arch.layers:

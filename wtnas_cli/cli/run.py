@@ -45,7 +45,18 @@ class RichObserver:
 
 
 def run_command(
-    problem: Optional[str] = typer.Option(None, help="Problem plugin [default: digits]."),
+    problem: Optional[str] = typer.Option(None, help="Problem plugin: digits, mnist, cifar10, nt3, uno, ... "
+                                                     "[default: digits]."),
+    space: Optional[Path] = typer.Option(None, "--space", help="Your own search space (.toml or .yaml); "
+                                                               "see docs/search-spaces.md."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Data for --space: .npz, .h5 or .csv."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Directory with the problem's standard "
+                                                                     "dataset files (nothing is downloaded)."),
+    synthetic: Optional[bool] = typer.Option(None, "--synthetic", help="Learnable synthetic data of the "
+                                                                       "problem's shape (offline runs, tests)."),
+    samples: Optional[int] = typer.Option(None, "--samples", help="Synthetic data: number of samples."),
+    features: Optional[int] = typer.Option(None, "--features", help="nt3: feature count (synthetic, or a check "
+                                                                    "on the files) [default: 60483]."),
     backend: Optional[str] = typer.Option(None, help="Backend plugin [default: torch]."),
     strategy: Optional[str] = typer.Option(None, help="Search strategy: evolution, random [default: evolution]."),
     selector: Optional[str] = typer.Option(None, help="Provider selector: parent, nearest, none, auto "
@@ -80,7 +91,9 @@ def run_command(
     from ..config import load_config_file, resolve_config
     from ..search import run_search
 
-    cli_values = dict(problem=problem, backend=backend, strategy=strategy, selector=selector, matcher=matcher,
+    cli_values = dict(problem=problem, space=str(space) if space else None, data=str(data) if data else None,
+                      data_dir=str(data_dir) if data_dir else None, synthetic=synthetic, samples=samples,
+                      features=features, backend=backend, strategy=strategy, selector=selector, matcher=matcher,
                       executor=executor, max_evals=max_evals, time_budget=time_budget, epochs=epochs,
                       population=population, sample=sample, workers=workers, threads_per_worker=threads_per_worker,
                       devices=devices, gpus_per_worker=gpus_per_worker, ray_address=ray_address, seed=seed, device=device,

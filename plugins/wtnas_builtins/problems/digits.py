@@ -64,7 +64,7 @@ def load_digits_data(val_fraction: float = 0.2, split_seed: int = 0) -> Dataset:
     return Dataset(x[train], y[train], x[val], y[val])
 
 
-def digits_problem() -> Problem:
+def digits_problem(**_) -> Problem:
     return Problem("digits", digits_space(), load_digits_data, loss="categorical_crossentropy",
                    objective="accuracy", batch_size=32,
                    description="8x8 handwritten digits bundled with scikit-learn; LeNet-like space")

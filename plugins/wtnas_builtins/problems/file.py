@@ -1,0 +1,9 @@
+"""`file`: a problem defined by the user's search-space file (`wtnas run --space F --data D`)."""
+
+from wtnas_cli.hookspecs import hookimpl
+from wtnas_cli.spacefile import file_problem
+
+
+@hookimpl
+def wtnas_register_problems(register):
+    register("file", file_problem, description="your own space: --space FILE.toml|.yaml --data FILE.npz|.h5|.csv")
