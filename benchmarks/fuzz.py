@@ -20,6 +20,7 @@ def main(n: int = 5000) -> dict:
         "arch_seq": given(F.arch_texts)(lambda text: F.fuzz_arch_seq(text, space)),
         "checkpoint (mutated)": given(F.mutations)(F.fuzz_checkpoint),
         "checkpoint (random bytes)": given(F.random_files)(F.fuzz_checkpoint_bytes),
+        "search-space file": given(F.space_docs)(F.fuzz_space_file),
     }
     out = {}
     for name, target in targets.items():

@@ -98,3 +98,34 @@ def fuzz_checkpoint_bytes(data: bytes) -> None:
             reader.read()
     except CheckpointError:
         pass
+
+
+# --- search-space files -----------------------------------------------------------------------
+_op_names = st.sampled_from(["Dense", "Conv1D", "Conv2D", "Identity", "Dropout", "Concatenate", "Dens", "", "x"])
+_op_values = st.one_of(st.integers(-3, 70), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=6),
+                       st.booleans(), st.none(), st.lists(st.integers(-2, 5), max_size=3))
+_ops = st.dictionaries(st.sampled_from(["op", "units", "rate", "filters", "kernel_size", "padding", "activation",
+                                        "l2", "bogus"]), st.one_of(_op_names, _op_values), max_size=4)
+_nodes = st.lists(st.fixed_dictionaries({"name": st.sampled_from(["a", "b", "c", "x", ""])},
+                                        optional={"choices": st.lists(_ops, max_size=3), "op": _ops,
+                                                  "inputs": st.lists(st.sampled_from(["a", "x", "in", "zz"]),
+                                                                     max_size=3)}), max_size=5)
+space_docs = st.fixed_dictionaries({}, optional={
+    "inputs": st.lists(st.fixed_dictionaries({"name": st.sampled_from(["in", "x"]),
+                                              "shape": st.lists(st.integers(-1, 9), max_size=3)}), max_size=2),
+    "nodes": _nodes, "loss": st.sampled_from(["mse", "x", "categorical_crossentropy"]),
+    "objective": st.sampled_from(["r2", "accuracy", "y"]), "batch_size": _op_values, "bogus": _op_values})
+
+
+def fuzz_space_file(doc: dict) -> None:
+    import yaml
+
+    from wtnas_cli.spacefile import SpaceFileError, parse_space
+
+    COUNTS["space_file"] = COUNTS.get("space_file", 0) + 1
+    path = _TMP / "space.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    try:
+        parse_space(path)
+    except SpaceFileError:
+        pass

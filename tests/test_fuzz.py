@@ -32,3 +32,9 @@ def test_checkpoint_reader_on_mutated_checkpoints(mutation):
 @given(F.random_files)
 def test_checkpoint_reader_on_random_bytes(data):
     F.fuzz_checkpoint_bytes(data)
+
+
+@FAST
+@given(F.space_docs)
+def test_space_file_parser(doc):
+    F.fuzz_space_file(doc)

@@ -233,3 +233,30 @@ def test_every_hook_is_documented():
     for name, _ in inspect.getmembers(hookspecs, inspect.isfunction):
         if name.startswith("wtnas_"):
             assert f"## `{name}(" in doc, f"{name} missing from docs/plugin-hooks.md"
+
+
+def test_example_plugin_package_installs_and_runs(tmp_path):
+    """A real third-party package: built and installed by pip, discovered through its entry point."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    site = tmp_path / "site"
+    out = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                          "--target", str(site), str(ROOT / "plugins" / "wtnas-example")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    env = {"PYTHONPATH": str(site)}
+    listing = run_cli("plugins", env=env)
+    assert "spirals" in listing.stdout and "best-nearby" in listing.stdout and "example" in listing.stdout
+    run = run_cli("run", "--problem", "spirals", "--strategy", "random", "--selector", "best-nearby",
+                  "--max-evals", "10", "--workers", "2", "--run-dir", tmp_path / "r", env=env)
+    assert run.returncode == 0, run.stderr
+    assert "10 of 10 candidates done (0 failed)" in run.stdout
+    import sqlite3
+
+    con = sqlite3.connect(tmp_path / "r" / "wtnas.sqlite")
+    distances = [r[0] for r in con.execute("SELECT distance FROM candidates WHERE provider_id IS NOT NULL")]
+    con.close()
+    assert distances and all(d <= 2 for d in distances)

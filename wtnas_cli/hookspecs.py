@@ -20,6 +20,12 @@ def wtnas_register_backends(register):
     """Register deep-learning backends (build, train, evaluate models; get/set canonical tensors).
 
     :param register: ``register(name, factory, ...)``; ``factory()`` returns a Backend.
+
+    Example::
+
+        @hookimpl
+        def wtnas_register_backends(register):
+            register("jax", lambda: JaxBackend(), requires=("jax",), install_hint="pip install wtnas-jax")
     """
 
 
@@ -28,6 +34,12 @@ def wtnas_register_strategies(register):
     """Register search strategies (ask/tell).
 
     :param register: ``register(name, factory, ...)``; ``factory(space, seed, **options)`` returns a Strategy.
+
+    Example::
+
+        @hookimpl
+        def wtnas_register_strategies(register):
+            register("local-search", LocalSearch, description="mutate the best candidate so far")
     """
 
 
@@ -36,6 +48,12 @@ def wtnas_register_selectors(register):
     """Register provider selectors (which checkpoint a new candidate starts from).
 
     :param register: ``register(name, factory, ...)``; ``factory(space)`` returns a Selector.
+
+    Example (the `best-nearby` selector of plugins/wtnas-example)::
+
+        @hookimpl
+        def wtnas_register_selectors(register):
+            register("best-nearby", BestNearbySelector)
     """
 
 
@@ -45,6 +63,12 @@ def wtnas_register_matchers(register):
 
     :param register: ``register(name, factory, ...)``; ``factory()`` returns a callable
         ``match(provider_shapes, receiver_shapes) -> [(provider_index, receiver_index), ...]``.
+
+    Example::
+
+        @hookimpl
+        def wtnas_register_matchers(register):
+            register("first-layer", lambda: lambda p, r: [(0, 0)] if p and r and p[0] == r[0] else [])
     """
 
 
@@ -54,6 +78,12 @@ def wtnas_register_executors(register):
 
     :param register: ``register(name, factory, ...)``; ``factory(workers=..., threads_per_worker=...,
         devices=...)`` returns an Executor.
+
+    Example::
+
+        @hookimpl
+        def wtnas_register_executors(register):
+            register("dask", lambda **options: DaskExecutor(**options), requires=("distributed",))
     """
 
 
@@ -62,6 +92,12 @@ def wtnas_register_problems(register):
     """Register problems: a search space, its data and its objective.
 
     :param register: ``register(name, factory, ...)``; ``factory()`` returns a Problem.
+
+    Example (the `spirals` problem of plugins/wtnas-example)::
+
+        @hookimpl
+        def wtnas_register_problems(register):
+            register("spirals", spirals_problem, description="two interleaved spirals")
     """
 
 
@@ -70,6 +106,14 @@ def wtnas_add_commands(app):
     """Add commands to the ``wtnas`` Typer application.
 
     :param app: the root ``typer.Typer`` instance.
+
+    Example::
+
+        @hookimpl
+        def wtnas_add_commands(app):
+            @app.command("hello")
+            def hello(name: str = "world"):
+                print(f"hello {name}")
     """
 
 
@@ -79,6 +123,13 @@ def wtnas_candidate_evaluated(run_dir, record):
 
     :param run_dir: the run directory (``pathlib.Path``).
     :param record: dict with the candidate's stored fields (id, arch_seq, score, status, timings, ...).
+
+    Example (stream results to a tracker)::
+
+        @hookimpl
+        def wtnas_candidate_evaluated(run_dir, record):
+            if record["status"] == "ok":
+                tracker.log(step=record["id"], score=record["score"])
     """
 
 
@@ -88,4 +139,10 @@ def wtnas_run_finished(run_dir, summary):
 
     :param run_dir: the run directory (``pathlib.Path``).
     :param summary: dict with counts (done, failed, transferred), best score and elapsed seconds.
+
+    Example::
+
+        @hookimpl
+        def wtnas_run_finished(run_dir, summary):
+            notify(f"{run_dir}: best {summary['best_score']}")
     """

@@ -33,6 +33,13 @@ def _check_activation(name: str | None) -> None:
         raise WtnasError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}")
 
 
+def _check_positive(op, *names: str) -> None:
+    for name in names:
+        value = getattr(op, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise WtnasError(f"{op.kind} {name} must be a positive integer, got {value!r}")
+
+
 @dataclass(frozen=True)
 class Op:
     """Base class: an operation with at most one input (merges override `arity`)."""
@@ -109,6 +116,7 @@ class Dense(Op):
 
     def __post_init__(self):
         _check_activation(self.activation)
+        _check_positive(self, "units")
 
     def output_shape(self, shape: Shape) -> Shape:
         return shape[:-1] + (self.units,)
@@ -144,6 +152,7 @@ class _Conv(Op):
         if self.padding == "same" and self.strides != 1:
             raise WtnasError(f"{self.kind}: padding 'same' is supported with strides 1 only")
         _check_activation(self.activation)
+        _check_positive(self, "filters", "kernel_size", "strides")
 
     def output_shape(self, shape: Shape) -> Shape:
         if len(shape) != self.rank + 1:
@@ -182,6 +191,11 @@ class _Pool(Op):
     pool_size: int = 2
     strides: int | None = None
     rank: ClassVar[int] = 0
+
+    def __post_init__(self):
+        _check_positive(self, "pool_size")
+        if self.strides is not None:
+            _check_positive(self, "strides")
 
     @property
     def stride(self) -> int:
