@@ -43,6 +43,7 @@ class RunConfig:
     devices: str | None = None
     gpus_per_worker: float = 0.0
     ray_address: str | None = None
+    max_jobs_per_worker: int | None = None
     seed: int = 0
     device: str = "cpu"
     run_dir: str | None = None
@@ -57,6 +58,7 @@ class RunConfig:
             (self.workers is None or self.workers >= 1, "workers must be at least 1"),
             (self.threads_per_worker is None or self.threads_per_worker >= 1, "threads_per_worker must be at least 1"),
             (self.gpus_per_worker >= 0, "gpus_per_worker must be 0 or more"),
+            (self.max_jobs_per_worker is None or self.max_jobs_per_worker >= 1, "max_jobs_per_worker must be at least 1"),
             (self.time_budget is None or self.time_budget > 0, "time_budget must be positive (seconds)"),
             (self.seed >= 0, "seed must be non-negative"),
         ]
@@ -85,7 +87,8 @@ class RunConfig:
 
         devices = resolve_devices(self.devices)
         return {"workers": self.workers or (len(devices) or None), "threads_per_worker": self.threads_per_worker,
-                "devices": devices, "gpus_per_worker": self.gpus_per_worker, "ray_address": self.ray_address}
+                "devices": devices, "gpus_per_worker": self.gpus_per_worker, "ray_address": self.ray_address,
+                "max_jobs_per_worker": self.max_jobs_per_worker}
 
 
 _TYPES = {f.name: f.type for f in fields(RunConfig)}

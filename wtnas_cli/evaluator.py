@@ -73,6 +73,7 @@ class Evaluator:
             if os.environ.get("WTNAS_DEBUG"):
                 result.error += "\n" + traceback.format_exc()
         result.finished_at = time.time()
+        result.worker_rss_mb = _rss_mb()
         return result
 
     def _run(self, job: Job, result: Result, timings: dict) -> None:
@@ -173,3 +174,15 @@ def is_disk_full(exc: BaseException) -> bool:
         return True
     text = str(exc)
     return "No space left on device" in text or "database or disk is full" in text or "Disk quota exceeded" in text
+
+
+def _rss_mb() -> float | None:
+    """This worker's resident memory (Linux), recorded per candidate to catch leaking frameworks."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None

@@ -1,7 +1,9 @@
 """The hook specifications every wtnas plugin implements (see docs/plugin-hooks.md).
 
 Registration hooks receive a `register` callable bound to one kind of component:
-    register(name, factory, *, requires=(), install_hint="", description="")
+    register(name, factory, *, requires=(), install_hint="", description="", options=None)
+`options` are hints for the rest of wtnas (a backend's {"max_jobs_per_worker": N} makes executors
+replace a worker process after N candidates, for frameworks that leak memory).
 `factory` is called only when the component is used, so a plugin module stays import-light and
 its heavy dependencies (named in `requires`) are imported inside the factory.
 """

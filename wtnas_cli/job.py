@@ -51,6 +51,7 @@ class Result:
     checkpoint_path: str | None = None
     checkpoint_bytes: int | None = None
     worker: str = ""
+    worker_rss_mb: float | None = None
     started_at: float | None = None
     finished_at: float | None = None
     # per-epoch objective and early-stopping outcome (top-K training jobs only)

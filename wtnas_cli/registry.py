@@ -25,6 +25,7 @@ class Component:
     requires: tuple[str, ...] = ()
     install_hint: str = ""
     description: str = ""
+    options: dict = field(default_factory=dict)  # hints for other components, e.g. max_jobs_per_worker
     _missing: list[str] | None = field(default=None, repr=False)
 
     @property
@@ -70,10 +71,11 @@ class Registry:
 
     def registrar(self, kind: str, plugin: str) -> Callable[..., None]:
         def register(name: str, factory: Callable[..., Any], *, requires=(), install_hint: str = "",
-                     description: str = "") -> None:
+                     description: str = "", options: dict | None = None) -> None:
             if not isinstance(name, str) or not name:
                 raise PluginError(f"plugin {plugin!r} registered a {kind} without a name")
-            self.add(Component(kind, name, factory, plugin, tuple(requires), install_hint, description))
+            self.add(Component(kind, name, factory, plugin, tuple(requires), install_hint, description,
+                               dict(options or {})))
         return register
 
     def names(self, kind: str) -> list[str]:

@@ -105,6 +105,8 @@ def run_search(cfg: RunConfig | None = None, *, plugins: Plugins | None = None,
         run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
     parts = resolve_run(cfg, plugins)
     exec_options = cfg.executor_options()
+    exec_options["max_jobs_per_worker"] = (cfg.max_jobs_per_worker or
+                                           plugins.registry.get("backend", cfg.backend).options.get("max_jobs_per_worker"))
     executor = plugins.registry.create("executor", cfg.executor, **exec_options)
     if getattr(executor, "is_worker", False):  # e.g. MPI ranks > 0: evaluate jobs, touch nothing else
         executor.serve()

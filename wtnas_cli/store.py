@@ -23,8 +23,8 @@ _COLUMNS = [
     ("score", "REAL"), ("num_params", "INTEGER"), ("n_transferred", "INTEGER"), ("n_tensors", "INTEGER"),
     *[(k, "REAL") for k in TIMING_KEYS],
     ("submitted_at", "REAL"), ("started_at", "REAL"), ("finished_at", "REAL"), ("elapsed_s", "REAL"),
-    ("finish_seq", "INTEGER"), ("worker", "TEXT"), ("checkpoint", "TEXT"), ("checkpoint_bytes", "INTEGER"),
-    ("error", "TEXT"),
+    ("finish_seq", "INTEGER"), ("worker", "TEXT"), ("worker_rss_mb", "REAL"), ("checkpoint", "TEXT"),
+    ("checkpoint_bytes", "INTEGER"), ("error", "TEXT"),
 ]
 COLUMN_NAMES = [c for c, _ in _COLUMNS]
 
@@ -86,7 +86,8 @@ class RunStore:
             "status": result.status, "score": result.score, "num_params": result.num_params,
             "n_transferred": result.n_transferred, "n_tensors": result.n_tensors,
             "started_at": result.started_at, "finished_at": result.finished_at, "elapsed_s": elapsed_s,
-            "finish_seq": finish_seq, "worker": result.worker, "checkpoint_bytes": result.checkpoint_bytes,
+            "finish_seq": finish_seq, "worker": result.worker, "worker_rss_mb": result.worker_rss_mb,
+            "checkpoint_bytes": result.checkpoint_bytes,
             "error": result.error, **{k: result.timings.get(k) for k in TIMING_KEYS},
         }
         if result.status != "ok":

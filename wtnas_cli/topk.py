@@ -108,6 +108,8 @@ def run_topk(run_dir: str | Path, cfg: TopKConfig | None = None, *, plugins: Plu
     summary = TopKSummary(run_dir, cfg.mode, settings)
 
     exec_options = run_cfg.executor_options()
+    exec_options["max_jobs_per_worker"] = (run_cfg.max_jobs_per_worker or
+                                           plugins.registry.get("backend", run_cfg.backend).options.get("max_jobs_per_worker"))
     if cfg.workers:
         exec_options["workers"] = cfg.workers
     executor = plugins.registry.create("executor", run_cfg.executor, **exec_options)

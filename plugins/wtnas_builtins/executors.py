@@ -61,11 +61,13 @@ class _Worker:
         child.close()
         self.job: Job | None = None
         self.sent_at = 0.0
+        self.jobs_done = 0
 
 
 class LocalExecutor:
     def __init__(self, workers: int | None = None, threads_per_worker: int | None = None,
-                 devices: list[str] | None = None, **_):
+                 devices: list[str] | None = None, max_jobs_per_worker: int | None = None, **_):
+        self.max_jobs = max_jobs_per_worker
         self.capacity = int(workers or default_workers())
         cpus = os.cpu_count() or 1
         self.threads = int(threads_per_worker or max(1, cpus // self.capacity))
@@ -73,6 +75,7 @@ class LocalExecutor:
         self._ctx = mp.get_context("spawn")
         self._workers: list[_Worker] = []
         self.replaced = 0
+        self.recycled = 0
         self._deaths_in_a_row = 0  # deaths with no result in between: workers that cannot run at all
 
     def _env(self, index: int) -> dict:
@@ -116,13 +119,29 @@ class LocalExecutor:
                 if w.conn.poll():
                     results.append(Result.from_dict(w.conn.recv()))
                     w.job = None
+                    w.jobs_done += 1
                     self._deaths_in_a_row = 0
+                    if self.max_jobs and w.jobs_done >= self.max_jobs:
+                        self._retire(w)
                     continue
             except (EOFError, OSError):
                 pass
             if not w.process.is_alive():
                 results.append(self._replace(w))
         return results
+
+    def _retire(self, w: _Worker) -> None:
+        """Planned replacement: a fresh process after max_jobs_per_worker candidates (bounds memory)."""
+        try:
+            w.conn.send(None)
+        except OSError:
+            pass
+        w.process.join(timeout=10)
+        if w.process.is_alive():
+            w.process.terminate()
+        w.conn.close()
+        self._workers[w.index] = _Worker(self._ctx, w.index, self.threads, self._env(w.index))
+        self.recycled += 1
 
     def _replace(self, w: _Worker) -> Result:
         """A dead worker: fail its job with the reason and start a fresh worker in its place."""

@@ -28,7 +28,9 @@ def _backoff(sleep_s: float) -> float:
 
 
 class MPIExecutor:
-    def __init__(self, workers: int | None = None, threads_per_worker: int | None = None, **_):
+    def __init__(self, workers: int | None = None, threads_per_worker: int | None = None,
+                 max_jobs_per_worker: int | None = None, **_):
+        self.max_jobs = max_jobs_per_worker
         self.comm = MPI.COMM_WORLD
         self.rank = self.comm.Get_rank()
         self.size = self.comm.Get_size()
@@ -84,7 +86,7 @@ class MPIExecutor:
         from wtnas_builtins.executors import LocalExecutor
 
         name = f"mpi:{MPI.Get_processor_name()}:{self.rank}"
-        child = LocalExecutor(workers=1, threads_per_worker=self.threads)
+        child = LocalExecutor(workers=1, threads_per_worker=self.threads, max_jobs_per_worker=self.max_jobs)
         child.start()
         status = MPI.Status()
         try:

@@ -33,7 +33,9 @@ def _evaluate(job: dict, threads: int) -> dict:
 
 class RayExecutor:
     def __init__(self, workers: int | None = None, threads_per_worker: int | None = None,
-                 gpus_per_worker: float = 0.0, ray_address: str | None = None, **_):
+                 gpus_per_worker: float = 0.0, ray_address: str | None = None,
+                 max_jobs_per_worker: int | None = None, **_):
+        self.max_calls = int(max_jobs_per_worker or 0)
         self.workers = workers
         self.threads = int(threads_per_worker or 1)
         self.gpus = float(gpus_per_worker or 0.0)
@@ -58,7 +60,8 @@ class RayExecutor:
         by_cpu = int(resources.get("CPU", 1) // self.threads)
         by_gpu = int(resources.get("GPU", 0) // self.gpus) if self.gpus else by_cpu
         self.capacity = max(1, self.workers or min(by_cpu, by_gpu))
-        self._remote = ray.remote(max_retries=0, num_cpus=self.threads, num_gpus=self.gpus)(_evaluate)
+        self._remote = ray.remote(max_retries=0, num_cpus=self.threads, num_gpus=self.gpus,
+                                  max_calls=self.max_calls)(_evaluate)
 
     def submit(self, job: Job) -> None:
         ref = self._remote.remote(job.to_dict(), self.threads)

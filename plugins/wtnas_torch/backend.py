@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from wtnas_cli import ops as O
-from wtnas_cli.problem import Dataset, Problem
+from wtnas_cli.problem import Dataset, Problem, objective_value
 from wtnas_cli.space import Architecture, Layer
 
 _ACT = {
@@ -191,18 +191,7 @@ class TorchModel(nn.Module):
         _, _, xv, yv = _device_data(data, self.device, self.problem.loss)
         pred = self.predict(xv)
         y = yv.cpu().numpy()
-        return objective(self.problem.objective, pred, y)
-
-
-def objective(name: str, pred: np.ndarray, y: np.ndarray) -> float:
-    if name == "accuracy":
-        return float((pred.argmax(axis=-1) == y).mean())
-    y = y.reshape(pred.shape).astype(np.float64)
-    mse = float(((pred - y) ** 2).mean())
-    if name == "neg_mse":
-        return -mse
-    var = float(((y - y.mean(axis=0)) ** 2).mean())
-    return 1.0 - mse / var if var > 0 else float("nan")
+        return objective_value(self.problem.objective, pred, y)
 
 
 _DATA_CACHE: dict[tuple, tuple] = {}

@@ -8,6 +8,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
+from rich.markup import escape
+
 from ..errors import WtnasError
 from ..registry import KINDS
 from .common import console, fmt_int, fmt_size
@@ -23,11 +25,12 @@ def plugins_command() -> None:
         table.add_column(col)
     for kind in KINDS:
         for c in plugins.registry.all(kind):
-            status = "[green]yes[/]" if c.available else f"[red]no[/]: {c.install_hint or 'needs ' + ', '.join(c.missing)}"
-            table.add_row(kind, c.name, c.plugin, status, c.description)
+            hint = escape(c.install_hint or "needs " + ", ".join(c.missing))
+            status = "[green]yes[/]" if c.available else f"[red]no[/]: {hint}"
+            table.add_row(kind, escape(c.name), escape(c.plugin), status, escape(c.description))
     console.print(table)
     for name, reason in plugins.broken:
-        console.print(f"[red]broken plugin[/] {name}: {reason}", soft_wrap=True)
+        console.print(f"[red]broken plugin[/] {escape(name)}: {escape(reason)}", soft_wrap=True)
 
 
 def spaces_command(

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from .common import console
@@ -64,7 +65,7 @@ def report_command(
                       f"to converge and Kendall tau.")
     console.print(f"Report: {md}" + (f" with {len(plots)} plots" if plots else ""))
     if note:
-        console.print(f"[yellow]{note}[/]")
+        console.print(f"[yellow]{escape(note)}[/]")
 
 
 def register(app: typer.Typer) -> None:

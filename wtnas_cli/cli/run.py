@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
@@ -38,7 +39,7 @@ class RichObserver:
                              transfer=f"{summary.transfer_rate:.0%}", failed=summary.failed)
 
     def stopping(self, reason: str) -> None:
-        self.progress.console.print(f"[yellow]{reason}[/]")
+        self.progress.console.print(f"[yellow]{escape(reason)}[/]")
 
     def close(self) -> None:
         self.progress.stop()
@@ -76,6 +77,9 @@ def run_command(
                                                      "'auto' (every visible GPU) or 'cpu'."),
     gpus_per_worker: Optional[float] = typer.Option(None, "--gpus-per-worker",
                                                     help="Ray executor: GPUs per candidate task [default: 0]."),
+    max_jobs_per_worker: Optional[int] = typer.Option(None, "--max-jobs-per-worker",
+                                                      help="Start a fresh worker process after N candidates "
+                                                           "[default: the backend's hint; keras 50, torch never]."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray executor: address of an existing "
                                                                           "cluster [default: start a local one]."),
     seed: Optional[int] = typer.Option(None, help="Random seed [default: 0]."),
@@ -96,7 +100,8 @@ def run_command(
                       features=features, backend=backend, strategy=strategy, selector=selector, matcher=matcher,
                       executor=executor, max_evals=max_evals, time_budget=time_budget, epochs=epochs,
                       population=population, sample=sample, workers=workers, threads_per_worker=threads_per_worker,
-                      devices=devices, gpus_per_worker=gpus_per_worker, ray_address=ray_address, seed=seed, device=device,
+                      devices=devices, gpus_per_worker=gpus_per_worker, ray_address=ray_address,
+                      max_jobs_per_worker=max_jobs_per_worker, seed=seed, device=device,
                       run_dir=str(run_dir) if run_dir else None)
     observer = RichObserver()
     try:

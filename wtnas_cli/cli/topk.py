@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -31,7 +32,7 @@ class TopKObserver:
         self.progress.update(self.task, advance=1, last=last)
 
     def note(self, message: str) -> None:
-        err_console.print(f"[yellow]{message}[/]")
+        err_console.print(f"[yellow]{escape(message)}[/]")
 
     def close(self) -> None:
         self.progress.stop()
@@ -92,7 +93,7 @@ def print_topk(summary) -> None:
                       fmt_score(r["objective_final"]), fmt_int(r["num_params"]), start, kind)
     console.print(table)
     for note in summary.notes:
-        console.print(f"[yellow]Note:[/] {note}")
+        console.print(f"[yellow]Note:[/] {escape(note)}")
     console.print(f"{summary.trained_now} trained now, {summary.reused} reused, {summary.failed} failed. "
                   f"Next: [bold]wtnas report {summary.run_dir}[/]")
 
