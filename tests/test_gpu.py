@@ -37,3 +37,16 @@ def test_search_on_cuda(tmp_path):
     store = RunStore(tmp_path / "r" / "wtnas.sqlite")
     assert all(r["status"] == "ok" for r in store.candidates())
     store.close()
+
+
+def test_local_devices_give_each_worker_a_gpu(tmp_path):
+    cfg = RunConfig(max_evals=8, population=4, sample=2, workers=2, devices="auto", run_dir=str(tmp_path / "r"))
+    summary = run_search(cfg)
+    assert summary.ok == 8
+    from wtnas_cli.checkpoint import read_checkpoint_meta
+
+    store = RunStore(tmp_path / "r" / "wtnas.sqlite")
+    rows = store.candidates()
+    store.close()
+    assert all(r["status"] == "ok" for r in rows)
+    assert read_checkpoint_meta(rows[0]["checkpoint"]).backend == "torch"
