@@ -198,3 +198,15 @@ nodes:
                   "--population", "2", "--sample", "1", "--epochs", "5", "--run-dir", tmp_path / "r")
     assert out.returncode == 0, out.stderr
     assert "6 of 6 candidates done (0 failed)" in out.stdout
+
+
+def test_regression_reports_mae_and_mse(tmp_path):
+    from wtnas_cli.evaluator import Evaluator
+    from wtnas_cli.job import Job
+
+    seq = [1] * 13
+    job = Job(0, seq, "uno", "torch", "lcs", epochs=1, seed=0, checkpoint_path=str(tmp_path / "c.h5"),
+              problem_options={"synthetic": True, "samples": 300})
+    result = Evaluator(threads=1).run(job)
+    assert result.status == "ok", result.error
+    assert set(result.metrics) == {"mae", "mse"} and result.metrics["mse"] >= 0

@@ -74,7 +74,8 @@ def test_no_early_stop_trains_max_epochs_and_records_the_stop_point(runs):
 
 
 def test_report_end_to_end(runs):
-    run_topk(runs["none"], TopKConfig(k=3, max_epochs=8, tau_sample=5, workers=2))
+    for run in (runs["none"], runs["lcs"]):  # trained once; reused when an earlier test already did it
+        run_topk(run, TopKConfig(k=3, max_epochs=8, tau_sample=5, workers=2))
     md, plots, reports, note = write_report([runs["none"], runs["lcs"]])
     text = md.read_text()
     assert "| none | baseline |" in text and "| lcs | LCS |" in text

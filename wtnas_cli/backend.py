@@ -26,7 +26,8 @@ class CandidateModel(Protocol):
         """One pass over the training data (shuffled by `seed`); returns the mean training loss."""
 
     def evaluate(self, data: Dataset) -> float:
-        """The problem's objective on the validation data (larger is better)."""
+        """The problem's objective on the validation data (larger is better). May set
+        `self.last_metrics` (e.g. MAE and MSE for regression), which is stored with the result."""
 
 
 class Backend(Protocol):

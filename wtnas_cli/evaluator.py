@@ -131,6 +131,7 @@ class Evaluator:
             eval_s += time.perf_counter() - t
         else:
             result.score = result.curve[-1]
+        result.metrics = dict(getattr(model, "last_metrics", None) or {})
         timings["train_s"], timings["eval_s"] = train_s, eval_s
 
     def _transfer(self, job: Job, model, result: Result, timings: dict) -> int:

@@ -41,6 +41,7 @@ class Result:
     candidate_id: int
     status: str  # "ok" | "failed"
     score: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)  # beside the objective, e.g. mae, mse
     num_params: int | None = None
     n_transferred: int = 0
     n_tensors: int = 0

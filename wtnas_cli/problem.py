@@ -67,3 +67,11 @@ def objective_value(name: str, pred: np.ndarray, y: np.ndarray) -> float:
         return -mse
     var = float(((y - y.mean(axis=0)) ** 2).mean())
     return 1.0 - mse / var if var > 0 else float("nan")
+
+
+def extra_metrics(loss: str, pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Metrics reported beside the objective: MAE and MSE for regression problems (Uno)."""
+    if loss == "categorical_crossentropy":
+        return {}
+    err = pred.astype(np.float64) - y.reshape(pred.shape).astype(np.float64)
+    return {"mae": float(np.abs(err).mean()), "mse": float((err ** 2).mean())}

@@ -6,6 +6,7 @@ Everything is computed from the run store; nothing is retrained. Plots need matp
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -204,6 +205,11 @@ def render_markdown(reports: list[RunReport], plots: list[Path], plot_note: str 
         lines.append(f"| {r.name} | {r.scheme} | {r.config.get('strategy')} | {len(r.ok)} | {r.failed} | "
                      f"{r.transfer_share:.0%} | {r.tensors_transferred_share:.0%} | {_f(r.mean_score_second_half)} "
                      f"| {r.fallbacks} |")
+    for r in reports:
+        best = max(r.ok, key=lambda c: c["score"], default=None)
+        if best and best.get("metrics"):
+            extra = ", ".join(f"{k} {v:.4f}" for k, v in json.loads(best["metrics"]).items())
+            lines.append(f"\n{r.name}: best candidate {best['id']} scores {_f(best['score'])} ({extra}).")
     for mode in ("warm", "scratch"):
         cmp_rows = comparison(reports, mode)
         if not any(row["topk_n"] for row in cmp_rows):

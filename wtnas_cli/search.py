@@ -112,6 +112,7 @@ def run_search(cfg: RunConfig | None = None, *, plugins: Plugins | None = None,
         executor.serve()
         return None
     job_device = "cuda" if exec_options["devices"] else cfg.device
+    problem_options = cfg.problem_options()
     if resume is None:
         prepare_run_dir(run_dir, overwrite=overwrite)
         cfg.run_dir = str(run_dir)
@@ -158,7 +159,7 @@ def run_search(cfg: RunConfig | None = None, *, plugins: Plugins | None = None,
             proposal, cid = strategy.ask(), next_id
             next_id += 1
             submitted += 1
-        job = _make_job(cfg, run_dir, cid, proposal, selector, checkpoints, job_device)
+        job = _make_job(cfg, run_dir, cid, proposal, selector, checkpoints, job_device, problem_options)
         distance = space.distance(seqs[job.provider_id], proposal.arch_seq) if job.provider_id is not None else None
         store.add_pending(job, proposal.parent_id, distance)
         state["in_flight"] += 1
@@ -223,7 +224,7 @@ def run_search(cfg: RunConfig | None = None, *, plugins: Plugins | None = None,
 
 
 def _make_job(cfg: RunConfig, run_dir: Path, cid: int, proposal: Proposal, selector, checkpoints: dict,
-              device: str) -> Job:
+              device: str, problem_options: dict) -> Job:
     provider = selector.select(proposal) if cfg.matcher != "none" else None
     if provider is not None and provider not in checkpoints:
         raise WtnasError(f"selector chose provider {provider}, which has no checkpoint")
@@ -231,7 +232,7 @@ def _make_job(cfg: RunConfig, run_dir: Path, cid: int, proposal: Proposal, selec
                matcher=cfg.matcher, epochs=cfg.epochs, seed=candidate_seed(cfg.seed, cid),
                checkpoint_path=str(checkpoint_path(run_dir, cid)), provider_id=provider,
                provider_checkpoint=checkpoints.get(provider) if provider is not None else None,
-               device=device, problem_options=cfg.problem_options())
+               device=device, problem_options=problem_options)
 
 
 def _absorb(record: dict, strategy, selector, summary: RunSummary, seqs: dict, checkpoints: dict) -> None:

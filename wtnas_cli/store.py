@@ -20,7 +20,7 @@ SCHEMA_VERSION = 1
 _COLUMNS = [
     ("id", "INTEGER PRIMARY KEY"), ("arch_seq", "TEXT NOT NULL"), ("parent_id", "INTEGER"),
     ("provider_id", "INTEGER"), ("distance", "INTEGER"), ("matcher", "TEXT"), ("status", "TEXT NOT NULL"),
-    ("score", "REAL"), ("num_params", "INTEGER"), ("n_transferred", "INTEGER"), ("n_tensors", "INTEGER"),
+    ("score", "REAL"), ("metrics", "TEXT"), ("num_params", "INTEGER"), ("n_transferred", "INTEGER"), ("n_tensors", "INTEGER"),
     *[(k, "REAL") for k in TIMING_KEYS],
     ("submitted_at", "REAL"), ("started_at", "REAL"), ("finished_at", "REAL"), ("elapsed_s", "REAL"),
     ("finish_seq", "INTEGER"), ("worker", "TEXT"), ("worker_rss_mb", "REAL"), ("checkpoint", "TEXT"),
@@ -83,7 +83,8 @@ class RunStore:
         seq_row = self.db.execute("SELECT MAX(finish_seq) FROM candidates").fetchone()
         finish_seq = 0 if seq_row[0] is None else seq_row[0] + 1
         fields = {
-            "status": result.status, "score": result.score, "num_params": result.num_params,
+            "status": result.status, "score": result.score, "metrics": json.dumps(result.metrics) if result.metrics else None,
+            "num_params": result.num_params,
             "n_transferred": result.n_transferred, "n_tensors": result.n_tensors,
             "started_at": result.started_at, "finished_at": result.finished_at, "elapsed_s": elapsed_s,
             "finish_seq": finish_seq, "worker": result.worker, "worker_rss_mb": result.worker_rss_mb,

@@ -20,7 +20,7 @@ import tensorflow as tf  # noqa: E402
 
 from wtnas_cli import ops as O  # noqa: E402
 from wtnas_cli.errors import WtnasError  # noqa: E402
-from wtnas_cli.problem import Dataset, Problem, objective_value  # noqa: E402
+from wtnas_cli.problem import Dataset, Problem, extra_metrics, objective_value  # noqa: E402
 from wtnas_cli.space import Architecture, Layer  # noqa: E402
 
 _LOSSES = {"categorical_crossentropy": "sparse_categorical_crossentropy", "mse": "mse", "mae": "mae"}
@@ -120,7 +120,9 @@ class KerasModel:
         return np.concatenate([np.asarray(o) for o in outs])
 
     def evaluate(self, data: Dataset) -> float:
-        return objective_value(self.problem.objective, self.predict(data.x_val), np.asarray(data.y_val))
+        pred, y = self.predict(data.x_val), np.asarray(data.y_val)
+        self.last_metrics = extra_metrics(self.problem.loss, pred, y)
+        return objective_value(self.problem.objective, pred, y)
 
 
 class KerasBackend:

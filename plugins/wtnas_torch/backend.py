@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from wtnas_cli import ops as O
-from wtnas_cli.problem import Dataset, Problem, objective_value
+from wtnas_cli.problem import Dataset, Problem, extra_metrics, objective_value
 from wtnas_cli.space import Architecture, Layer
 
 _ACT = {
@@ -191,6 +191,7 @@ class TorchModel(nn.Module):
         _, _, xv, yv = _device_data(data, self.device, self.problem.loss)
         pred = self.predict(xv)
         y = yv.cpu().numpy()
+        self.last_metrics = extra_metrics(self.problem.loss, pred, y)
         return objective_value(self.problem.objective, pred, y)
 
 
