@@ -238,7 +238,6 @@ def test_every_hook_is_documented():
 def test_example_plugin_package_installs_and_runs(tmp_path):
     """A real third-party package: built and installed by pip, discovered through its entry point."""
     import subprocess
-    import sys
 
     from conftest import ROOT
 

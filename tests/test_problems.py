@@ -12,7 +12,6 @@ pytest.importorskip("torch")
 
 from conftest import ROOT, run_cli  # noqa: E402
 from wtnas_cli.data import write_idx  # noqa: E402
-from wtnas_cli.errors import InvalidArchitecture  # noqa: E402
 from wtnas_cli.testing import check_backend  # noqa: E402
 
 SIZES = {"mnist": (11, 8.4e7), "cifar10": (21, 2.18e15), "nt3": (9, 3.84e6), "uno": (13, 3.03e14)}

@@ -1,6 +1,5 @@
 """search → topk → report on digits, end to end, with the numbers checked in the store."""
 
-import json
 import shutil
 from pathlib import Path
 

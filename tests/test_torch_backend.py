@@ -142,6 +142,7 @@ def test_transfer_continues_training(tmp_path, problem):
     ev = Evaluator(threads=1)
     seq = [9, 0, 0, 5, 0, 0, 3, 0, 0, 0, 0]
     first = ev.run(_job(tmp_path, 1, seq))
+    assert first.status == "ok"
     scratch = ev.run(_job(tmp_path, 3, seq))
     warm = ev.run(_job(tmp_path, 2, seq, provider=1))
     assert warm.score > scratch.score - 0.01

@@ -15,7 +15,7 @@ from pathlib import Path
 from .errors import WtnasError
 from .job import TIMING_KEYS
 from .rundir import STORE_NAME, is_run_dir
-from .stats import geometric_mean, kendall_tau, mean_ci95, time_slots
+from .stats import geometric_mean, kendall_tau, time_slots
 from .store import RunStore
 
 

@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from ..errors import WtnasError
 from ..registry import KINDS
-from .common import console, fmt_int, fmt_size
+from .common import console, fmt_size
 
 
 def plugins_command() -> None:
