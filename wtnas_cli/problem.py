@@ -13,6 +13,11 @@ LOSSES = ("categorical_crossentropy", "mse", "mae")
 OBJECTIVES = ("accuracy", "r2", "neg_mse")
 
 
+def as_inputs(x) -> list:
+    """A model's inputs as a list: one array, or the list of arrays of a multi-input problem."""
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
 @dataclass
 class Dataset:
     """Arrays in canonical layout (channels-last). Classification labels are class indices."""

@@ -88,6 +88,18 @@ def resolve_run(cfg: RunConfig, plugins: Plugins) -> dict[str, Any]:
     return {"problem": problem, "selector_name": selector_name}
 
 
+def create_executor(cfg: RunConfig, plugins: Plugins, workers: int | None = None) -> tuple[Any, str]:
+    """The run's executor (the backend's max_jobs_per_worker hint filled in) and the device its
+    jobs train on: workers that were each given one GPU see it as 'cuda'."""
+    options = cfg.executor_options()
+    options["max_jobs_per_worker"] = (cfg.max_jobs_per_worker
+                                      or plugins.registry.get("backend", cfg.backend).options.get("max_jobs_per_worker"))
+    if workers:
+        options["workers"] = workers
+    executor = plugins.registry.create("executor", cfg.executor, **options)
+    return executor, "cuda" if options["devices"] else cfg.device
+
+
 def run_search(cfg: RunConfig | None = None, *, plugins: Plugins | None = None,
                observer: SearchObserver | None = None, resume: str | Path | None = None,
                overwrite: bool = False, overrides: dict[str, Any] | None = None) -> RunSummary | None:
@@ -104,14 +116,10 @@ def run_search(cfg: RunConfig | None = None, *, plugins: Plugins | None = None,
         cfg = (cfg or RunConfig()).validate()
         run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
     parts = resolve_run(cfg, plugins)
-    exec_options = cfg.executor_options()
-    exec_options["max_jobs_per_worker"] = (cfg.max_jobs_per_worker or
-                                           plugins.registry.get("backend", cfg.backend).options.get("max_jobs_per_worker"))
-    executor = plugins.registry.create("executor", cfg.executor, **exec_options)
+    executor, job_device = create_executor(cfg, plugins)
     if getattr(executor, "is_worker", False):  # e.g. MPI ranks > 0: evaluate jobs, touch nothing else
         executor.serve()
         return None
-    job_device = "cuda" if exec_options["devices"] else cfg.device
     problem_options = cfg.problem_options()
     if resume is None:
         prepare_run_dir(run_dir, overwrite=overwrite)

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import ops as O
 from .errors import WtnasError
-from .problem import LOSSES, OBJECTIVES, Dataset, Problem
+from .problem import LOSSES, OBJECTIVES, Dataset, Problem, as_inputs
 from .space import ConstantNode, Input, SearchSpace, VariableNode
 
 if sys.version_info >= (3, 11):
@@ -224,7 +224,7 @@ def load_data(space: SearchSpace, settings: dict, data_path: str | Path | None, 
     else:
         raise SpaceFileError(f"{path}: expected arrays {', '.join(keys)} and {label} (or each with _train/_val); "
                              f"found {', '.join(sorted(arrays)) or 'none'}")
-    xs = data.x_train if isinstance(data.x_train, list) else [data.x_train]
+    xs = as_inputs(data.x_train)
     for inp, x in zip(space.inputs, xs):
         if tuple(x.shape[1:]) != inp.shape:
             raise SpaceFileError(f"{space_path}: input {inp.name!r} has shape {list(inp.shape)} but the data in {path} "

@@ -55,6 +55,7 @@ class RunStore:
             CREATE TABLE IF NOT EXISTS trained ({", ".join(f"{c} {t}" for c, t in _TRAINED)},
                                                 PRIMARY KEY (candidate_id, mode, settings));
         """)
+        self._next_finish_seq: int | None = None
         if self.get_meta("schema_version") is None:
             self.set_meta("schema_version", SCHEMA_VERSION)
 
@@ -80,8 +81,10 @@ class RunStore:
 
     def record(self, result: Result, elapsed_s: float) -> dict:
         """Store a finished candidate (and its events) in one transaction; return its row."""
-        seq_row = self.db.execute("SELECT MAX(finish_seq) FROM candidates").fetchone()
-        finish_seq = 0 if seq_row[0] is None else seq_row[0] + 1
+        if self._next_finish_seq is None:  # the scheduler is the only writer: count in memory
+            row = self.db.execute("SELECT MAX(finish_seq) FROM candidates").fetchone()
+            self._next_finish_seq = 0 if row[0] is None else row[0] + 1
+        finish_seq = self._next_finish_seq
         fields = {
             "status": result.status, "score": result.score, "metrics": json.dumps(result.metrics) if result.metrics else None,
             "num_params": result.num_params,
@@ -101,6 +104,7 @@ class RunStore:
                 self.add_event(result.candidate_id, "transfer_fallback", message)
             if result.status != "ok" and result.error:
                 self.add_event(result.candidate_id, "failed", result.error)
+        self._next_finish_seq += 1  # only once the transaction committed
         return self.candidate(result.candidate_id)
 
     def add_event(self, candidate_id: int | None, kind: str, message: str) -> None:

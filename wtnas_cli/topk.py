@@ -21,7 +21,7 @@ from .executor import pump
 from .job import Job
 from .plugins import Plugins, default_plugins
 from .rundir import CONFIG_NAME, STORE_NAME, is_run_dir
-from .search import candidate_seed
+from .search import candidate_seed, create_executor
 from .store import RunStore
 
 
@@ -107,16 +107,10 @@ def run_topk(run_dir: str | Path, cfg: TopKConfig | None = None, *, plugins: Plu
     tag = hashlib.sha1(settings.encode()).hexdigest()[:8]
     summary = TopKSummary(run_dir, cfg.mode, settings)
 
-    exec_options = run_cfg.executor_options()
-    exec_options["max_jobs_per_worker"] = (run_cfg.max_jobs_per_worker or
-                                           plugins.registry.get("backend", run_cfg.backend).options.get("max_jobs_per_worker"))
-    if cfg.workers:
-        exec_options["workers"] = cfg.workers
-    executor = plugins.registry.create("executor", run_cfg.executor, **exec_options)
+    executor, device = create_executor(run_cfg, plugins, workers=cfg.workers)
     if getattr(executor, "is_worker", False):
         executor.serve()
         return None
-    device = "cuda" if exec_options["devices"] else run_cfg.device
     store = RunStore(run_dir / STORE_NAME)
     try:
         rows = store.candidates()

@@ -20,7 +20,7 @@ import tensorflow as tf  # noqa: E402
 
 from wtnas_cli import ops as O  # noqa: E402
 from wtnas_cli.errors import WtnasError  # noqa: E402
-from wtnas_cli.problem import Dataset, Problem, extra_metrics, objective_value  # noqa: E402
+from wtnas_cli.problem import Dataset, Problem, as_inputs, extra_metrics, objective_value  # noqa: E402
 from wtnas_cli.space import Architecture, Layer  # noqa: E402
 
 _LOSSES = {"categorical_crossentropy": "sparse_categorical_crossentropy", "mse": "mse", "mae": "mae"}
@@ -72,10 +72,6 @@ def _keras_layer(layer: Layer):
     raise WtnasError(f"keras backend has no implementation of op {op.kind}")
 
 
-def _as_list(x) -> list:
-    return list(x) if isinstance(x, (list, tuple)) else [x]
-
-
 class KerasModel:
     def __init__(self, problem: Problem, arch: Architecture):
         self.problem, self.arch = problem, arch
@@ -107,7 +103,7 @@ class KerasModel:
 
     def train_epoch(self, data: Dataset, seed: int) -> float:
         order = np.random.default_rng(seed).permutation(len(data.y_train))
-        xs = [np.asarray(x, np.float32)[order] for x in _as_list(data.x_train)]
+        xs = [np.asarray(x, np.float32)[order] for x in as_inputs(data.x_train)]
         keras.utils.set_random_seed(seed % (2 ** 31))  # dropout
         history = self.model.fit(xs, np.asarray(data.y_train)[order],
                                  batch_size=self.problem.batch_size, epochs=1, shuffle=False, verbose=0)
@@ -115,7 +111,7 @@ class KerasModel:
 
     def predict(self, x, batch: int = 1024) -> np.ndarray:
         """Direct calls in inference mode: no per-model graph tracing as Model.predict would do."""
-        xs = [np.asarray(a, np.float32) for a in _as_list(x)]
+        xs = [np.asarray(a, np.float32) for a in as_inputs(x)]
         outs = [self.model([a[i:i + batch] for a in xs], training=False) for i in range(0, len(xs[0]), batch)]
         return np.concatenate([np.asarray(o) for o in outs])
 

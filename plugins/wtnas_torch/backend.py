@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from wtnas_cli import ops as O
-from wtnas_cli.problem import Dataset, Problem, extra_metrics, objective_value
+from wtnas_cli.problem import Dataset, Problem, as_inputs, extra_metrics, objective_value
 from wtnas_cli.space import Architecture, Layer
 
 _ACT = {
@@ -205,7 +205,7 @@ def _device_data(data: Dataset, device: torch.device, loss: str) -> tuple:
         ytype = np.int64 if loss == "categorical_crossentropy" else np.float32
 
         def inputs(x):
-            return tuple(torch.from_numpy(np.asarray(a, np.float32)).to(device) for a in _as_list(x))
+            return tuple(torch.from_numpy(np.asarray(a, np.float32)).to(device) for a in as_inputs(x))
 
         def target(y):
             return torch.from_numpy(np.asarray(y, ytype)).to(device)
@@ -214,10 +214,6 @@ def _device_data(data: Dataset, device: torch.device, loss: str) -> tuple:
         _DATA_CACHE[key] = ((inputs(data.x_train), target(data.y_train), inputs(data.x_val), target(data.y_val)),
                             data)
     return _DATA_CACHE[key][0]
-
-
-def _as_list(x) -> list:
-    return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
 class TorchBackend:
