@@ -40,11 +40,11 @@ def one_run(executor: str, workers: int, matcher: str, n: int, epochs: int, root
             "train_s": statistics.median(r["train_s"] for r in rows)}
 
 
-def main(n: int = 24, epochs: int = 10) -> dict:
+def main(n: int = 24, epochs: int = 10, executors: tuple[str, ...] = ("local", "ray", "mpi")) -> dict:
     out = {}
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
-        for executor in ("local", "ray", "mpi"):
+        for executor in executors:
             for workers in (1, 2):
                 for matcher in ("none", "lcs"):
                     res = one_run(executor, workers, matcher, n, epochs, root)

@@ -1,104 +1,284 @@
-"""The paper's experiments at CPU scale: baseline vs LP vs LCS (issue: reproduce the results).
+"""The paper's experiments at CPU scale: baseline vs LP vs LCS (Fig. 4, 5, 7, 8, 9, Tables III, IV).
 
-    python benchmarks/suite.py --quick      # digits + synthetic NT3, 3 seeds, ~10 min on 2 cores
-    python benchmarks/suite.py              # more candidates and a larger top-K
+    python benchmarks/suite.py --quick      # 3 seeds, small budget (part of run_all.py --quick)
+    python benchmarks/suite.py --seeds 5    # the budget docs/benchmarks.md quotes
 
-For every problem, scheme (none = baseline, lp, lcs) and seed: a regularized-evolution search,
-then `topk` warm-started with early stopping (+ a random tau sample), then `topk --from-scratch`
-on the same top-K. Prints the tables, writes benchmarks/results/<date>-<host>-suite.json and
-comparison reports (report.md + plots) under benchmarks/results/suite-<problem>/.
+For every problem (digits, and nt3like: NT3's space on an informative offline stand-in), scheme
+(none = baseline, lp, lcs) and seed: a regularized-evolution search; `topk` warm-started with
+early stopping (+ a random tau sample); `topk --from-scratch` on the same models. Then the
+transferable-pairs experiment on the baseline's checkpoints. Every raw number is returned (and
+saved by run_all.py); per scheme the spread over seeds, and against the baseline a bootstrap
+95% interval for the epoch ratio and permutation-test p-values.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import socket
 import statistics
 import sys
 import time
 from pathlib import Path
 
-from wtnas_cli.config import RunConfig
-from wtnas_cli.report import comparison, load_runs, write_report
-from wtnas_cli.search import run_search
-from wtnas_cli.stats import geometric_mean
-from wtnas_cli.topk import TopKConfig, run_topk
+sys.path.insert(0, str(Path(__file__).parent))
 
-PROBLEMS = {
-    "digits": {},
-    "nt3": {"synthetic": True, "samples": 600, "features": 400},
-}
+import bench_pairs  # noqa: E402
+import nt3like  # noqa: E402
+import topk_variants  # noqa: E402
+
+from wtnas_cli.config import RunConfig  # noqa: E402
+from wtnas_cli.job import TIMING_KEYS  # noqa: E402
+from wtnas_cli.report import load_run, write_report  # noqa: E402
+from wtnas_cli.search import run_search  # noqa: E402
+from wtnas_cli.stats import (bootstrap_ratio_ci, geometric_mean, kendall_tau, kept_epoch, mean_std,  # noqa: E402
+                             permutation_pvalue)
+from wtnas_cli.topk import TopKConfig, run_topk  # noqa: E402
+
 SCHEMES = ("none", "lp", "lcs")
+LABEL = {"none": "baseline", "lp": "LP", "lcs": "LCS"}
+TRANSFER_KEYS = ("ckpt_read_s", "match_s", "copy_s")
+PATIENCE = TopKConfig().patience
 
 
-def main(argv=None) -> dict:
+def problems(data_dir: Path) -> dict[str, dict]:
+    return {"digits": {"problem": "digits"}, "nt3like": nt3like.run_options(data_dir)}
+
+
+def budget(quick: bool) -> dict:
+    if quick:
+        return {"max_evals": 40, "k": 5, "tau_sample": 6, "max_epochs": 10, "population": 12, "sample": 6,
+                "pairs": 50, "per_distance": 10}
+    return {"max_evals": 150, "k": 5, "tau_sample": 15, "max_epochs": 20, "population": 20, "sample": 10,
+            "pairs": 300, "per_distance": 50}
+
+
+def one_run(run_dir: Path, options: dict, scheme: str, seed: int, b: dict) -> dict:
+    """Search + warm top-K + from-scratch top-K; the raw numbers of the run."""
+    cfg = RunConfig(matcher=scheme, seed=seed, max_evals=b["max_evals"], population=b["population"],
+                    sample=b["sample"], workers=2, run_dir=str(run_dir), **options)
+    walls = {}
+    t = time.perf_counter()
+    run_search(cfg, overwrite=True)
+    walls["search"] = time.perf_counter() - t
+    for mode in ("warm", "scratch"):
+        t = time.perf_counter()
+        run_topk(run_dir, TopKConfig(k=b["k"], from_scratch=mode == "scratch", tau_sample=b["tau_sample"],
+                                     max_epochs=b["max_epochs"], seed=seed))
+        walls[f"topk_{mode}"] = time.perf_counter() - t
+    return dict(collect(run_dir, scheme, seed), wall_s=walls)
+
+
+def lineage(candidates: list[dict]) -> dict[int, int]:
+    """Per candidate, how many ancestors its weights passed through: the length of the chain of
+    providers that actually transferred tensors (0 = trained from random weights)."""
+    by_id = {r["id"]: r for r in candidates}
+    depth: dict[int, int] = {}
+    for cid in by_id:
+        chain, cur = [], cid
+        while cur is not None and cur not in depth:
+            chain.append(cur)
+            row = by_id.get(cur)
+            cur = row["provider_id"] if row and row["n_transferred"] else None
+            if cur is not None and cur not in by_id:
+                cur = None
+        base = depth.get(cur, -1) if cur is not None else -1
+        for i, c in enumerate(reversed(chain)):
+            depth[c] = base + 1 + i
+    return depth
+
+
+def collect(run_dir: Path, scheme: str, seed: int) -> dict:
+    """The raw numbers of a finished run directory (search + both top-K sets)."""
+    rep = load_run(run_dir)
+    ok = sorted(rep.ok, key=lambda r: r["finish_seq"])
+    depth = lineage(rep.candidates)
+    out = {"scheme": scheme, "seed": seed, "candidates": len(ok), "failed": rep.failed,
+           "mean_score_2nd_half": rep.mean_score_second_half, "transfer_share": rep.transfer_share,
+           "tensors_transferred_share": rep.tensors_transferred_share,
+           "scores": [[round(r["elapsed_s"], 3), r["score"], depth.get(r["id"], 0)] for r in ok],
+           "timings_ms": rep.overhead_ms(), "checkpoint_mb": rep.checkpoint_mb()}
+    for mode, t in rep.trained.items():
+        tau, n, over = t.tau
+        out[mode] = {"tau": tau, "tau_n": n, "tau_over": over,
+                     "topk": [dict({k: r[k] for k in ("candidate_id", "estimated_score", "epochs_to_converge",
+                                                      "converged", "epochs_trained", "objective_at_stop",
+                                                      "objective_final", "num_params")},
+                                   lineage=depth.get(r["candidate_id"], 0)) for r in t.topk],
+                     "tau_sample": [[r["estimated_score"], r["objective_final"], depth.get(r["candidate_id"], 0)]
+                                    for r in t.tau_rows]}
+    return out
+
+
+def _finite(values):
+    return [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+
+
+def aggregate(runs: list[dict]) -> dict:
+    """Per scheme: mean ± std over seeds; top-K values pooled over seeds for the tests."""
+    out = {}
+    for scheme in SCHEMES:
+        rs = [r for r in runs if r["scheme"] == scheme]
+        epochs = [t["epochs_to_converge"] for r in rs for t in r["warm"]["topk"]]
+        best = [kept_epoch(t["epochs_to_converge"], bool(t["converged"]), PATIENCE) for r in rs for t in r["warm"]["topk"]]
+        agg = {"seeds": len(rs), "epochs": epochs, "epochs_gmean": geometric_mean(epochs),
+               "epochs_to_best": best, "epochs_to_best_gmean": geometric_mean(best),
+               "at_floor": sum(e == PATIENCE + 1 for e in epochs) / len(epochs) if epochs else float("nan")}
+        for key, values in {
+            "mean_score_2nd_half": [r["mean_score_2nd_half"] for r in rs],
+            "transfer_share": [r["transfer_share"] for r in rs],
+            "objective_at_stop": [statistics.mean(t["objective_at_stop"] for t in r["warm"]["topk"]) for r in rs],
+            "objective_final": [statistics.mean(t["objective_final"] for t in r["warm"]["topk"]) for r in rs],
+            "objective_scratch": [statistics.mean(t["objective_final"] for t in r["scratch"]["topk"]) for r in rs],
+            "tau_warm": [r["warm"]["tau"] for r in rs],
+            "tau_scratch": [r["scratch"]["tau"] for r in rs],
+            "params": [statistics.mean(t["num_params"] for t in r["warm"]["topk"]) for r in rs],
+        }.items():
+            agg[key] = mean_std(_finite(values))
+        timings = {k: statistics.median(_finite([r["timings_ms"][k] for r in rs]) or [0.0]) for k in TIMING_KEYS}
+        total = sum(timings.values())
+        transfer = sum(timings[k] for k in TRANSFER_KEYS)
+        agg["timings_ms"] = timings
+        agg["transfer_overhead_share"] = transfer / total if total else float("nan")
+        agg["checkpoint_mb"] = statistics.median(_finite([r["checkpoint_mb"] for r in rs]) or [float("nan")])
+        out[scheme] = agg
+    base = out["none"]
+    for scheme in ("lp", "lcs"):
+        rs = [r for r in runs if r["scheme"] == scheme]
+        base_rs = [r for r in runs if r["scheme"] == "none"]
+        cur = out[scheme]
+        cur["epoch_ratio_vs_baseline"] = bootstrap_ratio_ci(base["epochs"], cur["epochs"])
+        cur["best_epoch_ratio_vs_baseline"] = bootstrap_ratio_ci(base["epochs_to_best"], cur["epochs_to_best"])
+        cur["p_epochs"] = permutation_pvalue(base["epochs"], cur["epochs"], statistic="gmean")
+        pooled = lambda rows, mode, key: [t[key] for r in rows for t in r[mode]["topk"]]
+        cur["p_objective_final"] = permutation_pvalue(pooled(base_rs, "warm", "objective_final"),
+                                                      pooled(rs, "warm", "objective_final"))
+        cur["p_objective_scratch"] = permutation_pvalue(pooled(base_rs, "scratch", "objective_final"),
+                                                        pooled(rs, "scratch", "objective_final"))
+        cur["p_mean_score"] = permutation_pvalue([r["mean_score_2nd_half"] for r in base_rs],
+                                                 [r["mean_score_2nd_half"] for r in rs])
+    for scheme in SCHEMES:
+        # does a score (or a short top-K training) reflect the lineage's accumulated training?
+        rs = [r for r in runs if r["scheme"] == scheme]
+        top = [t for r in rs for t in r["warm"]["topk"]]
+        out[scheme]["lineage_topk"] = mean_std([t["lineage"] for t in top])
+        out[scheme]["lineage_all"] = mean_std([p[2] for r in rs for p in r["scores"]])
+        out[scheme]["tau_lineage_epochs"] = kendall_tau([t["lineage"] for t in top], [t["epochs_to_converge"] for t in top])
+        out[scheme]["tau_lineage_score"] = mean_std(_finite([kendall_tau([p[2] for p in r["scores"]],
+                                                                         [p[1] for p in r["scores"]]) for r in rs]))
+    return out
+
+
+def convergence(runs: list[dict], bins: int = 10) -> dict:
+    """Paper Fig. 7 over the evaluation budget: per scheme, the mean candidate score in each tenth
+    of the run (by finish order, so every seed contributes to every point even when a run was
+    slower), averaged over seeds, with a 95% t-interval over seeds."""
+    out = {"bins": bins}
+    for scheme in SCHEMES:
+        per_seed = []
+        for r in runs:
+            if r["scheme"] != scheme:
+                continue
+            n = len(r["scores"])
+            groups: dict[int, list[float]] = {}
+            for i, p in enumerate(r["scores"]):
+                groups.setdefault(min(bins - 1, i * bins // n), []).append(p[1])
+            per_seed.append({(b + 1) * n // bins: statistics.mean(v) for b, v in groups.items()})
+        points = []
+        for x in sorted({x for p in per_seed for x in p}):
+            values = [p[x] for p in per_seed if x in p]
+            m, sd = mean_std(values)
+            points.append([x, m, t95(len(values)) * sd / math.sqrt(len(values)) if len(values) > 1 else 0.0,
+                           len(values)])
+        out[scheme] = points
+    return out
+
+
+def t95(n: int) -> float:
+    """Two-sided 95% Student-t quantile for n samples (n - 1 degrees of freedom)."""
+    table = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776, 6: 2.571, 7: 2.447, 8: 2.365, 9: 2.306, 10: 2.262}
+    return table.get(n, 1.96 if n > 10 else float("nan"))
+
+
+def print_problem(name: str, agg: dict) -> None:
+    f = lambda ms: f"{ms[0]:.4f} ± {ms[1]:.4f}"
+    print(f"\n{name}: mean ± std over {agg['none']['seeds']} seeds")
+    print("  scheme   | score 2nd half    | transfer | top-K epochs (geo) | ratio vs baseline [95% CI] p "
+          "| obj. at stop      | obj. final        | tau warm          | obj. scratch      | tau scratch")
+    for scheme, a in agg.items():
+        ratio = a.get("epoch_ratio_vs_baseline")
+        rtxt = f"{ratio[0]:.2f}x [{ratio[1]:.2f}, {ratio[2]:.2f}] p={a['p_epochs']:.3f}" if ratio else "-"
+        print(f"  {LABEL[scheme]:8} | {f(a['mean_score_2nd_half'])} | {a['transfer_share'][0]:7.0%} | "
+              f"{a['epochs_gmean']:18.2f} | {rtxt:28} | {f(a['objective_at_stop'])} | {f(a['objective_final'])} | "
+              f"{f(a['tau_warm'])} | {f(a['objective_scratch'])} | {f(a['tau_scratch'])}", flush=True)
+    print("  per-candidate medians (ms): " + "; ".join(
+        f"{LABEL[s]}: " + ", ".join(f"{k[:-2]} {v:.1f}" for k, v in a["timings_ms"].items())
+        + f", transfer share {a['transfer_overhead_share']:.2%}" for s, a in agg.items()))
+    print("  lineage (ancestors whose weights a model carries): " + "; ".join(
+        f"{LABEL[s]}: top-K {a['lineage_topk'][0]:.1f}, all {a['lineage_all'][0]:.1f}, tau(lineage, top-K epochs) "
+        f"{a['tau_lineage_epochs']:.2f}, tau(lineage, score) {a['tau_lineage_score'][0]:.2f}"
+        for s, a in agg.items() if s != "none"))
+
+
+def main(argv=None, out_dir: Path | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     ap.add_argument("--evals", type=int, help="override the number of candidates per search")
+    ap.add_argument("--problems", default="digits,nt3like")
+    ap.add_argument("--no-pairs", action="store_true", help="skip the transferable-pairs experiment")
+    ap.add_argument("--no-variants", action="store_true", help="skip re-training the top-K under other settings")
+    ap.add_argument("--reanalyze", action="store_true",
+                    help="re-read the finished run directories under --out/suite-runs instead of running them "
+                         "(the pairs experiment is skipped; the top-K variants run)")
+    ap.add_argument("--out", type=Path, default=out_dir or Path(__file__).parent / "results",
+                    help="where suite-runs/ (the run directories) and suite-<problem>/ reports go")
     args = ap.parse_args(argv)
-    evals, k, tau, max_epochs = (100, 5, 10, 12) if args.quick else (300, 10, 30, 20)
-    evals = args.evals or evals
+    b = budget(args.quick)
+    if args.evals:
+        b["max_evals"] = args.evals
     root = args.out / "suite-runs"
-    results: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "host": socket.gethostname(), "quick": args.quick,
-                     "max_evals": evals, "k": k, "tau_sample": tau, "max_epochs": max_epochs, "problems": {}}
+    all_problems = problems(root / "data")
+    results: dict = {"budget": b, "seeds": args.seeds, "problems": {}}
     t0 = time.time()
-    for problem, options in PROBLEMS.items():
+    for name in args.problems.split(","):
+        options = all_problems[name]
         runs = []
         for scheme in SCHEMES:
             for seed in range(1, args.seeds + 1):
-                run_dir = root / problem / f"{scheme}-{seed}"
-                cfg = RunConfig(problem=problem, matcher=scheme, seed=seed, max_evals=evals, population=20, sample=10,
-                                workers=2, run_dir=str(run_dir), **options)
-                run_search(cfg, overwrite=True)
-                run_topk(run_dir, TopKConfig(k=k, tau_sample=tau, max_epochs=max_epochs, seed=seed))
-                run_topk(run_dir, TopKConfig(k=k, from_scratch=True, tau_sample=tau, max_epochs=max_epochs, seed=seed))
-                runs.append(run_dir)
-                print(f"[{time.time() - t0:5.0f} s] {problem} {scheme} seed {seed} done", flush=True)
-        reports = load_runs(runs)
-        rows = {mode: comparison(reports, mode) for mode in ("warm", "scratch")}
-        per_scheme = {}
-        for scheme in SCHEMES:
-            pick = lambda mode: [r for r in rows[mode] if r["run"].startswith(scheme + "-")]
-            warm, scratch = pick("warm"), pick("scratch")
-            epochs = [e for rep in reports if rep.name.startswith(scheme + "-") for e in rep.trained["warm"].epochs]
-            per_scheme[scheme] = {
-                "mean_score_2nd_half": statistics.mean(r["mean_score_2nd_half"] for r in warm),
-                "transfer_share": statistics.mean(r["transfer_share"] for r in warm),
-                "epochs_gmean": geometric_mean(epochs),
-                "objective_at_stop": statistics.mean(r["objective_at_stop"] for r in warm),
-                "objective_final": statistics.mean(r["objective_final"] for r in warm),
-                "tau_warm": statistics.mean(r["tau"] for r in warm),
-                "objective_scratch": statistics.mean(r["objective_final"] for r in scratch),
-                "tau_scratch": statistics.mean(r["tau"] for r in scratch),
-                "params_mean": statistics.mean(t["num_params"] for rep in reports if rep.name.startswith(scheme + "-")
-                                               for t in rep.trained["warm"].topk),
-            }
-        for scheme in ("lp", "lcs"):
-            per_scheme[scheme]["epoch_speedup_vs_baseline"] = (per_scheme["none"]["epochs_gmean"]
-                                                               / per_scheme[scheme]["epochs_gmean"])
-        results["problems"][problem] = per_scheme
-        write_report(runs, args.out / f"suite-{problem}")
-        print(f"\n{problem}: scheme | mean score 2nd half | with transfer | top-K epochs (geo) | speed-up | "
-              f"obj. at stop | obj. final | tau warm | obj. from scratch | tau scratch | mean params (n={tau} per tau)")
-        for scheme, v in per_scheme.items():
-            print(f"  {scheme:4} | {v['mean_score_2nd_half']:.4f} | {v['transfer_share']:.0%} | {v['epochs_gmean']:.2f} | "
-                  f"{v.get('epoch_speedup_vs_baseline', 1.0):.2f}x | {v['objective_at_stop']:.4f} | "
-                  f"{v['objective_final']:.4f} | {v['tau_warm']:.3f} | {v['objective_scratch']:.4f} | "
-                  f"{v['tau_scratch']:.3f} | "
-                  f"{v['params_mean']:,.0f}", flush=True)
+                run_dir = root / name / f"{scheme}-{seed}"
+                runs.append(collect(run_dir, scheme, seed) if args.reanalyze else one_run(run_dir, options, scheme, seed, b))
+                print(f"[{time.time() - t0:5.0f} s] {name} {LABEL[scheme]} seed {seed}: "
+                      f"score 2nd half {runs[-1]['mean_score_2nd_half']:.4f}", flush=True)
+        agg = aggregate(runs)
+        entry = {"runs": runs, "per_scheme": agg, "convergence": convergence(runs)}
+        write_report([root / name / f"{s}-{seed}" for s in SCHEMES for seed in range(1, args.seeds + 1)],
+                     args.out / f"suite-{name}")
+        print_problem(name, agg)
+        if not (args.no_pairs or args.reanalyze):
+            problem = options["problem"]
+            popts = {k: v for k, v in options.items() if k != "problem"}
+            entry["pairs"] = bench_pairs.main(problem, popts, providers=root / name / "none-1", pairs=b["pairs"],
+                                              per_distance=b["per_distance"], label=name)
+        if not args.no_variants:
+            entry["topk_variants"] = {v: topk_variants.run_variant(root / name, v, k=b["k"], seeds=args.seeds,
+                                                                      max_epochs=b["max_epochs"])
+                                      for v in topk_variants.VARIANTS}
+            for v, per in entry["topk_variants"].items():
+                topk_variants.print_variant(name, v, per)
+        results["problems"][name] = entry
+    names = list(results["problems"])
     for scheme in ("lp", "lcs"):
-        gm = geometric_mean([results["problems"][p][scheme]["epoch_speedup_vs_baseline"] for p in PROBLEMS])
-        results[f"{scheme}_speedup_gmean"] = gm
-        print(f"{scheme.upper()} top-K epochs speed-up vs baseline, geometric mean over problems: {gm:.2f}x")
+        ratios = [results["problems"][p]["per_scheme"][scheme]["epoch_ratio_vs_baseline"][0] for p in names]
+        results[f"{scheme}_epoch_ratio_gmean"] = geometric_mean(ratios)
+        print(f"baseline/{LABEL[scheme]} top-K epochs, geometric mean over problems: {geometric_mean(ratios):.2f}x")
     results["wall_s"] = time.time() - t0
-    out = args.out / f"{time.strftime('%Y-%m-%d')}-{socket.gethostname()}-suite.json"
-    out.write_text(json.dumps(results, indent=2))
-    print(f"saved {out} ({results['wall_s']:.0f} s)")
     return results
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    res = main(sys.argv[1:])
+    out = Path(__file__).parent / "results" / f"{time.strftime('%Y-%m-%d')}-{socket.gethostname()}-suite.json"
+    out.write_text(json.dumps(res, indent=1, default=str))
+    print(f"saved {out} ({res['wall_s']:.0f} s)")

@@ -5,7 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wtnas_cli.stats import early_stop_epoch, geometric_mean, kendall_tau, time_slots
+from wtnas_cli.stats import (bootstrap_ratio_ci, early_stop_epoch, geometric_mean, kendall_tau, mean_std,
+                             permutation_pvalue, time_slots)
 
 
 def test_early_stopping_follows_keras():
@@ -49,3 +50,28 @@ def test_geometric_mean_and_slots():
     assert math.isnan(geometric_mean([]))
     slots = time_slots([1, 49, 50, 51, 120], [1, 2, 3, 4, 5], 50)
     assert [(s[0], s[1], s[3]) for s in slots] == [(50, 2, 3), (100, 4, 1), (150, 5, 1)]
+
+
+def test_permutation_pvalue_equals_scipy_exact_test():
+    from scipy import stats as sps
+
+    a, b = [5.0, 6, 7, 9, 4], [3.0, 4, 2, 5]
+    ours = permutation_pvalue(a, b)
+    ref = sps.permutation_test((a, b), lambda x, y: np.mean(x) - np.mean(y), permutation_type="independent",
+                               alternative="two-sided", n_resamples=np.inf).pvalue
+    assert ours == pytest.approx(ref)
+    assert permutation_pvalue([1.0, 2, 3], [1.0, 2, 3]) == 1.0
+    # random relabelings once there are too many for the exact test; clearly separated groups
+    rng = np.random.default_rng(0)
+    assert permutation_pvalue(rng.normal(0, 1, 40), rng.normal(2, 1, 40), resamples=2000) < 0.01
+    assert permutation_pvalue([2.0, 4, 8], [1.0, 2, 4], statistic="gmean") == pytest.approx(
+        permutation_pvalue(np.log([2.0, 4, 8]), np.log([1.0, 2, 4])))
+
+
+def test_bootstrap_ratio_ci_brackets_the_ratio_of_geometric_means():
+    ratio, low, high = bootstrap_ratio_ci([6, 5, 7, 6, 5, 8], [4, 3, 4, 5, 3, 4])
+    assert ratio == pytest.approx(geometric_mean([6, 5, 7, 6, 5, 8]) / geometric_mean([4, 3, 4, 5, 3, 4]))
+    assert 1.0 < low < ratio < high
+    assert bootstrap_ratio_ci([3, 3, 3], [3, 3, 3]) == (1.0, 1.0, 1.0)
+    assert mean_std([1.0, 2.0, 3.0]) == (2.0, 1.0)
+    assert mean_std([4.0, None, float("nan")]) == (4.0, 0.0)

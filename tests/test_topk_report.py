@@ -1,5 +1,6 @@
 """search → topk → report on digits, end to end, with the numbers checked in the store."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -10,9 +11,9 @@ pytest.importorskip("torch")
 from conftest import run_cli  # noqa: E402
 from wtnas_cli.config import RunConfig  # noqa: E402
 from wtnas_cli.errors import WtnasError  # noqa: E402
-from wtnas_cli.report import load_runs, write_report  # noqa: E402
+from wtnas_cli.report import comparison, load_runs, write_report  # noqa: E402
 from wtnas_cli.search import run_search  # noqa: E402
-from wtnas_cli.stats import early_stop_epoch  # noqa: E402
+from wtnas_cli.stats import early_stop_epoch, geometric_mean  # noqa: E402
 from wtnas_cli.store import RunStore  # noqa: E402
 from wtnas_cli.topk import TopKConfig, run_topk  # noqa: E402
 
@@ -78,7 +79,20 @@ def test_report_end_to_end(runs):
     md, plots, reports, note = write_report([runs["none"], runs["lcs"]])
     text = md.read_text()
     assert "| none | baseline |" in text and "| lcs | LCS |" in text
-    assert "Kendall tau" in text and "speed-up" in text
+    assert "Kendall tau" in text and "speed-up to the kept epoch" in text
+    base_set = reports[0].trained["warm"]
+    assert base_set.patience == 2
+    for t, kept in zip(base_set.topk, base_set.kept_epochs):
+        curve = t["curve"] if isinstance(t["curve"], list) else json.loads(t["curve"])
+        if t["converged"]:   # the last epoch that beat everything before it; no later one beat it by > min-delta
+            stop = t["epochs_to_converge"]
+            assert kept == max(1, stop - 2) and all(c <= curve[kept - 1] + 0.001 + 1e-9 for c in curve[kept:stop])
+            assert kept == 1 or curve[kept - 1] > max(curve[:kept - 1])
+        else:
+            assert kept == t["epochs_to_converge"]
+    rows = comparison(reports, "warm")
+    assert rows[1]["kept_speedup_vs_baseline"] == pytest.approx(
+        geometric_mean(base_set.kept_epochs) / geometric_mean(reports[1].trained["warm"].kept_epochs))
     for r in reports:
         tau, n, over = r.trained["warm"].tau
         assert -1 <= tau <= 1 and n == 5 and over == "random sample"

@@ -25,6 +25,13 @@ def early_stop_epoch(curve: Sequence[float], patience: int, min_delta: float) ->
     return None
 
 
+def kept_epoch(epochs_to_converge: int, converged: bool, patience: int) -> int:
+    """The epoch whose objective early stopping keeps: the stop epoch minus `patience` (the
+    last improving epoch). Unlike the stop epoch it has no floor of patience + 1, so speed-ups of
+    models that converge almost at once are not capped. A model that hit the epoch cap: the cap."""
+    return max(1, epochs_to_converge - patience) if converged else epochs_to_converge
+
+
 def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
     """Kendall's tau-b (as scipy.stats.kendalltau); equals the paper's 2(Nc - Nd)/(n(n-1)) without ties.
     NaN when fewer than two pairs or a vector is constant."""
@@ -68,3 +75,58 @@ def time_slots(times: Sequence[float], values: Sequence[float], slot_s: float) -
         key = slot_s * max(1, math.ceil(t / slot_s))
         groups.setdefault(key, []).append(v)
     return [(k, *mean_ci95(vs), len(vs)) for k, vs in sorted(groups.items())]
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for n < 2): the spread over seeds we report."""
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
+    if len(v) == 0:
+        return float("nan"), float("nan")
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+
+
+def permutation_pvalue(a: Sequence[float], b: Sequence[float], *, statistic: str = "mean", resamples: int = 10000,
+                       seed: int = 0) -> float:
+    """Two-sided p-value that `a` and `b` come from one distribution, by label permutation of the
+    difference of means (statistic="mean") or of geometric means ("gmean", for epochs and ratios).
+    Exact over all relabelings when they are fewer than `resamples`; no normality assumed."""
+    x = np.asarray(a, dtype=float)
+    y = np.asarray(b, dtype=float)
+    if len(x) == 0 or len(y) == 0:
+        return float("nan")
+    if statistic == "gmean":
+        x, y = np.log(x), np.log(y)
+    pooled = np.concatenate([x, y])
+    n, total = len(x), len(x) + len(y)
+    observed = abs(x.mean() - y.mean())
+    if math.comb(total, n) <= resamples:
+        from itertools import combinations
+
+        diffs = []
+        for idx in combinations(range(total), n):
+            mask = np.zeros(total, bool)
+            mask[list(idx)] = True
+            diffs.append(abs(pooled[mask].mean() - pooled[~mask].mean()))
+        diffs = np.asarray(diffs)
+        return float(np.mean(diffs >= observed - 1e-12))
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for _ in range(resamples):
+        perm = rng.permutation(pooled)
+        hits += abs(perm[:n].mean() - perm[n:].mean()) >= observed - 1e-12
+    return float((hits + 1) / (resamples + 1))
+
+
+def bootstrap_ratio_ci(numerator: Sequence[float], denominator: Sequence[float], *, resamples: int = 5000,
+                       seed: int = 0) -> tuple[float, float, float]:
+    """Ratio of geometric means (e.g. baseline epochs / LCS epochs) with a 95% percentile
+    bootstrap interval, resampling each group independently: (ratio, low, high)."""
+    x = np.log(np.asarray(numerator, dtype=float))
+    y = np.log(np.asarray(denominator, dtype=float))
+    if len(x) == 0 or len(y) == 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    bx = x[rng.integers(len(x), size=(resamples, len(x)))].mean(axis=1)
+    by = y[rng.integers(len(y), size=(resamples, len(y)))].mean(axis=1)
+    low, high = np.percentile(np.exp(bx - by), [2.5, 97.5])
+    return float(np.exp(x.mean() - y.mean())), float(low), float(high)

@@ -1,0 +1,56 @@
+"""The benchmark suite's own logic (its numbers are only as good as this): lineage depth,
+the transferable-pairs experiment on real digits checkpoints, the nt3like problem, figures."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+
+import bench_pairs  # noqa: E402
+import figures  # noqa: E402
+import nt3like  # noqa: E402
+import suite  # noqa: E402
+from wtnas_cli.problem import as_inputs  # noqa: E402
+
+
+def test_lineage_counts_only_providers_that_transferred():
+    rows = [{"id": 1, "provider_id": None, "n_transferred": 0}, {"id": 2, "provider_id": 1, "n_transferred": 3},
+            {"id": 3, "provider_id": 2, "n_transferred": 2}, {"id": 4, "provider_id": 3, "n_transferred": 0},
+            {"id": 5, "provider_id": 4, "n_transferred": 1}, {"id": 6, "provider_id": 99, "n_transferred": 1}]
+    assert suite.lineage(rows) == {1: 0, 2: 1, 3: 2, 4: 0, 5: 1, 6: 0}
+
+
+def test_pairs_experiment_on_real_checkpoints(tmp_path):
+    out = bench_pairs.main("digits", pairs=6, per_distance=2, workers=1, quiet=True)
+    rows = out["rows"]
+    assert len([r for r in rows if r["kind"] == "random"]) == 6
+    assert {r["d"] for r in rows if r["kind"] == "distance"} == set(range(1, bench_pairs.MAX_DISTANCE + 1))
+    for r in rows:
+        assert 0.0 <= r["scratch"] <= 1.0
+        assert r["lcs_tensors"] >= r["lp_tensors"]          # LCS contains LP's pairs
+        if r["kind"] == "distance" and r["d"] == 1:
+            assert r["lp_tensors"] >= 1 or r["lcs_tensors"] >= 1
+    for group in [out["random"], *out["by_distance"].values()]:
+        assert group["lcs"]["transferable"] >= group["lp"]["transferable"]
+        for m in ("lp", "lcs"):
+            if group[m]["transferable"]:
+                assert group[m]["positive"] + group[m]["negative"] + group[m]["tie"] == pytest.approx(1.0)
+    pytest.importorskip("matplotlib")
+    made = figures.make_all({"suite": {"problems": {"digits": {"pairs": out, "per_scheme": {}, "convergence": {}}}}},
+                            tmp_path)
+    assert [p.name for p in made if p.name.startswith("pairs")] == ["pairs-digits.png"]
+
+
+def test_nt3like_problem_is_the_nt3_space_on_learnable_data(tmp_path, plugins):
+    options = nt3like.run_options(tmp_path)
+    problem = plugins.registry.create("problem", "file", space=options["space"], data=options["data"])
+    nt3 = plugins.registry.create("problem", "nt3", features=1000)
+    assert problem.space.num_choices == nt3.space.num_choices
+    seq = (1, 1, 1, 2, 1, 0, 2, 1, 0)
+    assert problem.space.resolve(seq).shape_sequence() == nt3.space.resolve(seq).shape_sequence()
+    data = problem.data()
+    assert as_inputs(data.x_train)[0].shape[1:] == (1000, 1) and set(np.unique(data.y_train)) == {0, 1}
+    assert nt3like.make_data(tmp_path / "again.npz").read_bytes() == Path(options["data"]).read_bytes()
