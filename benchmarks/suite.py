@@ -48,10 +48,10 @@ def problems(data_dir: Path) -> dict[str, dict]:
 
 def budget(quick: bool) -> dict:
     if quick:
-        return {"max_evals": 40, "k": 5, "tau_sample": 6, "max_epochs": 10, "population": 12, "sample": 6,
-                "pairs": 50, "per_distance": 10}
+        return {"max_evals": 40, "k": 5, "tau_sample": 4, "max_epochs": 10, "population": 12, "sample": 6,
+                "pairs": 50, "per_distance": 10, "variants": ("full",)}
     return {"max_evals": 150, "k": 5, "tau_sample": 15, "max_epochs": 20, "population": 20, "sample": 10,
-            "pairs": 300, "per_distance": 50}
+            "pairs": 300, "per_distance": 50, "variants": tuple(topk_variants.VARIANTS)}
 
 
 def one_run(run_dir: Path, options: dict, scheme: str, seed: int, b: dict) -> dict:
@@ -264,7 +264,7 @@ def main(argv=None, out_dir: Path | None = None) -> dict:
         if not args.no_variants:
             entry["topk_variants"] = {v: topk_variants.run_variant(root / name, v, k=b["k"], seeds=args.seeds,
                                                                       max_epochs=b["max_epochs"])
-                                      for v in topk_variants.VARIANTS}
+                                      for v in b["variants"]}
             for v, per in entry["topk_variants"].items():
                 topk_variants.print_variant(name, v, per)
         results["problems"][name] = entry
