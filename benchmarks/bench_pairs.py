@@ -139,12 +139,10 @@ def main(problem: str = "digits", options: dict | None = None, providers: Path |
                 if receiver is not None:
                     specs.append({"kind": "distance", "provider": seq, "receiver": receiver, "checkpoint": ckpt,
                                   "d": d})
-        for i, s in enumerate(specs):
+        for s in specs:
             s.update(problem=problem, options=options, seed=int(rng.integers(1, 2**31)), tmp=tmp)
-        rows = []
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
-            for row in ex.map(_train_receiver, specs, chunksize=4):
-                rows.append(row)
+            rows = list(ex.map(_train_receiver, specs, chunksize=4))
     random_rows = [r for r in rows if r["kind"] == "random"]
     out = {"problem": label or problem, "random": summarize(random_rows), "by_distance": {}, "wall_s": time.time() - t0,
            "rows": rows}

@@ -25,6 +25,15 @@ def p(value) -> str:
     return "—" if value is None or math.isnan(value) else (f"{value:.3f}" if value >= 0.001 else "< 0.001")
 
 
+def ratio(a: dict, key: str, bold: bool = False) -> str:
+    """A ratio against the baseline with its 95% interval; the baseline itself is 1.00x."""
+    r = a.get(key)
+    if not r:
+        return "1.00x"
+    mark = "**" if bold else ""
+    return f"{mark}{r[0]:.2f}x{mark} [{r[1]:.2f}, {r[2]:.2f}]"
+
+
 def suite_tables(problem: str, entry: dict) -> str:
     agg = entry["per_scheme"]
     n = agg["none"]["seeds"]
@@ -36,8 +45,7 @@ def suite_tables(problem: str, entry: dict) -> str:
              "|---|---|---|---|---|---|---|---|---|---|"]
     for s in SCHEMES:
         a = agg[s]
-        ratio = a.get("epoch_ratio_vs_baseline")
-        rtxt = f"**{ratio[0]:.2f}x** [{ratio[1]:.2f}, {ratio[2]:.2f}]" if ratio else "1.00x"
+        rtxt = ratio(a, "epoch_ratio_vs_baseline", bold=True)
         lines.append(f"| {LABEL[s]} | {ms(a['mean_score_2nd_half'])} | {p(a.get('p_mean_score', float('nan')))} | "
                      f"{a['transfer_share'][0]:.0%} | {a['epochs_gmean']:.2f} | {rtxt} | {p(a.get('p_epochs', float('nan')))} | "
                      f"{ms(a['objective_final'])} | "
@@ -57,8 +65,7 @@ def suite_tables(problem: str, entry: dict) -> str:
               "tau(ancestors, top-K epochs) |", "|---|---|---|---|---|"]
     for s in SCHEMES:
         a = agg[s]
-        ratio = a.get("best_epoch_ratio_vs_baseline")
-        rtxt = f"{ratio[0]:.2f}x [{ratio[1]:.2f}, {ratio[2]:.2f}]" if ratio else "1.00x"
+        rtxt = ratio(a, "best_epoch_ratio_vs_baseline")
         tl = a.get("tau_lineage_epochs", float("nan"))
         lines.append(f"| {LABEL[s]} | {a['at_floor']:.0%} | {a['epochs_to_best_gmean']:.2f} | {rtxt} | "
                      f"{'—' if s == 'none' or math.isnan(tl) else f'{tl:.2f}'} |")
@@ -73,8 +80,7 @@ def suite_tables(problem: str, entry: dict) -> str:
             label = f"{name} ({', '.join(f'{k}={v}' for k, v in st.items())})"
             for s in SCHEMES:
                 a = per[s]
-                ratio = a.get("epoch_ratio_vs_baseline")
-                rtxt = f"{ratio[0]:.2f}x [{ratio[1]:.2f}, {ratio[2]:.2f}]" if ratio else "1.00x"
+                rtxt = ratio(a, "epoch_ratio_vs_baseline")
                 lines.append(f"| {label} | {LABEL[s]} | {a['epochs_gmean']:.2f} | {rtxt} | "
                              f"{p(a.get('p_epochs', float('nan')))} | {ms(a['objective_at_stop'])} | "
                              f"{ms(a['objective_final']) if name == 'full' else '—'} | "

@@ -51,9 +51,8 @@ def report_command(
         if not any(row["topk_n"] for row in rows):
             continue
         t = Table(title=f"top-K ({'warm-started' if mode == 'warm' else 'from scratch'})")
-        for col in ("run", "scheme", "K", "epochs (geo. mean)", "speed-up", "speed-up (kept epoch)", "obj. at stop",
-                    "obj. final",
-                    "diff vs baseline", "Kendall tau"):
+        for col in ("run", "scheme", "K", "epochs (geo. mean)", "speed-up", "speed-up (kept epoch)",
+                    "obj. at stop", "obj. final", "diff vs baseline", "Kendall tau"):
             t.add_column(col)
         for row in rows:
             t.add_row(row["run"], row["scheme"], str(row["topk_n"]), _cell(row["epochs_gmean"], 2),
