@@ -36,20 +36,23 @@ def make_all(results: dict, out_dir: Path) -> list[Path]:
     problems = {name: e for name, e in all_problems.items() if e.get("per_scheme")}   # searched, not only pairs
     for name, entry in problems.items():
         conv = entry["convergence"]
-        fig, ax = plt.subplots(figsize=(6.4, 3.8))
-        for s in SCHEMES:
-            pts = conv[s]
-            t, m, ci = [p[0] for p in pts], [p[1] for p in pts], [p[2] for p in pts]
-            ax.plot(t, m, marker="o", ms=3, color=COLOR[s], label=LABEL[s])
-            ax.fill_between(t, [a - b for a, b in zip(m, ci)], [a + b for a, b in zip(m, ci)], color=COLOR[s],
-                            alpha=0.18)
         seeds = entry["per_scheme"]["none"]["seeds"]
-        ax.set_title(f"{name}: candidate score during the search\n(mean per tenth of the run over {seeds} seeds, "
-                     f"95% t-band)", fontsize=10)
-        ax.set_xlabel("candidates evaluated")
-        ax.set_ylabel("score after 1 epoch")
-        ax.grid(alpha=0.3)
-        ax.legend()
+        fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+        for ax, axis, xlabel in ((axes[0], "time", "time since search start (s)"),
+                                 (axes[1], "budget", "candidates evaluated")):
+            for s in SCHEMES:
+                pts = conv[axis][s]
+                t, m, ci = [p[0] for p in pts], [p[1] for p in pts], [p[2] for p in pts]
+                ax.plot(t, m, marker="o", ms=3, color=COLOR[s], label=LABEL[s])
+                ax.fill_between(t, [a - b for a, b in zip(m, ci)], [a + b for a, b in zip(m, ci)], color=COLOR[s],
+                                alpha=0.18)
+            ax.set_xlabel(xlabel)
+            ax.grid(alpha=0.3)
+        axes[0].set_title(f"{name}: mean candidate score per time slot", fontsize=10)
+        axes[1].set_title(f"{name}: mean score per tenth of the budget", fontsize=10)
+        axes[0].set_ylabel("score after 1 epoch")
+        axes[1].legend()
+        fig.suptitle(f"mean over {seeds} seeds, 95% t-band over seeds", fontsize=9)
         save(fig, f"convergence-{name}.png")
 
     if problems:

@@ -171,28 +171,39 @@ def aggregate(runs: list[dict]) -> dict:
 
 
 def convergence(runs: list[dict], bins: int = 10) -> dict:
-    """Paper Fig. 7 over the evaluation budget: per scheme, the mean candidate score in each tenth
-    of the run (by finish order, so every seed contributes to every point even when a run was
-    slower), averaged over seeds, with a 95% t-interval over seeds."""
-    out = {"bins": bins}
+    """Paper Fig. 7, averaged over seeds with a 95% t-interval over seeds, on two axes:
+    `budget` — the mean candidate score in each tenth of the run (by finish order);
+    `time` — the mean score of the candidates finished in each of `bins` time slots, up to the
+    end of the shortest run, so that every seed contributes to every point."""
+    end = min(max(p[0] for p in r["scores"]) for r in runs)
+    out: dict = {"bins": bins, "slot_s": end / bins, "budget": {}, "time": {}}
     for scheme in SCHEMES:
-        per_seed = []
+        by_budget, by_time = [], []
         for r in runs:
             if r["scheme"] != scheme:
                 continue
             n = len(r["scores"])
-            groups: dict[int, list[float]] = {}
-            for i, p in enumerate(r["scores"]):
-                groups.setdefault(min(bins - 1, i * bins // n), []).append(p[1])
-            per_seed.append({(b + 1) * n // bins: statistics.mean(v) for b, v in groups.items()})
-        points = []
-        for x in sorted({x for p in per_seed for x in p}):
-            values = [p[x] for p in per_seed if x in p]
-            m, sd = mean_std(values)
-            points.append([x, m, t95(len(values)) * sd / math.sqrt(len(values)) if len(values) > 1 else 0.0,
-                           len(values)])
-        out[scheme] = points
+            budget: dict[int, list[float]] = {}
+            slots: dict[int, list[float]] = {}
+            for i, (t, score, *_) in enumerate(r["scores"]):
+                budget.setdefault((min(bins - 1, i * bins // n) + 1) * n // bins, []).append(score)
+                if t <= end:
+                    slots.setdefault(min(bins, max(1, math.ceil(t / out["slot_s"]))), []).append(score)
+            by_budget.append({x: statistics.mean(v) for x, v in budget.items()})
+            by_time.append({round(k * out["slot_s"], 3): statistics.mean(v) for k, v in slots.items()})
+        out["budget"][scheme] = _band(by_budget)
+        out["time"][scheme] = _band(by_time)
     return out
+
+
+def _band(per_seed: list[dict]) -> list[list[float]]:
+    """[x, mean over seeds, 95% t half-width, seeds] for every x any seed has."""
+    points = []
+    for x in sorted({x for p in per_seed for x in p}):
+        values = [p[x] for p in per_seed if x in p]
+        m, sd = mean_std(values)
+        points.append([x, m, t95(len(values)) * sd / math.sqrt(len(values)) if len(values) > 1 else 0.0, len(values)])
+    return points
 
 
 def t95(n: int) -> float:

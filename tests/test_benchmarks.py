@@ -54,3 +54,18 @@ def test_nt3like_problem_is_the_nt3_space_on_learnable_data(tmp_path, plugins):
     data = problem.data()
     assert as_inputs(data.x_train)[0].shape[1:] == (1000, 1) and set(np.unique(data.y_train)) == {0, 1}
     assert nt3like.make_data(tmp_path / "again.npz").read_bytes() == Path(options["data"]).read_bytes()
+
+
+def test_convergence_bands_average_seeds_on_both_axes():
+    def run(scheme, scores):
+        return {"scheme": scheme, "scores": [[t, s, 0] for t, s in scores]}
+    runs = [run(s, [(1.0, 0.2), (2.0, 0.4), (3.0, 0.6), (4.0, 0.8)]) for s in suite.SCHEMES]
+    runs += [run(s, [(1.0, 0.4), (2.0, 0.6), (3.0, 0.8), (5.0, 1.0)]) for s in suite.SCHEMES]
+    conv = suite.convergence(runs, bins=2)
+    assert conv["slot_s"] == 2.0                      # the shortest run ends at 4 s
+    x, mean, half, n = conv["time"]["lcs"][0]
+    assert (x, n) == (2.0, 2) and mean == pytest.approx(0.4)   # seed means 0.3 and 0.5
+    assert half == pytest.approx(suite.t95(2) * np.std([0.3, 0.5], ddof=1) / np.sqrt(2))
+    assert conv["time"]["lcs"][1][:2] == [4.0, pytest.approx(0.75)]  # 0.7 and 0.8: t = 5 s is past the end
+    assert [p[0] for p in conv["budget"]["none"]] == [2, 4]
+    assert conv["budget"]["none"][1][1] == pytest.approx(0.8)  # (0.6+0.8)/2 and (0.8+1.0)/2
