@@ -9,8 +9,8 @@ import json
 import sys
 from pathlib import Path
 
-SCHEMES = ("none", "lp", "lcs")
-LABEL = {"none": "baseline", "lp": "LP", "lcs": "LCS"}
+from schemes import LABEL, SCHEMES
+
 COLOR = {"none": "tab:gray", "lp": "tab:blue", "lcs": "tab:orange"}
 
 

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import bench_pairs  # noqa: E402
 import nt3like  # noqa: E402
+from schemes import LABEL, SCHEMES, TRANSFER_KEYS  # noqa: E402
 import topk_variants  # noqa: E402
 
 from wtnas_cli.config import RunConfig  # noqa: E402
@@ -36,9 +37,6 @@ from wtnas_cli.stats import (bootstrap_ratio_ci, geometric_mean, kendall_tau, ke
                              permutation_pvalue)
 from wtnas_cli.topk import TopKConfig, run_topk  # noqa: E402
 
-SCHEMES = ("none", "lp", "lcs")
-LABEL = {"none": "baseline", "lp": "LP", "lcs": "LCS"}
-TRANSFER_KEYS = ("ckpt_read_s", "match_s", "copy_s")
 PATIENCE = TopKConfig().patience
 
 
@@ -135,7 +133,7 @@ def aggregate(runs: list[dict]) -> dict:
             "tau_scratch": [r["scratch"]["tau"] for r in rs],
             "params": [statistics.mean(t["num_params"] for t in r["warm"]["topk"]) for r in rs],
         }.items():
-            agg[key] = mean_std(_finite(values))
+            agg[key] = mean_std(values)
         timings = {k: statistics.median(_finite([r["timings_ms"][k] for r in rs]) or [0.0]) for k in TIMING_KEYS}
         total = sum(timings.values())
         transfer = sum(timings[k] for k in TRANSFER_KEYS)
@@ -165,8 +163,8 @@ def aggregate(runs: list[dict]) -> dict:
         out[scheme]["lineage_topk"] = mean_std([t["lineage"] for t in top])
         out[scheme]["lineage_all"] = mean_std([p[2] for r in rs for p in r["scores"]])
         out[scheme]["tau_lineage_epochs"] = kendall_tau([t["lineage"] for t in top], [t["epochs_to_converge"] for t in top])
-        out[scheme]["tau_lineage_score"] = mean_std(_finite([kendall_tau([p[2] for p in r["scores"]],
-                                                                         [p[1] for p in r["scores"]]) for r in rs]))
+        out[scheme]["tau_lineage_score"] = mean_std([kendall_tau([p[2] for p in r["scores"]], [p[1] for p in r["scores"]])
+                                                     for r in rs])
     return out
 
 

@@ -10,8 +10,7 @@ import math
 import sys
 from pathlib import Path
 
-SCHEMES = ("none", "lp", "lcs")
-LABEL = {"none": "baseline", "lp": "LP", "lcs": "LCS"}
+from schemes import LABEL, SCHEMES
 
 
 def ms(pair, digits: int = 3) -> str:
