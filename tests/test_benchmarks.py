@@ -69,3 +69,13 @@ def test_convergence_bands_average_seeds_on_both_axes():
     assert conv["time"]["lcs"][1][:2] == [4.0, pytest.approx(0.75)]  # 0.7 and 0.8: t = 5 s is past the end
     assert [p[0] for p in conv["budget"]["none"]] == [2, 4]
     assert conv["budget"]["none"][1][1] == pytest.approx(0.8)  # (0.6+0.8)/2 and (0.8+1.0)/2
+
+
+def test_run_all_refuses_an_unknown_section_in_one_line(capsys):
+    import run_all
+
+    with pytest.raises(SystemExit) as exc:
+        run_all.main(["--only", "suite,bogus"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--only: unknown section(s) bogus; choose from startup, matching" in err
