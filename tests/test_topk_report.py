@@ -78,7 +78,11 @@ def test_report_end_to_end(runs):
         run_topk(run, TopKConfig(k=3, max_epochs=8, tau_sample=5, workers=2))
     md, plots, reports, note = write_report([runs["none"], runs["lcs"]])
     text = md.read_text()
-    assert "| none | baseline |" in text and "| lcs | LCS |" in text
+    warm = sum(1 for c in reports[1].ok if c["n_transferred"])
+    assert warm and "| none | baseline |" in text
+    assert f"| lcs | lcs · parent · {warm / len(reports[1].ok):.0%} warm |" in text   # what actually happened
+    assert "- lcs: matcher `lcs`: longest common subsequence of (role class, shape)" in text
+    assert "- none: matcher `none`: transfer nothing" in text
     assert "Kendall tau" in text and "speed-up to the kept epoch" in text
     base_set = reports[0].trained["warm"]
     assert base_set.patience == 2

@@ -32,3 +32,8 @@ class RunDirError(WtnasError):
 
 class StorageFullError(WtnasError):
     """The disk (or quota) holding the run is full; the run stops consistently and can resume."""
+
+
+class NonFiniteModel(WtnasError):
+    """A candidate whose loss, predictions, objective, metrics or weights are NaN or infinite: it
+    fails (no checkpoint, never a provider) whatever score its objective would compute."""

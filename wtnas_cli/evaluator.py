@@ -4,8 +4,9 @@
           → train N epochs → evaluate → write own checkpoint
 
 A provider that cannot be used (missing, corrupt, tensors that do not fit) never fails the
-candidate: it trains from scratch and the event is reported. A NaN objective or a training
-error fails the candidate and writes no checkpoint, so it can never become a provider.
+candidate: it trains from scratch and the event is reported. A model that is not finite (loss,
+predictions, objective, metrics or weights) or a training error fails the candidate and writes
+no checkpoint, so it can never become a provider.
 """
 
 from __future__ import annotations
@@ -18,11 +19,15 @@ import time
 import traceback
 from typing import Any
 
+import numpy as np
+
 from .checkpoint import CheckpointMeta, CheckpointReader, write_checkpoint
-from .errors import CheckpointError, WtnasError
+from .errors import CheckpointError, NonFiniteModel, WtnasError
 from .job import Job, Result
+from .matching import MatchError, apply_matcher
 from .plugins import Plugins, default_plugins
 from .stats import early_stop_epoch
+from .transfer import assemble, plan_stats
 
 
 class Evaluator:
@@ -94,11 +99,16 @@ class Evaluator:
         self._train(job, model, data, result, timings)
 
         t = time.perf_counter()
+        tensors = model.get_tensors()
+        bad = [i for i, a in enumerate(tensors) if not np.isfinite(a).all()]
+        if bad:
+            raise NonFiniteModel(f"weights are not finite after training ({len(bad)} tensors, first "
+                                 f"{specs[bad[0]].layer}.{specs[bad[0]].role}); candidate discarded, no checkpoint")
         meta = CheckpointMeta(arch_seq=tuple(job.arch_seq), problem=job.problem, backend=job.backend,
                               specs=list(specs), score=result.score, epochs=result.epochs_trained,
                               candidate_id=job.candidate_id,
                               extra={"provider_id": job.provider_id, "matcher": job.matcher})
-        result.checkpoint_bytes = write_checkpoint(job.checkpoint_path, meta, model.get_tensors())
+        result.checkpoint_bytes = write_checkpoint(job.checkpoint_path, meta, tensors)
         result.checkpoint_path = job.checkpoint_path
         timings["ckpt_write_s"] = time.perf_counter() - t
         result.status = "ok"
@@ -113,7 +123,7 @@ class Evaluator:
             train_s += time.perf_counter() - t
             result.epochs_trained = epoch + 1
             if not math.isfinite(loss):
-                raise WtnasError(f"training loss became {loss} in epoch {epoch + 1}")
+                raise NonFiniteModel(f"training loss became {loss} in epoch {epoch + 1}; candidate discarded")
             if job.patience is None:
                 continue
             t = time.perf_counter()
@@ -132,41 +142,39 @@ class Evaluator:
         else:
             result.score = result.curve[-1]
         result.metrics = dict(getattr(model, "last_metrics", None) or {})
+        for key, value in result.metrics.items():
+            _finite(value, f"metric {key!r}")
         timings["train_s"], timings["eval_s"] = train_s, eval_s
 
     def _transfer(self, job: Job, model, result: Result, timings: dict) -> int:
-        """Copy matched provider tensors into `model`; on any checkpoint problem, copy nothing."""
-        receiver_shapes = [s.shape for s in model.specs]
+        """Copy matched provider tensors (whole, or their overlapping block for a partial matcher)
+        into `model`; on any checkpoint or matcher problem, copy nothing."""
         t = time.perf_counter()
+        timings["match_s"] = 0.0
         try:
             with CheckpointReader(job.provider_checkpoint) as reader:
                 t_meta = time.perf_counter()
-                pairs = self.matcher(job.matcher)(reader.meta.shape_sequence(), receiver_shapes)
+                provider_specs = reader.meta.specs
+                pairs = apply_matcher(self.matcher(job.matcher), provider_specs, model.specs, job.matcher)
                 timings["match_s"] = time.perf_counter() - t_meta
-                for i, j in pairs:
-                    if not (0 <= i < len(reader.meta.specs) and 0 <= j < len(receiver_shapes)):
-                        raise CheckpointError(f"matcher {job.matcher!r} returned pair ({i}, {j}) outside "
-                                              f"the sequences")
-                    if reader.meta.specs[i].shape != receiver_shapes[j]:
-                        raise CheckpointError(f"{job.provider_checkpoint}: tensor {i} has shape "
-                                              f"{reader.meta.specs[i].shape}, receiver tensor {j} needs "
-                                              f"{receiver_shapes[j]}")
                 tensors = reader.read(i for i, _ in pairs)
             timings["ckpt_read_s"] = time.perf_counter() - t - timings["match_s"]
-        except CheckpointError as exc:
-            timings["ckpt_read_s"] = time.perf_counter() - t
+        except (CheckpointError, MatchError) as exc:
+            timings["ckpt_read_s"] = time.perf_counter() - t - timings["match_s"]
             result.events.append(f"provider {job.provider_id} unusable, trained from scratch: {exc}")
             return 0
         t = time.perf_counter()
-        model.set_tensors({j: tensors[i] for i, j in pairs})
+        model.set_tensors(assemble(pairs, provider_specs, model.specs, tensors, model.get_tensors))
         timings["copy_s"] = time.perf_counter() - t
+        stats = plan_stats(pairs, provider_specs, model.specs)
+        result.n_partial, result.transfer_share, result.n_role_crossed = stats.partial, stats.share, stats.role_crossings
         return len(pairs)
 
 
-def _finite(score: float) -> float:
-    if not math.isfinite(score):
-        raise WtnasError(f"objective is {score} (not finite); candidate discarded")
-    return score
+def _finite(value: float, what: str = "objective") -> float:
+    if not math.isfinite(value):
+        raise NonFiniteModel(f"{what} is {value} (not finite); candidate discarded, no checkpoint")
+    return value
 
 
 def is_disk_full(exc: BaseException) -> bool:

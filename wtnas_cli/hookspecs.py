@@ -2,8 +2,11 @@
 
 Registration hooks receive a `register` callable bound to one kind of component:
     register(name, factory, *, requires=(), install_hint="", description="", options=None)
-`options` are hints for the rest of wtnas (a backend's {"max_jobs_per_worker": N} makes executors
-replace a worker process after N candidates, for frameworks that leak memory).
+`options` are hints for the rest of wtnas: a backend's {"max_jobs_per_worker": N} makes executors
+replace a worker process after N candidates (frameworks that leak memory); {"baseline": True} marks
+a matcher or selector that never transfers; a selector's {"needs_parent": True} and a strategy's
+{"proposes_parents": bool, "random_start": "<run option>"} let wtnas refuse or warn about schemes
+that can never transfer (see wtnas_cli/scheme.py).
 `factory` is called only when the component is used, so a plugin module stays import-light and
 its heavy dependencies (named in `requires`) are imported inside the factory.
 """
@@ -61,16 +64,34 @@ def wtnas_register_selectors(register):
 
 @hookspec
 def wtnas_register_matchers(register):
-    """Register tensor matchers over shape sequences.
+    """Register tensor matchers: which provider tensor seeds which receiver tensor.
 
     :param register: ``register(name, factory, ...)``; ``factory()`` returns a callable
-        ``match(provider_shapes, receiver_shapes) -> [(provider_index, receiver_index), ...]``.
+        ``match(provider, receiver) -> [(provider_index, receiver_index), ...]`` (any iterable).
+
+    By default a matcher receives the two **shape sequences** (lists of tuples), as in the paper;
+    matchers written that way keep working unchanged. Decorate it with
+    ``wtnas_cli.matching.takes_specs`` and it receives the two lists of ``TensorSpec`` instead
+    (``layer``, ``op``, ``role``, ``shape``, ``trainable``), so it can compare roles;
+    ``role_class(spec.role)`` gives the classes the built-in matchers respect.
+    ``@takes_specs(partial=True)`` may also pair tensors of the same rank but different sizes: the
+    evaluator then copies their overlapping block. Every pair is checked before anything is
+    copied (indices inside both sequences, each receiver tensor once, equal shapes or, for a
+    partial matcher, equal ranks); a bad pair makes the candidate train from scratch and is
+    recorded as an event. ``options={"baseline": True}`` marks a matcher that transfers nothing.
 
     Example::
 
+        from wtnas_cli.matching import role_class, takes_specs
+
+        @takes_specs
+        def first_kernel(provider, receiver):
+            same = provider and receiver and provider[0].shape == receiver[0].shape
+            return [(0, 0)] if same and role_class(provider[0].role) == role_class(receiver[0].role) else []
+
         @hookimpl
         def wtnas_register_matchers(register):
-            register("first-layer", lambda: lambda p, r: [(0, 0)] if p and r and p[0] == r[0] else [])
+            register("first-kernel", lambda: first_kernel, description="the first kernel only")
     """
 
 

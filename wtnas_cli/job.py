@@ -45,6 +45,9 @@ class Result:
     num_params: int | None = None
     n_transferred: int = 0
     n_tensors: int = 0
+    n_partial: int = 0           # transferred tensors of which only the overlapping block was copied
+    transfer_share: float = 0.0  # share of the receiver's parameters that came from the provider
+    n_role_crossed: int = 0      # transferred tensors whose role differs from the provider's (shape-only matchers)
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     fault: str | None = None  # "disk_full": not the candidate's fault; the run stops and re-runs it on resume

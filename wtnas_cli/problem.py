@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .errors import NonFiniteModel
 from .space import SearchSpace
 
 LOSSES = ("categorical_crossentropy", "mse", "mae")
@@ -40,7 +41,8 @@ class Problem:
     space: SearchSpace
     load_data: Callable[[], Dataset]
     loss: str = "categorical_crossentropy"
-    objective: str = "accuracy"
+    # a built-in name, or your own function objective(pred, y) -> float (larger is better)
+    objective: str | Callable[[np.ndarray, np.ndarray], float] = "accuracy"
     batch_size: int = 32
     min_delta: float = 0.001  # early-stopping threshold for top-K training (paper: 0.001 on MNIST)
     description: str = ""
@@ -52,7 +54,7 @@ class Problem:
     def __post_init__(self):
         if self.loss not in LOSSES:
             raise ValueError(f"problem {self.name!r}: loss {self.loss!r} not in {LOSSES}")
-        if self.objective not in OBJECTIVES:
+        if not callable(self.objective) and self.objective not in OBJECTIVES:
             raise ValueError(f"problem {self.name!r}: objective {self.objective!r} not in {OBJECTIVES}")
 
     def data(self) -> Dataset:
@@ -62,8 +64,35 @@ class Problem:
         return self._data
 
 
-def objective_value(name: str, pred: np.ndarray, y: np.ndarray) -> float:
-    """The problem's objective from predictions (larger is better), the same for every backend."""
+def objective_name(objective) -> str:
+    """How reports and tables name an objective (a function by its name)."""
+    return objective if isinstance(objective, str) else getattr(objective, "__name__", "custom")
+
+
+def check_finite_predictions(pred: np.ndarray) -> None:
+    """A model whose predictions hold NaN or inf is broken, whatever its objective would score:
+    argmax of a NaN row is class 0, so accuracy alone would call it the class-0 share."""
+    rows = np.atleast_2d(np.asarray(pred, dtype=np.float64).reshape(len(pred), -1)) if np.ndim(pred) else np.array([[pred]])
+    bad = int((~np.isfinite(rows)).any(axis=1).sum())
+    if bad:
+        raise NonFiniteModel(f"predictions are not finite ({bad} of {len(rows)} validation samples NaN/inf, e.g. "
+                             f"from a negative BatchNorm variance); candidate discarded, no checkpoint")
+
+
+def objective_value(name, pred: np.ndarray, y: np.ndarray) -> float:
+    """The problem's objective from predictions (larger is better), the same for every backend;
+    `name` is a built-in objective or a function objective(pred, y). Non-finite predictions or
+    a non-finite objective raise NonFiniteModel."""
+    pred = np.asarray(pred)
+    check_finite_predictions(pred)
+    value = float(name(pred, y)) if callable(name) else _builtin_objective(name, pred, y)
+    if not np.isfinite(value):
+        raise NonFiniteModel(f"objective {objective_name(name)} is {value} (not finite); candidate discarded, "
+                             f"no checkpoint")
+    return value
+
+
+def _builtin_objective(name: str, pred: np.ndarray, y: np.ndarray) -> float:
     if name == "accuracy":
         return float((pred.argmax(axis=-1) == y.reshape(-1)).mean())
     y = y.reshape(pred.shape).astype(np.float64)

@@ -20,6 +20,7 @@ from .interrupts import GracefulInterrupt
 from .executor import pump
 from .job import Job
 from .plugins import Plugins, default_plugins
+from .scheme import check_scheme, is_baseline
 from .rundir import CONFIG_NAME, STORE_NAME, checkpoint_path, default_run_dir, prepare_run_dir
 from .store import RunStore
 from .strategy import Proposal
@@ -55,6 +56,8 @@ class SearchObserver(Protocol):
 
     def stopping(self, reason: str) -> None: ...
 
+    def warning(self, message: str) -> None: ...
+
 
 class _Silent:
     def started(self, *a, **k): pass
@@ -62,6 +65,8 @@ class _Silent:
     def candidate_done(self, *a, **k): pass
 
     def stopping(self, *a, **k): pass
+
+    def warning(self, *a, **k): pass
 
 
 def candidate_seed(run_seed: int, candidate_id: int) -> int:
@@ -75,17 +80,22 @@ def resolve_run(cfg: RunConfig, plugins: Plugins) -> dict[str, Any]:
     backend = reg.get("backend", cfg.backend)
     if not backend.available:
         backend.create()  # raises the one-line 'install it with' error
-    reg.get("matcher", cfg.matcher)
+    matcher = reg.get("matcher", cfg.matcher)
     reg.get("strategy", cfg.strategy)
+    transfers = not is_baseline(reg, "matcher", cfg.matcher)
     selector_name = cfg.selector
     if selector_name == "auto":
         default = getattr(reg.get("strategy", cfg.strategy).factory, "default_selector", "nearest")
-        selector_name = "none" if cfg.matcher == "none" else default
+        selector_name = default if transfers else "none"
     reg.get("selector", selector_name)
+    warnings = check_scheme(cfg, reg, selector_name)
     reg.get("executor", cfg.executor)
     if problem.check_data is not None:
         problem.check_data()
-    return {"problem": problem, "selector_name": selector_name}
+    scheme = {"matcher": cfg.matcher, "matcher_description": matcher.description, "selector": selector_name,
+              "baseline": not transfers}
+    return {"problem": problem, "selector_name": selector_name, "transfers": transfers, "warnings": warnings,
+            "scheme": scheme}
 
 
 def create_executor(cfg: RunConfig, plugins: Plugins, workers: int | None = None) -> tuple[Any, str]:
@@ -130,6 +140,9 @@ def run_search(cfg: RunConfig | None = None, *, plugins: Plugins | None = None,
     space = problem.space
     store = RunStore(run_dir / STORE_NAME)
     store.set_meta("config", cfg.to_dict())
+    store.set_meta("scheme", parts["scheme"])
+    for message in parts["warnings"]:
+        observer.warning(message)
     reg = plugins.registry
 
     finished = [r for r in store.candidates(order="finish_seq") if r["status"] in ("ok", "failed")]
@@ -167,7 +180,8 @@ def run_search(cfg: RunConfig | None = None, *, plugins: Plugins | None = None,
             proposal, cid = strategy.ask(), next_id
             next_id += 1
             submitted += 1
-        job = _make_job(cfg, run_dir, cid, proposal, selector, checkpoints, job_device, problem_options)
+        job = _make_job(cfg, run_dir, cid, proposal, selector if parts["transfers"] else None, checkpoints,
+                        job_device, problem_options)
         distance = space.distance(seqs[job.provider_id], proposal.arch_seq) if job.provider_id is not None else None
         store.add_pending(job, proposal.parent_id, distance)
         state["in_flight"] += 1
@@ -233,7 +247,7 @@ def run_search(cfg: RunConfig | None = None, *, plugins: Plugins | None = None,
 
 def _make_job(cfg: RunConfig, run_dir: Path, cid: int, proposal: Proposal, selector, checkpoints: dict,
               device: str, problem_options: dict) -> Job:
-    provider = selector.select(proposal) if cfg.matcher != "none" else None
+    provider = selector.select(proposal) if selector is not None else None
     if provider is not None and provider not in checkpoints:
         raise WtnasError(f"selector chose provider {provider}, which has no checkpoint")
     return Job(candidate_id=cid, arch_seq=list(proposal.arch_seq), problem=cfg.problem, backend=cfg.backend,

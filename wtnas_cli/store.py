@@ -21,6 +21,7 @@ _COLUMNS = [
     ("id", "INTEGER PRIMARY KEY"), ("arch_seq", "TEXT NOT NULL"), ("parent_id", "INTEGER"),
     ("provider_id", "INTEGER"), ("distance", "INTEGER"), ("matcher", "TEXT"), ("status", "TEXT NOT NULL"),
     ("score", "REAL"), ("metrics", "TEXT"), ("num_params", "INTEGER"), ("n_transferred", "INTEGER"), ("n_tensors", "INTEGER"),
+    ("n_partial", "INTEGER"), ("transfer_share", "REAL"), ("n_role_crossed", "INTEGER"),
     *[(k, "REAL") for k in TIMING_KEYS],
     ("submitted_at", "REAL"), ("started_at", "REAL"), ("finished_at", "REAL"), ("elapsed_s", "REAL"),
     ("finish_seq", "INTEGER"), ("worker", "TEXT"), ("worker_rss_mb", "REAL"), ("checkpoint", "TEXT"),
@@ -55,6 +56,10 @@ class RunStore:
             CREATE TABLE IF NOT EXISTS trained ({", ".join(f"{c} {t}" for c, t in _TRAINED)},
                                                 PRIMARY KEY (candidate_id, mode, settings));
         """)
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(candidates)")}
+        for column, kind in _COLUMNS:  # stores written by an older wtnas gain the new columns
+            if column not in have:
+                self.db.execute(f"ALTER TABLE candidates ADD COLUMN {column} {kind}")
         self._next_finish_seq: int | None = None
         if self.get_meta("schema_version") is None:
             self.set_meta("schema_version", SCHEMA_VERSION)
@@ -88,7 +93,8 @@ class RunStore:
         fields = {
             "status": result.status, "score": result.score, "metrics": json.dumps(result.metrics) if result.metrics else None,
             "num_params": result.num_params,
-            "n_transferred": result.n_transferred, "n_tensors": result.n_tensors,
+            "n_transferred": result.n_transferred, "n_tensors": result.n_tensors, "n_partial": result.n_partial,
+            "transfer_share": result.transfer_share, "n_role_crossed": result.n_role_crossed,
             "started_at": result.started_at, "finished_at": result.finished_at, "elapsed_s": elapsed_s,
             "finish_seq": finish_seq, "worker": result.worker, "worker_rss_mb": result.worker_rss_mb,
             "checkpoint_bytes": result.checkpoint_bytes,

@@ -22,18 +22,27 @@ def fresh_plugins(*extra: object, entry_points: bool = True) -> Plugins:
 
 
 def check_matcher(match: Callable, trials: int = 200, seed: int = 0) -> None:
-    """Pairs must index both sequences, increase in both coordinates, and pair equal shapes."""
+    """Pairs must index both sequences, increase in both coordinates, use each receiver tensor
+    once and pair equal shapes (same rank for a `partial` matcher). Works for shape matchers and
+    for `@takes_specs` matchers (which get sequences of weight tensors with roles)."""
+    from .matching import MatchError, apply_matcher
+    from .shapes import TensorSpec
+
     rng = np.random.default_rng(seed)
-    alphabet = [(3,), (4,), (3, 3), (3, 3, 1, 8), (16, 10)]
+    alphabet = [TensorSpec("d", "Dense", "kernel", (16, 10)), TensorSpec("d", "Dense", "bias", (3,)),
+                TensorSpec("d", "Dense", "bias", (4,)), TensorSpec("c", "Conv2D", "kernel", (3, 3, 1, 8)),
+                TensorSpec("c", "Conv2D", "kernel", (3, 3, 2, 8)), TensorSpec("n", "BatchNorm", "gamma", (3,)),
+                TensorSpec("n", "BatchNorm", "moving_variance", (3,), trainable=False),
+                TensorSpec("x", "Custom", "kernel", (3, 3))]
     for _ in range(trials):
         a = [alphabet[i] for i in rng.integers(len(alphabet), size=rng.integers(0, 20))]
         b = [alphabet[i] for i in rng.integers(len(alphabet), size=rng.integers(0, 20))]
-        pairs = list(match(a, b))
+        try:
+            pairs = apply_matcher(match, a, b)
+        except MatchError as exc:
+            raise AssertionError(str(exc)) from None
         for (i1, j1), (i2, j2) in zip(pairs, pairs[1:]):
             assert i1 < i2 and j1 < j2, f"pairs not increasing: {pairs}"
-        for i, j in pairs:
-            assert 0 <= i < len(a) and 0 <= j < len(b), f"pair ({i}, {j}) outside the sequences"
-            assert a[i] == b[j], f"pair ({i}, {j}) maps {a[i]} onto {b[j]}"
 
 
 def check_backend(backend: Any, problem: Any, samples: int = 10, seed: int = 0) -> None:

@@ -58,5 +58,7 @@ class RandomSearch:
 @hookimpl
 def wtnas_register_strategies(register):
     register("evolution", RegularizedEvolution,
-             description="regularized evolution (aging, population N, sample S, one-node mutation)")
-    register("random", RandomSearch, description="uniform random sampling of the search space")
+             description="regularized evolution (aging, population N, sample S, one-node mutation)",
+             options={"proposes_parents": True, "random_start": "population"})
+    register("random", RandomSearch, description="uniform random sampling of the search space",
+             options={"proposes_parents": False})

@@ -45,31 +45,50 @@ def inspect_command(
 def match_command(
     provider: Path = typer.Argument(..., help="Provider checkpoint (weights come from here)."),
     receiver: Path = typer.Argument(..., help="Receiver checkpoint (its shape sequence is matched)."),
-    matcher: str = typer.Option("lcs", "--matcher", "-m", help="Matcher plugin: lp, lcs, none, ..."),
+    matcher: str = typer.Option("lcs", "--matcher", "-m", help="Matcher plugin: lcs, lp, lcs-slice, lcs-shape, lp-shape, none, ..."),
     as_json: bool = typer.Option(False, "--json", help="Print the mapping as JSON."),
 ) -> None:
-    """Print which provider tensors a matcher maps onto which receiver tensors."""
+    """Print which provider tensors a matcher maps onto which receiver tensors (whole or partly)."""
     from ..checkpoint import read_checkpoint_meta
+    from ..matching import apply_matcher, role_class
     from ..plugins import default_plugins
+    from ..transfer import block_slices, plan_stats, spatial_axes
 
     match = default_plugins().registry.create("matcher", matcher)
     p, r = read_checkpoint_meta(provider), read_checkpoint_meta(receiver)
-    pairs = match(p.shape_sequence(), r.shape_sequence())
+    pairs = apply_matcher(match, p.specs, r.specs, matcher)
+    stats = plan_stats(pairs, p.specs, r.specs)
+
+    def copied(i: int, j: int) -> str:
+        if p.specs[i].shape == r.specs[j].shape:
+            return "whole"
+        _, block = block_slices(p.specs[i].shape, r.specs[j].shape, spatial_axes(r.specs[j]))
+        return "block " + "x".join(str(s.stop - s.start) for s in block)
+
     if as_json:
         print(json.dumps({
             "matcher": matcher, "provider": str(provider), "receiver": str(receiver),
-            "provider_tensors": len(p.specs), "receiver_tensors": len(r.specs),
+            "provider_tensors": len(p.specs), "receiver_tensors": len(r.specs), "partial": stats.partial,
+            "elements": stats.elements, "receiver_elements": stats.receiver_elements, "share": stats.share,
+            "role_crossings": stats.role_crossings,
             "pairs": [{"provider_index": i, "receiver_index": j, "shape": list(r.specs[j].shape),
-                       "provider_layer": p.specs[i].layer, "receiver_layer": r.specs[j].layer}
+                       "provider_shape": list(p.specs[i].shape), "copied": copied(i, j),
+                       "provider_layer": p.specs[i].layer, "receiver_layer": r.specs[j].layer,
+                       "provider_role": p.specs[i].role, "receiver_role": r.specs[j].role}
                       for i, j in pairs]}, indent=2))
         return
     table = Table(title=f"{matcher}: {len(pairs)} of {len(r.specs)} receiver tensors from the provider")
-    for col in ("provider #", "provider tensor", "shape", "", "receiver #", "receiver tensor"):
+    for col in ("#", "provider tensor", "", "#", "receiver tensor", "copied"):
         table.add_column(col)
     for i, j in pairs:
         ps, rs = p.specs[i], r.specs[j]
-        table.add_row(str(i), f"{ps.layer}.{ps.role}", format_shape(ps.shape), "→", str(j), f"{rs.layer}.{rs.role}")
+        cross = role_class(ps.role) != role_class(rs.role)
+        table.add_row(str(i), f"{ps.layer}.{ps.role} {format_shape(ps.shape)}", "[red]→ other role[/]" if cross else "→",
+                      str(j), f"{rs.layer}.{rs.role} {format_shape(rs.shape)}", copied(i, j))
     console.print(table)
+    console.print(f"{stats.elements:,} of {stats.receiver_elements:,} receiver parameters ({stats.share:.1%}) from the "
+                  f"provider; {stats.partial} tensors copied partly (overlapping block), {stats.role_crossings} "
+                  f"seeded from a tensor of another role")
 
 
 def register(app: typer.Typer) -> None:

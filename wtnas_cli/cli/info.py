@@ -40,6 +40,7 @@ def spaces_command(
 ) -> None:
     """List problems with their number of variable nodes and search-space size."""
     from ..plugins import default_plugins
+    from ..problem import objective_name
 
     reg = default_plugins().registry
     if space is not None:
@@ -54,7 +55,7 @@ def spaces_command(
             except WtnasError as exc:  # e.g. `file` needs --space
                 table.add_row(c.name, "-", "-", "-", f"{c.description} ({exc})")
                 continue
-            table.add_row(c.name, str(len(p.space.variable_nodes)), fmt_size(p.space.size), p.objective,
+            table.add_row(c.name, str(len(p.space.variable_nodes)), fmt_size(p.space.size), objective_name(p.objective),
                           p.description)
         console.print(table)
         return

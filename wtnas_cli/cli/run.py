@@ -41,6 +41,9 @@ class RichObserver:
     def stopping(self, reason: str) -> None:
         self.progress.console.print(f"[yellow]{escape(reason)}[/]")
 
+    def warning(self, message: str) -> None:
+        err_console.print(f"[yellow]Warning:[/] {escape(message)}", soft_wrap=True)
+
     def close(self) -> None:
         self.progress.stop()
 
@@ -62,7 +65,9 @@ def run_command(
     strategy: Optional[str] = typer.Option(None, help="Search strategy: evolution, random [default: evolution]."),
     selector: Optional[str] = typer.Option(None, help="Provider selector: parent, nearest, none, auto "
                                                       "[default: auto = the strategy's choice]."),
-    matcher: Optional[str] = typer.Option(None, help="Tensor matcher: lcs, lp, none (baseline) [default: lcs]."),
+    matcher: Optional[str] = typer.Option(None, help="Tensor matcher: lcs, lp (role-aware), lcs-slice (+ partial "
+                                                    "copies), lcs-shape, lp-shape (the paper's shape-only rule), none "
+                                                    "(baseline) [default: lcs]."),
     executor: Optional[str] = typer.Option(None, help="Executor plugin [default: local]."),
     max_evals: Optional[int] = typer.Option(None, "--max-evals", help="Candidates to evaluate [default: 200]."),
     time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Stop submitting after this many seconds."),
