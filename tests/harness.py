@@ -77,3 +77,21 @@ def check_run(run_dir: Path, max_evals: int) -> dict:
     leftovers = list(Path(run_dir).glob("checkpoints/.*.tmp-*"))
     assert not leftovers, f"partial files left: {leftovers}"
     return {"ok": sum(r["status"] == "ok" for r in rows), "failed": sum(r["status"] == "failed" for r in rows)}
+
+
+def check_controls(run_dir: Path, seed: int, fraction: float) -> list[dict]:
+    """Exactly the drawn candidates with a provider have a finished control (not a candidate)."""
+    from wtnas_cli.controls import gets_control
+
+    con = sqlite3.connect(Path(run_dir) / "wtnas.sqlite")
+    con.row_factory = sqlite3.Row
+    candidates = [dict(r) for r in con.execute("SELECT * FROM candidates")]
+    controls = [dict(r) for r in con.execute("SELECT * FROM controls ORDER BY candidate_id")]
+    con.close()
+    expected = sorted(c["id"] for c in candidates if c["provider_id"] is not None and gets_control(seed, c["id"], fraction))
+    assert [c["candidate_id"] for c in controls] == expected, "controls differ from the drawn candidates"
+    assert expected, "no candidate drew a control: the test proves nothing"
+    for c in controls:
+        assert c["status"] == "ok" and 0.0 <= c["score"] <= 1.0 and c["worker"], c
+    assert not list(Path(run_dir).glob("checkpoints/*.control*")), "a control wrote a checkpoint"
+    return controls

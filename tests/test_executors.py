@@ -42,13 +42,15 @@ def ray_env(monkeypatch):
 
 
 def test_ray_local_cluster_search(ray_env, tmp_path):
-    cfg = RunConfig(executor="ray", max_evals=10, population=4, sample=2, run_dir=str(tmp_path / "r"))
+    cfg = RunConfig(executor="ray", max_evals=10, population=4, sample=2, controls=0.5, run_dir=str(tmp_path / "r"))
     summary = run_search(cfg)
     rows = _rows(cfg.run_dir)
     assert summary.ok == 10 and all(r["status"] == "ok" for r in rows)
     assert all(r["worker"].startswith("ray:") for r in rows)
     assert any(r["n_transferred"] for r in rows)
     harness.check_run(cfg.run_dir, 10)
+    controls = harness.check_controls(cfg.run_dir, 0, 0.5)   # lineage-bias controls run on Ray workers too
+    assert all(c["worker"].startswith("ray:") for c in controls)
 
 
 def test_ray_multi_node_cluster(ray_env, tmp_path):
@@ -119,12 +121,14 @@ def mpi():
 def test_mpi_search_and_topk_with_3_ranks(mpi, tmp_path):
     run_dir = tmp_path / "r"
     out = _mpiexec(3, "run", "--executor", "mpi", "--max-evals", 14, "--population", 4, "--sample", 2,
-                   "--run-dir", run_dir)
+                   "--controls", 0.5, "--run-dir", run_dir)
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("top candidates") == 1  # only rank 0 reports
     rows = _rows(run_dir)
     assert {r["worker"].split(":")[2] for r in rows} == {"1", "2"}  # mpi:host:rank:child
     harness.check_run(run_dir, 14)
+    controls = harness.check_controls(run_dir, 0, 0.5)
+    assert all(c["worker"].startswith("mpi:") for c in controls) and "Inheritance lift" in out.stdout
     out = _mpiexec(3, "topk", run_dir, "--k", 3, "--max-epochs", 4)
     assert out.returncode == 0, out.stderr
     store = RunStore(run_dir / "wtnas.sqlite")

@@ -159,3 +159,17 @@ def test_report_refuses_runs_of_different_problems(runs, tmp_path):
 def test_topk_on_a_directory_without_a_run(tmp_path):
     out = run_cli("topk", tmp_path)
     assert out.returncode == 1 and "holds no wtnas run" in out.stderr
+
+
+def test_report_describes_the_latest_topk_selection_not_the_union(tmp_path):
+    from wtnas_cli.report import load_run
+
+    cfg = RunConfig(max_evals=10, population=4, sample=2, workers=2, seed=2, run_dir=str(tmp_path / "r"))
+    run_search(cfg)
+    run_topk(cfg.run_dir, TopKConfig(k=4, max_epochs=3, workers=2))
+    assert len(load_run(cfg.run_dir).trained["warm"].topk) == 4
+    run_topk(cfg.run_dir, TopKConfig(k=2, max_epochs=3, workers=2))   # reuses two of the four models
+    top = load_run(cfg.run_dir).trained["warm"].topk
+    _, candidates, _ = _trained(tmp_path / "r")
+    best = sorted((c for c in candidates if c["status"] == "ok"), key=lambda c: (-c["score"], c["id"]))[:2]
+    assert len(top) == 2 and {r["candidate_id"] for r in top} == {c["id"] for c in best}

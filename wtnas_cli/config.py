@@ -19,6 +19,11 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
+# share of the candidates with a provider that also train from scratch (controls.py); the
+# measured cost is in docs/benchmarks.md
+CONTROLS_DEFAULT = 0.05
+
+
 @dataclass
 class RunConfig:
     problem: str = "digits"
@@ -36,6 +41,7 @@ class RunConfig:
     max_evals: int = 200
     time_budget: float | None = None
     epochs: int = 1
+    controls: float = CONTROLS_DEFAULT
     population: int = 20
     sample: int = 10
     workers: int | None = None
@@ -52,6 +58,7 @@ class RunConfig:
         checks = [
             (self.max_evals >= 1, "max_evals must be at least 1"),
             (self.epochs >= 1, "epochs must be at least 1"),
+            (0.0 <= self.controls <= 1.0, f"controls ({self.controls}) must be a fraction between 0 and 1"),
             (self.population >= 1, "population must be at least 1"),
             (1 <= self.sample <= self.population, f"sample ({self.sample}) must be between 1 and population "
                                                   f"({self.population})"),

@@ -61,7 +61,7 @@ class Evaluator:
         return self._matchers[name]
 
     def run(self, job: Job) -> Result:
-        result = Result(job.candidate_id, "failed", worker=self.worker, started_at=time.time())
+        result = Result(job.candidate_id, "failed", role=job.role, worker=self.worker, started_at=time.time())
         timings = result.timings
         try:
             self._run(job, result, timings)
@@ -104,6 +104,9 @@ class Evaluator:
         if bad:
             raise NonFiniteModel(f"weights are not finite after training ({len(bad)} tensors, first "
                                  f"{specs[bad[0]].layer}.{specs[bad[0]].role}); candidate discarded, no checkpoint")
+        if not job.write_checkpoint:   # a control: scored, never a provider
+            result.status = "ok"
+            return
         meta = CheckpointMeta(arch_seq=tuple(job.arch_seq), problem=job.problem, backend=job.backend,
                               specs=list(specs), score=result.score, epochs=result.epochs_trained,
                               candidate_id=job.candidate_id,

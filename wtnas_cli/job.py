@@ -27,6 +27,9 @@ class Job:
     patience: int | None = None
     min_delta: float = 0.0
     early_stop: bool = True
+    # "candidate", or "control": the same architecture trained from scratch beside it (controls.py)
+    role: str = "candidate"
+    write_checkpoint: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -40,6 +43,7 @@ class Job:
 class Result:
     candidate_id: int
     status: str  # "ok" | "failed"
+    role: str = "candidate"  # the job's role, echoed so the scheduler knows what came back
     score: float | None = None
     metrics: dict[str, float] = field(default_factory=dict)  # beside the objective, e.g. mae, mse
     num_params: int | None = None

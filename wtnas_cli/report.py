@@ -15,9 +15,10 @@ from pathlib import Path
 from .errors import WtnasError
 from .job import TIMING_KEYS
 from .rundir import STORE_NAME, is_run_dir
+from .controls import ControlStats, control_pairs, control_stats
 from .scheme import label as scheme_label
 from .stats import geometric_mean, kendall_tau, kept_epoch, time_slots
-from .store import RunStore
+from .store import RunStore, selection_key
 
 
 @dataclass
@@ -63,6 +64,19 @@ class RunReport:
     slot_s: float = 0.0
     # what the run used (store meta 'scheme'); runs written before it was recorded: from the config
     scheme_meta: dict = field(default_factory=dict)
+    controls: list[dict] = field(default_factory=list)   # lineage-bias controls (controls.py)
+
+    @property
+    def control_stats(self) -> ControlStats:
+        return control_stats(control_pairs(self.candidates, self.controls))
+
+    @property
+    def control_cost(self) -> float:
+        """Controls' share of all worker time spent by the search."""
+        ctl = sum(c["wall_s"] or 0.0 for c in self.controls if c["status"] != "pending")
+        cand = sum((r["finished_at"] or 0) - (r["started_at"] or 0) for r in self.candidates
+                   if r["status"] in ("ok", "failed") and r["started_at"])
+        return ctl / (ctl + cand) if ctl + cand > 0 else float("nan")
 
     @property
     def name(self) -> str:
@@ -150,15 +164,20 @@ def load_run(run_dir: str | Path, slot_s: float | None = None) -> RunReport:
     store = RunStore(run_dir / STORE_NAME)
     try:
         report = RunReport(run_dir, store.get_meta("config", {}), store.candidates(), store.events(),
-                           scheme_meta=store.get_meta("scheme", {}))
+                           scheme_meta=store.get_meta("scheme", {}), controls=store.controls())
         for mode in ("warm", "scratch"):
             rows = [r for r in store.trained(mode) if r["status"] == "ok"]
             if not rows:
                 continue
             latest = max(rows, key=lambda r: r["finished_at"] or 0)["settings"]
             rows = [r for r in rows if r["settings"] == latest]
-            report.trained[mode] = TrainedSet(mode, latest, [r for r in rows if r["in_topk"]],
-                                              [r for r in rows if r["in_tau_sample"]])
+            selection = store.get_meta(selection_key(mode, latest))
+            if selection:   # the latest `wtnas topk` call's selection (--k 4 then --k 2 reports 2)
+                topk = [r for r in rows if r["candidate_id"] in set(selection["topk"])]
+                tau = [r for r in rows if r["candidate_id"] in set(selection["tau"])]
+            else:           # stores written before selections were recorded
+                topk, tau = [r for r in rows if r["in_topk"]], [r for r in rows if r["in_tau_sample"]]
+            report.trained[mode] = TrainedSet(mode, latest, topk, tau)
     finally:
         store.close()
     last = max((r["elapsed_s"] or 0.0 for r in report.ok), default=0.0)
@@ -260,6 +279,17 @@ def render_markdown(reports: list[RunReport], plots: list[Path], plot_note: str 
                      f"| {r.fallbacks} |")
     lines.append("")
     lines += [f"- {r.name}: matcher {r.matching}" for r in reports]
+    with_controls = [r for r in reports if r.controls]
+    if with_controls:
+        lines += ["", "## Inheritance controls", "", "A share of the candidates that received weights was also trained "
+                  "from scratch with the same seed and budget (`--controls`). Lift = warm − scratch score (mean, 95% "
+                  "CI); tau = Kendall tau between warm and scratch scores (1: inheritance keeps the ranking); cost = "
+                  "the controls' share of the search's worker time.", "",
+                  "| run | controls | inheritance lift | 95% CI | Kendall tau warm vs scratch | cost |", "|---|---|---|---|---|---|"]
+        for r in with_controls:
+            st = r.control_stats
+            lines.append(f"| {r.name} | {st.n} | {_f(st.lift)} | ± {_f(st.lift_ci)} | {_f(st.tau, 3)} | "
+                         f"{_pct(r.control_cost)} |")
     for r in reports:
         best = max(r.ok, key=lambda c: c["score"], default=None)
         if best and best.get("metrics"):

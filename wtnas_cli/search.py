@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .config import RunConfig, load_config_file, resolve_config, to_toml
+from .controls import ControlStats, control_job, control_pairs, control_stats, gets_control
 from .errors import StorageFullError, WtnasError
 from .evaluator import is_disk_full
 from .interrupts import GracefulInterrupt
@@ -39,6 +40,11 @@ class RunSummary:
     stopped_by_time: bool = False
     workers_replaced: int = 0
     top: list[dict] = field(default_factory=list)
+    control_pairs: list | None = None   # (warm, scratch) scores of the finished controls
+
+    @property
+    def controls(self) -> ControlStats:
+        return control_stats(self.control_pairs or [])
 
     @property
     def done(self) -> int:
@@ -58,6 +64,8 @@ class SearchObserver(Protocol):
 
     def warning(self, message: str) -> None: ...
 
+    def control_done(self, summary: RunSummary) -> None: ...
+
 
 class _Silent:
     def started(self, *a, **k): pass
@@ -67,6 +75,8 @@ class _Silent:
     def stopping(self, *a, **k): pass
 
     def warning(self, *a, **k): pass
+
+    def control_done(self, *a, **k): pass
 
 
 def candidate_seed(run_seed: int, candidate_id: int) -> int:
@@ -160,6 +170,13 @@ def run_search(cfg: RunConfig | None = None, *, plugins: Plugins | None = None,
 
     requeue = [Proposal(tuple(r["arch_seq"]), r["parent_id"]) for r in pending]
     requeue_ids = [r["id"] for r in pending]
+    by_id = {r["id"]: r for r in store.candidates()}
+    # controls left pending by an interrupted run are re-queued (their candidate's job, from scratch)
+    control_queue = [control_job(_make_job(cfg, run_dir, c["candidate_id"],
+                                           Proposal(tuple(by_id[c["candidate_id"]]["arch_seq"])), None, checkpoints,
+                                           job_device, problem_options))
+                     for c in store.controls(status="pending") if c["candidate_id"] in by_id]
+    summary.control_pairs = control_pairs(finished, store.controls())
     next_id = store.next_id()
     submitted = len(finished) + len(pending)
     t0 = time.time()
@@ -172,7 +189,12 @@ def run_search(cfg: RunConfig | None = None, *, plugins: Plugins | None = None,
             state["stop"] = summary.stopped_by_time = True
             observer.stopping(f"time budget of {cfg.time_budget:g} s reached; finishing the "
                               f"{state['in_flight']} candidates in flight")
-        if state["stop"] or not (requeue or submitted < cfg.max_evals):
+        if state["stop"]:
+            return None
+        if control_queue:
+            state["in_flight"] += 1
+            return control_queue.pop(0)
+        if not (requeue or submitted < cfg.max_evals):
             return None
         if requeue:
             proposal, cid = requeue.pop(0), requeue_ids.pop(0)
@@ -184,6 +206,9 @@ def run_search(cfg: RunConfig | None = None, *, plugins: Plugins | None = None,
                         job_device, problem_options)
         distance = space.distance(seqs[job.provider_id], proposal.arch_seq) if job.provider_id is not None else None
         store.add_pending(job, proposal.parent_id, distance)
+        if job.provider_id is not None and gets_control(cfg.seed, cid, cfg.controls):
+            store.add_control(cid)
+            control_queue.append(control_job(job))
         state["in_flight"] += 1
         return job
 
@@ -197,9 +222,16 @@ def run_search(cfg: RunConfig | None = None, *, plugins: Plugins | None = None,
             disk_full.append(result.error)
             state["stop"] = True
             return
+        if result.role == "control":
+            store.record_control(result)
+            summary.control_pairs = control_pairs(store.candidates(), store.controls())
+            observer.control_done(summary)
+            return
         record = store.record(result, elapsed_offset + time.time() - t0)
         _absorb(record, strategy, selector, summary, seqs, checkpoints)
         summary.elapsed_s = record["elapsed_s"]
+        if summary.control_pairs is not None and store.controls(candidate_id=record["id"]):
+            summary.control_pairs = control_pairs(store.candidates(), store.controls())
         plugins.hook.wtnas_candidate_evaluated(run_dir=run_dir, record=record)
         observer.candidate_done(record, summary)
 
@@ -241,7 +273,8 @@ def run_search(cfg: RunConfig | None = None, *, plugins: Plugins | None = None,
     plugins.hook.wtnas_run_finished(run_dir=run_dir, summary={
         "ok": summary.ok, "failed": summary.failed, "with_transfer": summary.with_transfer,
         "best_score": summary.best["score"] if summary.best else None, "elapsed_s": summary.elapsed_s,
-        "interrupted": summary.interrupted})
+        "interrupted": summary.interrupted, "controls": len(summary.control_pairs or []),
+        "inheritance_lift": summary.controls.lift, "warm_scratch_tau": summary.controls.tau})
     return summary
 
 

@@ -40,6 +40,19 @@ _TRAINED = [
 ]
 
 
+def selection_key(mode: str, settings: str) -> str:
+    """Meta key of the latest `wtnas topk` selection for a mode and training settings."""
+    return f"topk_selection:{mode}:{settings}"
+
+
+# lineage-bias controls (controls.py): one row per candidate that also trains from scratch
+_CONTROLS = [
+    ("candidate_id", "INTEGER PRIMARY KEY"), ("status", "TEXT NOT NULL"), ("score", "REAL"), ("metrics", "TEXT"),
+    ("train_s", "REAL"), ("wall_s", "REAL"), ("worker", "TEXT"), ("error", "TEXT"), ("submitted_at", "REAL"),
+    ("finished_at", "REAL"),
+]
+
+
 class RunStore:
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -53,6 +66,7 @@ class RunStore:
             CREATE TABLE IF NOT EXISTS candidates ({cols});
             CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, candidate_id INTEGER,
                                                time REAL, kind TEXT, message TEXT);
+            CREATE TABLE IF NOT EXISTS controls ({", ".join(f"{c} {t}" for c, t in _CONTROLS)});
             CREATE TABLE IF NOT EXISTS trained ({", ".join(f"{c} {t}" for c, t in _TRAINED)},
                                                 PRIMARY KEY (candidate_id, mode, settings));
         """)
@@ -147,6 +161,30 @@ class RunStore:
                 writer.writerow(["" if v is None else v for v in r])
         tmp.replace(path)
         return path
+
+    # -- lineage-bias controls ----------------------------------------------------------------
+    def add_control(self, candidate_id: int) -> None:
+        self.db.execute("INSERT OR REPLACE INTO controls (candidate_id, status, submitted_at) VALUES (?, 'pending', ?)",
+                        (candidate_id, time.time()))
+
+    def record_control(self, result: Result) -> dict:
+        fields = {"status": result.status, "score": result.score,
+                  "metrics": json.dumps(result.metrics) if result.metrics else None,
+                  "train_s": result.timings.get("train_s"),
+                  "wall_s": (result.finished_at or 0) - (result.started_at or 0), "worker": result.worker,
+                  "error": result.error, "finished_at": result.finished_at}
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        self.db.execute(f"UPDATE controls SET {sets} WHERE candidate_id = ?", (*fields.values(), result.candidate_id))
+        return self.controls(candidate_id=result.candidate_id)[0]
+
+    def controls(self, status: str | None = None, candidate_id: int | None = None) -> list[dict]:
+        clauses, args = [], []
+        for col, value in (("status", status), ("candidate_id", candidate_id)):
+            if value is not None:
+                clauses.append(f"{col} = ?")
+                args.append(value)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        return [dict(r) for r in self.db.execute(f"SELECT * FROM controls {where} ORDER BY candidate_id", args)]
 
     # -- top-K training ---------------------------------------------------------------------
     def select_for_training(self, candidate_id: int, mode: str, settings: str, estimated_score: float,

@@ -22,7 +22,7 @@ from .job import Job
 from .plugins import Plugins, default_plugins
 from .rundir import CONFIG_NAME, STORE_NAME, is_run_dir
 from .search import candidate_seed, create_executor
-from .store import RunStore
+from .store import RunStore, selection_key
 
 
 @dataclass
@@ -133,6 +133,9 @@ def run_topk(run_dir: str | Path, cfg: TopKConfig | None = None, *, plugins: Plu
         chosen = {r["id"]: r for r in top + tau}
         for cid, r in chosen.items():
             store.select_for_training(cid, cfg.mode, settings, r["score"], cid in top_ids, cid in tau_ids)
+        # the report describes this call's selection, not the union of every call's
+        store.set_meta(selection_key(cfg.mode, settings), {"k": cfg.k, "before": cfg.before,
+                                                           "topk": sorted(top_ids), "tau": sorted(tau_ids)})
         summary.selected = len(chosen)
         done = {r["candidate_id"] for r in store.trained(cfg.mode, settings) if r["status"] == "ok"}
         todo = [chosen[cid] for cid in sorted(chosen, key=lambda c: (-chosen[c]["score"], c)) if cid not in done]

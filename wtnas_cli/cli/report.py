@@ -40,11 +40,14 @@ def report_command(
 
     md, plots, reports, note = write_report(runs, out, slot)
     table = Table(title="runs")
-    for col in ("run", "scheme", "candidates", "failed", "with transfer", "mean score 2nd half", "fallbacks"):
+    for col in ("run", "scheme", "candidates", "failed", "with transfer", "mean score 2nd half", "fallbacks",
+                "inheritance lift (controls)"):
         table.add_column(col)
     for r in reports:
+        st = r.control_stats
+        lift = f"{st.lift:+.4f} ± {st.lift_ci:.4f}, τ {_cell(st.tau, 2)} (n={st.n})" if st.n else "-"
         table.add_row(r.name, r.scheme, str(len(r.ok)), str(r.failed), f"{r.transfer_share:.0%}",
-                      _cell(r.mean_score_second_half), str(r.fallbacks))
+                      _cell(r.mean_score_second_half), str(r.fallbacks), lift)
     console.print(table)
     for mode in ("warm", "scratch"):
         rows = comparison(reports, mode)

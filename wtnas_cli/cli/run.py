@@ -21,7 +21,8 @@ class RichObserver:
         self.progress = Progress(
             SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("best [cyan]{task.fields[best]}[/]"), TextColumn("transfer {task.fields[transfer]}"),
-            TextColumn("failed {task.fields[failed]}"), TimeElapsedColumn(), TextColumn("ETA"),
+            TextColumn("failed {task.fields[failed]}"), TextColumn("lift {task.fields[lift]}"),
+            TimeElapsedColumn(), TextColumn("ETA"),
             TimeRemainingColumn(), console=err_console, transient=False)
         self.task = None
 
@@ -31,12 +32,16 @@ class RichObserver:
                           f"max_evals={total} → {run_dir}")
         self.progress.start()
         self.task = self.progress.add_task("search", total=total, completed=done, best="-", transfer="-",
-                                           failed=0)
+                                           failed=0, lift="-")
 
     def candidate_done(self, record, summary) -> None:
         self.progress.update(self.task, completed=summary.done,
                              best=fmt_score(summary.best["score"] if summary.best else None),
-                             transfer=f"{summary.transfer_rate:.0%}", failed=summary.failed)
+                             transfer=f"{summary.transfer_rate:.0%}", failed=summary.failed,
+                             lift=summary.controls.line())
+
+    def control_done(self, summary) -> None:
+        self.progress.update(self.task, lift=summary.controls.line())
 
     def stopping(self, reason: str) -> None:
         self.progress.console.print(f"[yellow]{escape(reason)}[/]")
@@ -72,6 +77,9 @@ def run_command(
     max_evals: Optional[int] = typer.Option(None, "--max-evals", help="Candidates to evaluate [default: 200]."),
     time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Stop submitting after this many seconds."),
     epochs: Optional[int] = typer.Option(None, help="Training epochs per candidate [default: 1]."),
+    controls: Optional[float] = typer.Option(None, "--controls", help="Share of the candidates with inherited "
+                                             "weights that also train from scratch, to measure the inheritance "
+                                             "lift and ranking (0 = none) [default: 0.05]."),
     population: Optional[int] = typer.Option(None, help="Evolution population size N [default: 20]."),
     sample: Optional[int] = typer.Option(None, help="Evolution sample size S [default: 10]."),
     workers: Optional[int] = typer.Option(None, help="Workers [default: local: CPU count (at most 8) or one per "
@@ -103,7 +111,7 @@ def run_command(
     cli_values = dict(problem=problem, space=str(space) if space else None, data=str(data) if data else None,
                       data_dir=str(data_dir) if data_dir else None, synthetic=synthetic, samples=samples,
                       features=features, backend=backend, strategy=strategy, selector=selector, matcher=matcher,
-                      executor=executor, max_evals=max_evals, time_budget=time_budget, epochs=epochs,
+                      executor=executor, max_evals=max_evals, time_budget=time_budget, epochs=epochs, controls=controls,
                       population=population, sample=sample, workers=workers, threads_per_worker=threads_per_worker,
                       devices=devices, gpus_per_worker=gpus_per_worker, ray_address=ray_address,
                       max_jobs_per_worker=max_jobs_per_worker, seed=seed, device=device,
@@ -137,6 +145,11 @@ def print_summary(summary) -> None:
     console.print(f"{summary.done} of {summary.total} candidates done ({summary.failed} failed), "
                   f"{summary.transfer_rate:.0%} started from transferred weights, "
                   f"{summary.elapsed_s:.1f} s")
+    stats = summary.controls
+    if stats.n:
+        tau = f", Kendall tau warm vs scratch {stats.tau:.2f}" if stats.n >= 3 else ""
+        console.print(f"Inheritance lift {stats.lift:+.4f} ± {stats.lift_ci:.4f} (warm − scratch score, 95% CI) over "
+                      f"{stats.n} controls{tau}")
     console.print(f"Results: {summary.run_dir}/ (results.csv, wtnas.sqlite, checkpoints/)")
     if summary.interrupted or summary.done < summary.total and not summary.stopped_by_time:
         console.print(f"Resume with: [bold]wtnas run --resume {summary.run_dir}[/]")
