@@ -129,10 +129,13 @@ def test_mpi_search_and_topk_with_3_ranks(mpi, tmp_path):
     harness.check_run(run_dir, 14)
     controls = harness.check_controls(run_dir, 0, 0.5)
     assert all(c["worker"].startswith("mpi:") for c in controls) and "Inheritance lift" in out.stdout
-    out = _mpiexec(3, "topk", run_dir, "--k", 3, "--max-epochs", 4)
+    out = _mpiexec(3, "topk", run_dir, "--k", 3, "--max-epochs", 4)   # verified: checks run on the ranks too
     assert out.returncode == 0, out.stderr
     store = RunStore(run_dir / "wtnas.sqlite")
-    assert len([t for t in store.trained() if t["status"] == "ok"]) == 3
+    (key,) = [k for (k,) in store.db.execute("SELECT key FROM meta WHERE key LIKE 'topk_selection:%'")]
+    selection = store.get_meta(key)
+    assert selection["verified"] and 1 <= len(selection["topk"]) <= 3
+    assert sorted(t["candidate_id"] for t in store.trained() if t["status"] == "ok") == selection["topk"]
     store.close()
 
 

@@ -39,8 +39,8 @@ def _trained(run_dir):
 
 
 def test_topk_early_stopping_numbers(runs):
-    cfg = TopKConfig(k=3, max_epochs=8, patience=2, tau_sample=5, workers=2)
-    summary = run_topk(runs["lcs"], cfg)
+    cfg = TopKConfig(k=3, max_epochs=8, patience=2, tau_sample=5, workers=2, verify=False, min_distance=1)
+    summary = run_topk(runs["lcs"], cfg)   # selection by score alone (tests/test_selection.py has the rest)
     trained, candidates, _ = _trained(runs["lcs"])
     assert summary.trained_now == len(trained) == summary.selected
     top_scores = sorted((c["score"] for c in candidates if c["status"] == "ok"), reverse=True)[:3]
@@ -114,9 +114,12 @@ def test_report_end_to_end(runs):
 
 
 def test_topk_with_fewer_candidates_than_k_trains_what_exists(runs):
-    summary = run_topk(runs["lcs"], TopKConfig(k=100, max_epochs=3, workers=2))
+    summary = run_topk(runs["lcs"], TopKConfig(k=100, max_epochs=3, workers=2, verify=False, min_distance=1))
     assert summary.selected == 16
-    assert any("only 16 finished candidates" in n for n in summary.notes)
+    assert any("only 16 eligible candidates" in n for n in summary.notes)
+    diverse = run_topk(runs["lcs"], TopKConfig(k=100, max_epochs=3, workers=2))
+    assert diverse.selected == 16 - len(diverse.choice["similar"]) - len(diverse.choice["flagged"])
+    assert any("after the diversity rule and verification" in n for n in diverse.notes)
 
 
 def test_missing_or_corrupt_checkpoint_retrains_from_scratch(runs, tmp_path):

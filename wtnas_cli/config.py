@@ -21,7 +21,7 @@ else:  # pragma: no cover
 
 # share of the candidates with a provider that also train from scratch (controls.py); the
 # measured cost is in docs/benchmarks.md
-CONTROLS_DEFAULT = 0.05
+CONTROLS_DEFAULT = 0.1
 
 
 @dataclass

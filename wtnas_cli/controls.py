@@ -62,6 +62,8 @@ def control_pairs(candidates: list[dict], controls: list[dict]) -> list[tuple[fl
     by_id = {c["id"]: c for c in candidates}
     out = []
     for ctl in controls:
+        if (ctl.get("origin") or "search") != "search":   # top-K checks are not a random sample
+            continue
         cand = by_id.get(ctl["candidate_id"])
         if (ctl["status"] == "ok" and cand and cand["status"] == "ok" and cand.get("n_transferred")
                 and ctl["score"] is not None):

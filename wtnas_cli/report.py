@@ -29,6 +29,7 @@ class TrainedSet:
     settings: str
     topk: list[dict]
     tau_rows: list[dict]
+    choice: dict = field(default_factory=dict)   # how `wtnas topk` chose the top-K (selection.py)
 
     @property
     def epochs(self) -> list[int]:
@@ -67,13 +68,18 @@ class RunReport:
     controls: list[dict] = field(default_factory=list)   # lineage-bias controls (controls.py)
 
     @property
+    def search_controls(self) -> list[dict]:
+        return [c for c in self.controls if (c.get("origin") or "search") == "search"]
+
+    @property
     def control_stats(self) -> ControlStats:
         return control_stats(control_pairs(self.candidates, self.controls))
 
     @property
     def control_cost(self) -> float:
         """Controls' share of all worker time spent by the search."""
-        ctl = sum(c["wall_s"] or 0.0 for c in self.controls if c["status"] != "pending")
+        ctl = sum(c["wall_s"] or 0.0 for c in self.controls
+                  if c["status"] != "pending" and (c.get("origin") or "search") == "search")
         cand = sum((r["finished_at"] or 0) - (r["started_at"] or 0) for r in self.candidates
                    if r["status"] in ("ok", "failed") and r["started_at"])
         return ctl / (ctl + cand) if ctl + cand > 0 else float("nan")
@@ -177,7 +183,7 @@ def load_run(run_dir: str | Path, slot_s: float | None = None) -> RunReport:
                 tau = [r for r in rows if r["candidate_id"] in set(selection["tau"])]
             else:           # stores written before selections were recorded
                 topk, tau = [r for r in rows if r["in_topk"]], [r for r in rows if r["in_tau_sample"]]
-            report.trained[mode] = TrainedSet(mode, latest, topk, tau)
+            report.trained[mode] = TrainedSet(mode, latest, topk, tau, selection or {})
     finally:
         store.close()
     last = max((r["elapsed_s"] or 0.0 for r in report.ok), default=0.0)
@@ -235,6 +241,26 @@ def comparison(reports: list[RunReport], mode: str = "warm") -> list[dict]:
     return rows
 
 
+def _choice_lines(choice: dict) -> list[str]:
+    """How the top-K was chosen: verification, flagged inherited-only candidates, diversity."""
+    if not choice or "verified" not in choice:
+        return ["Chosen by search score only (selected before wtnas verified top-K)."]
+    lines = []
+    if choice["verified"]:
+        lines.append(f"Verified: every model's from-scratch check (the search's seed and budget) reached the run's "
+                     f"threshold {choice['threshold']:.4f}, the lower quartile of its {choice['reference_n']} "
+                     f"from-scratch scores.")
+    else:
+        lines.append("Not verified (`--no-verify`, or too few from-scratch scores in the run for a threshold).")
+    for f in choice["flagged"]:
+        lines.append(f"- candidate {f['id']} flagged *inherited-only* and replaced: search score {f['score']:.4f}, "
+                     f"from scratch {f['check']:.4f} < {choice['threshold']:.4f}")
+    lines.append(f"Diversity: no two models closer than {choice['min_distance']} changed nodes; "
+                 f"{len(choice['similar'])} near-copies skipped; {choice['distinct_architectures']} distinct "
+                 f"architectures in {choice['families']} families (chains of distance ≤ 1).")
+    return lines
+
+
 def params_stats(rows: list[dict]) -> dict[str, float]:
     p = [r["num_params"] for r in rows if r["num_params"]]
     if not p:
@@ -279,7 +305,7 @@ def render_markdown(reports: list[RunReport], plots: list[Path], plot_note: str 
                      f"| {r.fallbacks} |")
     lines.append("")
     lines += [f"- {r.name}: matcher {r.matching}" for r in reports]
-    with_controls = [r for r in reports if r.controls]
+    with_controls = [r for r in reports if r.search_controls]
     if with_controls:
         lines += ["", "## Inheritance controls", "", "A share of the candidates that received weights was also trained "
                   "from scratch with the same seed and budget (`--controls`). Lift = warm − scratch score (mean, 95% "
@@ -325,12 +351,15 @@ def render_markdown(reports: list[RunReport], plots: list[Path], plot_note: str 
                     lines.append(f"| {r.name} | {p['mean']:,.0f} | {p['std']:,.0f} | {p['max']:,} | {p['min']:,} |")
         for r in reports:
             if mode in r.trained:
-                lines += ["", f"### {r.name}: top-K models ({mode})", "",
-                          "| id | estimated score | epochs | converged | objective at stop | objective final | "
-                          "params | start | note |", "|---|---|---|---|---|---|---|---|---|"]
+                lines += ["", f"### {r.name}: top-K models ({mode})", ""] + _choice_lines(r.trained[mode].choice)
+                lines += ["", "| id | estimated score | from-scratch check | epochs | converged | objective at stop | "
+                          "objective final | params | start | note |", "|---|---|---|---|---|---|---|---|---|---|"]
+                checks = {c["candidate_id"]: c["score"] for c in r.controls if c["status"] == "ok"}
+                checks.update({c["id"]: c["score"] for c in r.ok if not c["n_transferred"]})
                 for t in r.trained[mode].topk:
                     start = "warm" if t["warm_started"] else "scratch"
-                    lines.append(f"| {t['candidate_id']} | {_f(t['estimated_score'])} | {t['epochs_to_converge']} | "
+                    lines.append(f"| {t['candidate_id']} | {_f(t['estimated_score'])} | "
+                                 f"{_f(checks.get(t['candidate_id']))} | {t['epochs_to_converge']} | "
                                  f"{'yes' if t['converged'] else 'no (cap)'} | {_f(t['objective_at_stop'])} | "
                                  f"{_f(t['objective_final'])} | {t['num_params']:,} | {start} | {t['note'] or ''} |")
     lines += ["", "## Per-candidate overhead (medians, ms)", "",

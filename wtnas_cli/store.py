@@ -49,7 +49,7 @@ def selection_key(mode: str, settings: str) -> str:
 _CONTROLS = [
     ("candidate_id", "INTEGER PRIMARY KEY"), ("status", "TEXT NOT NULL"), ("score", "REAL"), ("metrics", "TEXT"),
     ("train_s", "REAL"), ("wall_s", "REAL"), ("worker", "TEXT"), ("error", "TEXT"), ("submitted_at", "REAL"),
-    ("finished_at", "REAL"),
+    ("finished_at", "REAL"), ("origin", "TEXT DEFAULT 'search'"),   # 'search' or 'verify' (wtnas topk)
 ]
 
 
@@ -70,10 +70,11 @@ class RunStore:
             CREATE TABLE IF NOT EXISTS trained ({", ".join(f"{c} {t}" for c, t in _TRAINED)},
                                                 PRIMARY KEY (candidate_id, mode, settings));
         """)
-        have = {r[1] for r in self.db.execute("PRAGMA table_info(candidates)")}
-        for column, kind in _COLUMNS:  # stores written by an older wtnas gain the new columns
-            if column not in have:
-                self.db.execute(f"ALTER TABLE candidates ADD COLUMN {column} {kind}")
+        for table, columns in (("candidates", _COLUMNS), ("controls", _CONTROLS)):
+            have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            for column, kind in columns:  # stores written by an older wtnas gain the new columns
+                if column not in have:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         self._next_finish_seq: int | None = None
         if self.get_meta("schema_version") is None:
             self.set_meta("schema_version", SCHEMA_VERSION)
@@ -163,9 +164,9 @@ class RunStore:
         return path
 
     # -- lineage-bias controls ----------------------------------------------------------------
-    def add_control(self, candidate_id: int) -> None:
-        self.db.execute("INSERT OR REPLACE INTO controls (candidate_id, status, submitted_at) VALUES (?, 'pending', ?)",
-                        (candidate_id, time.time()))
+    def add_control(self, candidate_id: int, origin: str = "search") -> None:
+        self.db.execute("INSERT OR REPLACE INTO controls (candidate_id, status, submitted_at, origin)"
+                        " VALUES (?, 'pending', ?, ?)", (candidate_id, time.time(), origin))
 
     def record_control(self, result: Result) -> dict:
         fields = {"status": result.status, "score": result.score,

@@ -21,7 +21,11 @@ from .executor import pump
 from .job import Job
 from .plugins import Plugins, default_plugins
 from .rundir import CONFIG_NAME, STORE_NAME, is_run_dir
+from .controls import control_job
+from .search import _make_job as _search_job
 from .search import candidate_seed, create_executor
+from .selection import MIN_REFERENCE, families, known_checks, scratch_reference, select, verify_threshold
+from .strategy import Proposal
 from .store import RunStore, selection_key
 
 
@@ -37,6 +41,8 @@ class TopKConfig:
     tau_sample: int = 0
     workers: int | None = None
     seed: int = 0
+    verify: bool = True      # from-scratch check of each top-K candidate (selection.py)
+    min_distance: int = 2    # no two of the top-K closer than this many changed nodes (1: no rule)
 
     def validate(self) -> "TopKConfig":
         for ok, message in [(self.k >= 1, "--k must be at least 1"),
@@ -44,6 +50,7 @@ class TopKConfig:
                             (self.max_epochs >= 1, "--max-epochs must be at least 1"),
                             (self.tau_sample >= 0, "--tau-sample must be 0 or more"),
                             (self.min_delta is None or self.min_delta >= 0, "--min-delta must be 0 or more"),
+                            (self.min_distance >= 1, "--min-distance must be at least 1 (1 = no diversity rule)"),
                             (self.before is None or self.before > 0, "--before must be positive (seconds)")]:
             if not ok:
                 raise ConfigError(message)
@@ -72,6 +79,7 @@ class TopKSummary:
     interrupted: bool = False
     rows: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    choice: dict = field(default_factory=dict)   # how the top-K was chosen (verification, diversity)
 
 
 class _Silent:
@@ -112,13 +120,21 @@ def run_topk(run_dir: str | Path, cfg: TopKConfig | None = None, *, plugins: Plu
         executor.serve()
         return None
     store = RunStore(run_dir / STORE_NAME)
+    started: list[bool] = []
+
+    def start() -> None:
+        if not started:
+            executor.start()
+            started.append(True)
     try:
         rows = store.candidates()
         finished = [r for r in rows if r["status"] == "ok"]
-        top = select_candidates(rows, cfg.k, cfg.before)
         summary.available = len([r for r in finished if cfg.before is None or (r["elapsed_s"] or 0) <= cfg.before])
+        top, choice = _choose_top(store, rows, cfg, run_cfg, problem.space, run_dir, device, executor, start,
+                                  observer, summary)
         if len(top) < cfg.k:
-            summary.notes.append(f"only {len(top)} finished candidates{' within --before' if cfg.before else ''}; "
+            summary.notes.append(f"only {len(top)} eligible candidates{' within --before' if cfg.before else ''}"
+                                 f"{' (after the diversity rule and verification)' if choice['similar'] or choice['flagged'] else ''}; "
                                  f"training {len(top)} instead of {cfg.k}")
         tau = []
         if cfg.tau_sample:
@@ -134,9 +150,10 @@ def run_topk(run_dir: str | Path, cfg: TopKConfig | None = None, *, plugins: Plu
         for cid, r in chosen.items():
             store.select_for_training(cid, cfg.mode, settings, r["score"], cid in top_ids, cid in tau_ids)
         # the report describes this call's selection, not the union of every call's
-        store.set_meta(selection_key(cfg.mode, settings), {"k": cfg.k, "before": cfg.before,
-                                                           "topk": sorted(top_ids), "tau": sorted(tau_ids)})
+        store.set_meta(selection_key(cfg.mode, settings), {"k": cfg.k, "before": cfg.before, "topk": sorted(top_ids),
+                                                           "tau": sorted(tau_ids), **choice})
         summary.selected = len(chosen)
+        summary.choice = choice
         done = {r["candidate_id"] for r in store.trained(cfg.mode, settings) if r["status"] == "ok"}
         todo = [chosen[cid] for cid in sorted(chosen, key=lambda c: (-chosen[c]["score"], c)) if cid not in done]
         summary.reused = len(chosen) - len(todo)
@@ -165,23 +182,64 @@ def run_topk(run_dir: str | Path, cfg: TopKConfig | None = None, *, plugins: Plu
 
             try:
                 with GracefulInterrupt(first_interrupt):
-                    executor.start()
+                    start()
                     observer.started(len(chosen), summary.reused, executor.capacity)
                     pump(executor, lambda: queue.pop(0) if queue else None, on_result)
             except KeyboardInterrupt:
                 summary.interrupted = True
-            finally:
-                executor.shutdown()
             if disk_full:
                 raise StorageFullError(f"disk full ({disk_full[0]}): free space, then run the same `wtnas topk` "
                                        f"again; models already trained are kept")
         else:
-            executor.shutdown()  # nothing to do, but MPI ranks are waiting to be released
             observer.started(len(chosen), summary.reused, 0)
         summary.rows = [r for r in store.trained(cfg.mode, settings) if r["candidate_id"] in chosen]
     finally:
+        executor.shutdown()  # also when nothing ran: MPI ranks are waiting to be released
         store.close()
     return summary
+
+
+def _choose_top(store: RunStore, rows: list[dict], cfg: TopKConfig, run_cfg: RunConfig, space, run_dir: Path,
+                device: str, executor, start, observer, summary: TopKSummary) -> tuple[list[dict], dict]:
+    """The top-K after the diversity rule and verification (selection.py); runs the missing
+    from-scratch checks on the executor, in batches, and stores them with the controls."""
+    ranked = select_candidates(rows, len(rows), cfg.before)
+    controls = store.controls()
+    reference = scratch_reference(rows, controls)
+    threshold = verify_threshold(reference) if cfg.verify else None
+    if cfg.verify and threshold is None:
+        summary.notes.append(f"not verified: the run has {len(reference)} from-scratch scores, {MIN_REFERENCE} are "
+                             f"needed for a threshold (run the search with --controls)")
+    checks = known_checks(rows, controls)
+    checked_now = 0
+    while True:
+        choice = select(ranked, cfg.k, min_distance=cfg.min_distance, distance=space.distance, checks=checks,
+                        threshold=threshold)
+        if not choice.to_check:
+            break
+        observer.note(f"checking {len(choice.to_check)} candidates from scratch ({run_cfg.epochs} epoch(s) each) "
+                      f"against the run's threshold {threshold:.4f}")
+        jobs = []
+        for r in choice.to_check:
+            store.add_control(r["id"], origin="verify")
+            job = _search_job(run_cfg, run_dir, r["id"], Proposal(tuple(r["arch_seq"])), None, {}, device,
+                              run_cfg.problem_options())
+            jobs.append(control_job(job))
+
+        def on_check(result) -> None:
+            store.record_control(result)
+            checks[result.candidate_id] = result.score if result.status == "ok" else float("-inf")
+
+        start()
+        pump(executor, lambda: jobs.pop(0) if jobs else None, on_check)
+        checked_now += len(choice.to_check)
+    top = choice.selected
+    return top, {
+        "verified": threshold is not None, "threshold": threshold, "reference_n": len(reference),
+        "checked_now": checked_now, "min_distance": cfg.min_distance,
+        "flagged": [{"id": r["id"], "score": r["score"], "check": r["check"]} for r in choice.flagged],
+        "similar": [r["id"] for r in choice.similar], "families": families(top, space.distance),
+        "distinct_architectures": len({tuple(r["arch_seq"]) for r in top})}
 
 
 def _make_job(run_dir: Path, run_cfg: RunConfig, row: dict, cfg: TopKConfig, min_delta: float, tag: str,

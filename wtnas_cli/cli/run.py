@@ -79,7 +79,7 @@ def run_command(
     epochs: Optional[int] = typer.Option(None, help="Training epochs per candidate [default: 1]."),
     controls: Optional[float] = typer.Option(None, "--controls", help="Share of the candidates with inherited "
                                              "weights that also train from scratch, to measure the inheritance "
-                                             "lift and ranking (0 = none) [default: 0.05]."),
+                                             "lift and ranking (0 = none) [default: 0.1]."),
     population: Optional[int] = typer.Option(None, help="Evolution population size N [default: 20]."),
     sample: Optional[int] = typer.Option(None, help="Evolution sample size S [default: 10]."),
     workers: Optional[int] = typer.Option(None, help="Workers [default: local: CPU count (at most 8) or one per "

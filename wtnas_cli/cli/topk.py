@@ -54,6 +54,10 @@ def topk_command(
     max_epochs: int = typer.Option(20, "--max-epochs", help="Cap on epochs (paper: 20)."),
     tau_sample: int = typer.Option(0, "--tau-sample", help="Also train N randomly sampled candidates for "
                                                            "Kendall's tau in `wtnas report`."),
+    verify: bool = typer.Option(True, "--verify/--no-verify", help="Check each top-K candidate from scratch (the "
+                                "search's budget) and replace those that only work on inherited weights."),
+    min_distance: int = typer.Option(2, "--min-distance", help="No two top-K architectures closer than this many "
+                                     "changed nodes (1: allow near-copies)."),
     workers: Optional[int] = typer.Option(None, help="Worker processes [default: CPU count, at most 8]."),
     seed: int = typer.Option(0, help="Seed for the tau sample and training."),
 ) -> None:
@@ -62,7 +66,8 @@ def topk_command(
     from ..topk import TopKConfig, run_topk
 
     cfg = TopKConfig(k=k, before=before, from_scratch=from_scratch, early_stop=early_stop, patience=patience,
-                     min_delta=min_delta, max_epochs=max_epochs, tau_sample=tau_sample, workers=workers, seed=seed)
+                     min_delta=min_delta, max_epochs=max_epochs, tau_sample=tau_sample, workers=workers, seed=seed,
+                     verify=verify, min_distance=min_distance)
     observer = TopKObserver()
     try:
         summary = run_topk(run_dir, cfg, observer=observer)
@@ -94,6 +99,16 @@ def print_topk(summary) -> None:
     console.print(table)
     for note in summary.notes:
         console.print(f"[yellow]Note:[/] {escape(note)}")
+    choice = summary.choice
+    if choice.get("verified"):
+        console.print(f"Verified top-K: from-scratch checks ≥ {choice['threshold']:.4f} (lower quartile of the run's "
+                      f"{choice['reference_n']} from-scratch scores); {choice['checked_now']} checked now")
+    for f in choice.get("flagged", []):
+        console.print(f"[yellow]Flagged inherited-only:[/] candidate {f['id']} (search score {f['score']:.4f}, from "
+                      f"scratch {f['check']:.4f}) was replaced by the next candidate")
+    if choice:
+        console.print(f"{choice['distinct_architectures']} distinct architectures in {choice['families']} families; "
+                      f"{len(choice['similar'])} near-copies skipped (--min-distance {choice['min_distance']})")
     console.print(f"{summary.trained_now} trained now, {summary.reused} reused, {summary.failed} failed. "
                   f"Next: [bold]wtnas report {summary.run_dir}[/]")
 

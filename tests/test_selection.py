@@ -1,0 +1,82 @@
+"""Verified, diverse top-K: near-copies skipped, inherited-only candidates flagged and replaced."""
+
+import sqlite3
+
+import pytest
+
+from wtnas_cli.selection import families, known_checks, scratch_reference, select, verify_threshold
+from wtnas_cli.space import SearchSpace
+
+distance = SearchSpace.distance
+
+
+def _rows(*seqs_scores):
+    return [{"id": i, "arch_seq": list(seq), "score": score, "status": "ok"} for i, (seq, score) in enumerate(seqs_scores)]
+
+
+def test_near_copies_are_skipped_and_flagged_ones_replaced():
+    ranked = _rows(([0, 0, 0], 0.9), ([0, 0, 1], 0.89), ([1, 1, 0], 0.88), ([2, 2, 2], 0.87), ([3, 3, 3], 0.86))
+    checks = {0: 0.5, 1: 0.5, 2: 0.1, 3: 0.6, 4: 0.6}
+    out = select(ranked, 3, min_distance=2, distance=distance, checks=checks, threshold=0.3)
+    assert [r["id"] for r in out.selected] == [0, 3, 4]
+    assert [r["id"] for r in out.similar] == [1] and [(r["id"], r["check"]) for r in out.flagged] == [(2, 0.1)]
+    assert out.to_check == []
+    plain = select(ranked, 3, min_distance=1, distance=distance, checks={}, threshold=None)   # today's rule
+    assert [r["id"] for r in plain.selected] == [0, 1, 2]
+
+
+def test_missing_checks_are_batched_up_to_k():
+    ranked = _rows(([0, 0], 0.9), ([1, 1], 0.8), ([2, 2], 0.7), ([3, 3], 0.6))
+    out = select(ranked, 2, min_distance=2, distance=distance, checks={0: 0.9}, threshold=0.5)
+    assert [r["id"] for r in out.selected] == [0] and [r["id"] for r in out.to_check] == [1]
+
+
+def test_threshold_reference_and_families():
+    candidates = [{"id": i, "status": "ok", "score": s, "n_transferred": t} for i, (s, t) in
+                  enumerate([(0.2, 0), (0.4, 0), (0.6, 0), (0.9, 3), (0.8, 0)])]
+    controls = [{"candidate_id": 3, "status": "ok", "score": 0.3, "origin": "search"},
+                {"candidate_id": 7, "status": "ok", "score": 0.0, "origin": "verify"}]
+    reference = scratch_reference(candidates, controls)
+    assert sorted(reference) == [0.2, 0.3, 0.4, 0.6, 0.8]          # top-K checks are not part of it
+    assert verify_threshold(reference) == pytest.approx(0.3)
+    assert verify_threshold(reference[:4]) is None
+    assert known_checks(candidates, controls) == {0: 0.2, 1: 0.4, 2: 0.6, 4: 0.8, 3: 0.3, 7: 0.0}
+    assert families(_rows(([0, 0, 0], 1), ([0, 0, 1], 1), ([0, 1, 1], 1), ([2, 2, 2], 1)), distance) == 2
+
+
+@pytest.mark.slow
+def test_topk_flags_an_inherited_only_candidate_and_trains_the_next(tmp_path):
+    """A real run; the best candidate's from-scratch check is recorded as failing to learn
+    (score 0), as if it only worked on inherited weights: topk replaces it and says so."""
+    from wtnas_cli.config import RunConfig
+    from wtnas_cli.report import write_report
+    from wtnas_cli.search import run_search
+    from wtnas_cli.topk import TopKConfig, run_topk
+
+    run_dir = tmp_path / "r"
+    run_search(RunConfig(max_evals=16, population=6, sample=3, workers=2, seed=4, run_dir=str(run_dir)))
+    con = sqlite3.connect(run_dir / "wtnas.sqlite")
+    best = con.execute("SELECT id FROM candidates WHERE status='ok' AND n_transferred > 0 "
+                       "ORDER BY score DESC, id LIMIT 1").fetchone()[0]
+    con.execute("INSERT INTO controls (candidate_id, status, score, origin) VALUES (?, 'ok', 0.0, 'verify')", (best,))
+    con.commit()
+    con.close()
+    summary = run_topk(run_dir, TopKConfig(k=3, max_epochs=2, workers=2))
+    choice = summary.choice
+    assert choice["verified"] and [f["id"] for f in choice["flagged"]] == [best]
+    top = {r["candidate_id"] for r in summary.rows if r["in_topk"]}
+    assert best not in top and len(top) == 3
+    con = sqlite3.connect(run_dir / "wtnas.sqlite")
+    checked = dict(con.execute("SELECT candidate_id, score FROM controls WHERE origin='verify' AND status='ok'"))
+    con.close()
+    assert all(cid in checked or cid in _scratch_ids(run_dir) for cid in top), "a top-K model was not checked"
+    md, _, _, _ = write_report([run_dir])
+    text = md.read_text()
+    assert f"candidate {best} flagged *inherited-only*" in text and "Verified:" in text
+
+
+def _scratch_ids(run_dir):
+    con = sqlite3.connect(run_dir / "wtnas.sqlite")
+    ids = {r[0] for r in con.execute("SELECT id FROM candidates WHERE status='ok' AND n_transferred = 0")}
+    con.close()
+    return ids
