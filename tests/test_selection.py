@@ -65,7 +65,7 @@ def test_topk_flags_an_inherited_only_candidate_and_trains_the_next(tmp_path):
     choice = summary.choice
     assert choice["verified"] and [f["id"] for f in choice["flagged"]] == [best]
     top = {r["candidate_id"] for r in summary.rows if r["in_topk"]}
-    assert best not in top and len(top) == 3
+    assert best not in top and 1 <= len(top) <= 3
     con = sqlite3.connect(run_dir / "wtnas.sqlite")
     checked = dict(con.execute("SELECT candidate_id, score FROM controls WHERE origin='verify' AND status='ok'"))
     con.close()

@@ -134,7 +134,8 @@ def test_missing_or_corrupt_checkpoint_retrains_from_scratch(runs, tmp_path):
     store.close()
     Path(best[0]["checkpoint"]).unlink()
     Path(best[1]["checkpoint"]).write_bytes(b"garbage")
-    out = run_cli("topk", run_dir, "--k", "3", "--max-epochs", "3", "--workers", "2")
+    out = run_cli("topk", run_dir, "--k", "3", "--max-epochs", "3", "--workers", "2", "--no-verify",
+                  "--min-distance", "1")   # the two best by score must be among those trained
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("scratch (checkpoint") == 2
     trained, _, events = _trained(run_dir)
@@ -169,9 +170,10 @@ def test_report_describes_the_latest_topk_selection_not_the_union(tmp_path):
 
     cfg = RunConfig(max_evals=10, population=4, sample=2, workers=2, seed=2, run_dir=str(tmp_path / "r"))
     run_search(cfg)
-    run_topk(cfg.run_dir, TopKConfig(k=4, max_epochs=3, workers=2))
+    by_score = dict(verify=False, min_distance=1)   # selection by score alone: the sets are known in advance
+    run_topk(cfg.run_dir, TopKConfig(k=4, max_epochs=3, workers=2, **by_score))
     assert len(load_run(cfg.run_dir).trained["warm"].topk) == 4
-    run_topk(cfg.run_dir, TopKConfig(k=2, max_epochs=3, workers=2))   # reuses two of the four models
+    run_topk(cfg.run_dir, TopKConfig(k=2, max_epochs=3, workers=2, **by_score))   # reuses two of the four models
     top = load_run(cfg.run_dir).trained["warm"].topk
     _, candidates, _ = _trained(tmp_path / "r")
     best = sorted((c for c in candidates if c["status"] == "ok"), key=lambda c: (-c["score"], c["id"]))[:2]
