@@ -7,7 +7,10 @@ import fuzz_targets as F
 from wtnas_builtins.problems.digits import digits_space
 
 SPACE = digits_space()
-FAST = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+# derandomized: CI sees the same 300 inputs every time (a test must pass every time); the
+# randomized search for new failures with many more inputs is benchmarks/fuzz.py
+FAST = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
+                database=None)
 
 
 @FAST

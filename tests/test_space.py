@@ -77,3 +77,17 @@ def test_invalid_architecture_is_reported():
     space = SearchSpace("tiny", (Input("x", (4, 4, 1)),), (VariableNode("c", (O.Conv2D(4, 5),)),))
     with pytest.raises(InvalidArchitecture, match="node 'c'"):
         space.resolve([0])
+
+
+def test_an_op_name_that_is_not_a_string_is_refused_in_one_line(tmp_path):
+    """Found by the space-file fuzzer: `op = []` raised TypeError (unhashable) instead of a clear error."""
+    from wtnas_cli.errors import WtnasError
+    from wtnas_cli.ops import op_from_dict
+    from wtnas_cli.spacefile import parse_space
+
+    path = tmp_path / "s.toml"
+    path.write_text('[[inputs]]\nname = "in"\nshape = [1]\n[[nodes]]\nname = "a"\nchoices = [{op = []}]\n')
+    with pytest.raises(WtnasError, match="unknown op \\[\\]"):
+        parse_space(path)
+    with pytest.raises(WtnasError, match="unknown op \\[\\]"):
+        op_from_dict({"op": []})

@@ -301,7 +301,7 @@ def op_from_dict(data: dict) -> Op:
     """Rebuild an op from `Op.to_dict()` output (used by space files and run metadata)."""
     data = dict(data)
     kind = data.pop("op", None)
-    if kind not in OPS:
+    if not isinstance(kind, str) or kind not in OPS:
         raise WtnasError(f"unknown op {kind!r}; choose one of {', '.join(OPS)}")
     try:
         return OPS[kind](**data)

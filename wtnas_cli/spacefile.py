@@ -84,7 +84,7 @@ def parse_op(spec: Any, ctx: _Ctx, where: str) -> O.Op:
     if not isinstance(spec, dict) or "op" not in spec:
         raise ctx.fail(where, "an op is a table like {op = \"Dense\", units = 32}")
     kind = spec["op"]
-    if kind not in O.OPS:
+    if not isinstance(kind, str) or kind not in O.OPS:
         raise ctx.fail(where, f"unknown op {kind!r}; choose one of {', '.join(O.OPS)}")
     cls = O.OPS[kind]
     params = {f.name: f for f in fields(cls)}
