@@ -17,6 +17,7 @@ from .job import TIMING_KEYS
 from .rundir import STORE_NAME, is_run_dir
 from .controls import ControlStats, control_pairs, control_stats
 from .scheme import label as scheme_label
+from .selection import known_checks
 from .stats import geometric_mean, kendall_tau, kept_epoch, time_slots
 from .store import RunStore, selection_key
 
@@ -354,8 +355,7 @@ def render_markdown(reports: list[RunReport], plots: list[Path], plot_note: str 
                 lines += ["", f"### {r.name}: top-K models ({mode})", ""] + _choice_lines(r.trained[mode].choice)
                 lines += ["", "| id | estimated score | from-scratch check | epochs | converged | objective at stop | "
                           "objective final | params | start | note |", "|---|---|---|---|---|---|---|---|---|---|"]
-                checks = {c["candidate_id"]: c["score"] for c in r.controls if c["status"] == "ok"}
-                checks.update({c["id"]: c["score"] for c in r.ok if not c["n_transferred"]})
+                checks = known_checks(r.candidates, r.controls)
                 for t in r.trained[mode].topk:
                     start = "warm" if t["warm_started"] else "scratch"
                     lines.append(f"| {t['candidate_id']} | {_f(t['estimated_score'])} | "

@@ -40,11 +40,11 @@ class RunSummary:
     stopped_by_time: bool = False
     workers_replaced: int = 0
     top: list[dict] = field(default_factory=list)
-    control_pairs: list | None = None   # (warm, scratch) scores of the finished controls
+    control_pairs: list = field(default_factory=list)   # (warm, scratch) scores of the finished controls
 
     @property
     def controls(self) -> ControlStats:
-        return control_stats(self.control_pairs or [])
+        return control_stats(self.control_pairs)
 
     @property
     def done(self) -> int:
@@ -176,6 +176,9 @@ def run_search(cfg: RunConfig | None = None, *, plugins: Plugins | None = None,
                                            Proposal(tuple(by_id[c["candidate_id"]]["arch_seq"])), None, checkpoints,
                                            job_device, problem_options))
                      for c in store.controls(status="pending") if c["candidate_id"] in by_id]
+    # (warm, scratch) pairs kept up to date from each result, not re-read from the store
+    warm = {r["id"]: r["score"] for r in finished if r["status"] == "ok" and r["n_transferred"]}
+    scratch = {c["candidate_id"]: c["score"] for c in store.controls(status="ok") if (c["origin"] or "search") == "search"}
     summary.control_pairs = control_pairs(finished, store.controls())
     next_id = store.next_id()
     submitted = len(finished) + len(pending)
@@ -224,14 +227,18 @@ def run_search(cfg: RunConfig | None = None, *, plugins: Plugins | None = None,
             return
         if result.role == "control":
             store.record_control(result)
-            summary.control_pairs = control_pairs(store.candidates(), store.controls())
+            if result.status == "ok":
+                scratch[result.candidate_id] = result.score
+                summary.control_pairs = [(warm[c], s) for c, s in scratch.items() if c in warm]
             observer.control_done(summary)
             return
         record = store.record(result, elapsed_offset + time.time() - t0)
         _absorb(record, strategy, selector, summary, seqs, checkpoints)
         summary.elapsed_s = record["elapsed_s"]
-        if summary.control_pairs is not None and store.controls(candidate_id=record["id"]):
-            summary.control_pairs = control_pairs(store.candidates(), store.controls())
+        if record["status"] == "ok" and record["n_transferred"]:
+            warm[record["id"]] = record["score"]
+            if record["id"] in scratch:
+                summary.control_pairs = [(warm[c], s) for c, s in scratch.items() if c in warm]
         plugins.hook.wtnas_candidate_evaluated(run_dir=run_dir, record=record)
         observer.candidate_done(record, summary)
 
@@ -273,7 +280,7 @@ def run_search(cfg: RunConfig | None = None, *, plugins: Plugins | None = None,
     plugins.hook.wtnas_run_finished(run_dir=run_dir, summary={
         "ok": summary.ok, "failed": summary.failed, "with_transfer": summary.with_transfer,
         "best_score": summary.best["score"] if summary.best else None, "elapsed_s": summary.elapsed_s,
-        "interrupted": summary.interrupted, "controls": len(summary.control_pairs or []),
+        "interrupted": summary.interrupted, "controls": len(summary.control_pairs),
         "inheritance_lift": summary.controls.lift, "warm_scratch_tau": summary.controls.tau})
     return summary
 
