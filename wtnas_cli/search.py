@@ -172,9 +172,7 @@ def run_search(cfg: RunConfig | None = None, *, plugins: Plugins | None = None,
     requeue_ids = [r["id"] for r in pending]
     by_id = {r["id"]: r for r in store.candidates()}
     # controls left pending by an interrupted run are re-queued (their candidate's job, from scratch)
-    control_queue = [control_job(_make_job(cfg, run_dir, c["candidate_id"],
-                                           Proposal(tuple(by_id[c["candidate_id"]]["arch_seq"])), None, checkpoints,
-                                           job_device, problem_options))
+    control_queue = [scratch_twin(cfg, run_dir, c["candidate_id"], by_id[c["candidate_id"]]["arch_seq"], job_device)
                      for c in store.controls(status="pending") if c["candidate_id"] in by_id]
     # (warm, scratch) pairs kept up to date from each result, not re-read from the store
     warm = {r["id"]: r["score"] for r in finished if r["status"] == "ok" and r["n_transferred"]}
@@ -295,6 +293,13 @@ def _make_job(cfg: RunConfig, run_dir: Path, cid: int, proposal: Proposal, selec
                checkpoint_path=str(checkpoint_path(run_dir, cid)), provider_id=provider,
                provider_checkpoint=checkpoints.get(provider) if provider is not None else None,
                device=device, problem_options=problem_options)
+
+
+def scratch_twin(cfg: RunConfig, run_dir: Path, cid: int, arch_seq, device: str) -> Job:
+    """A candidate's search job from random weights (its control, or a top-K check): same seed
+    and budget, no provider, no checkpoint."""
+    job = _make_job(cfg, run_dir, cid, Proposal(tuple(arch_seq)), None, {}, device, cfg.problem_options())
+    return control_job(job)
 
 
 def _absorb(record: dict, strategy, selector, summary: RunSummary, seqs: dict, checkpoints: dict) -> None:

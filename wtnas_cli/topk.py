@@ -21,11 +21,8 @@ from .executor import pump
 from .job import Job
 from .plugins import Plugins, default_plugins
 from .rundir import CONFIG_NAME, STORE_NAME, is_run_dir
-from .controls import control_job
-from .search import _make_job as _search_job
-from .search import candidate_seed, create_executor
+from .search import candidate_seed, create_executor, scratch_twin
 from .selection import MIN_REFERENCE, families, known_checks, scratch_reference, select, verify_threshold
-from .strategy import Proposal
 from .store import RunStore, selection_key
 
 
@@ -222,9 +219,7 @@ def _choose_top(store: RunStore, rows: list[dict], cfg: TopKConfig, run_cfg: Run
         jobs = []
         for r in choice.to_check:
             store.add_control(r["id"], origin="verify")
-            job = _search_job(run_cfg, run_dir, r["id"], Proposal(tuple(r["arch_seq"])), None, {}, device,
-                              run_cfg.problem_options())
-            jobs.append(control_job(job))
+            jobs.append(scratch_twin(run_cfg, run_dir, r["id"], r["arch_seq"], device))
 
         def on_check(result) -> None:
             store.record_control(result)
