@@ -33,6 +33,7 @@ import topk_variants  # noqa: E402
 
 from wtnas_cli.config import RunConfig  # noqa: E402
 from wtnas_cli.job import TIMING_KEYS  # noqa: E402
+from wtnas_cli.lineage import founders_and_depths  # noqa: E402
 from wtnas_cli.report import load_run, write_report  # noqa: E402
 from wtnas_cli.search import run_search  # noqa: E402
 from wtnas_cli.stats import (bootstrap_ratio_ci, geometric_mean, kendall_tau, kept_epoch, mean_std,  # noqa: E402
@@ -75,30 +76,11 @@ def one_run(run_dir: Path, options: dict, scheme: str, seed: int, b: dict) -> di
     return dict(collect(run_dir, scheme, seed), wall_s=walls)
 
 
-def lineage(candidates: list[dict]) -> dict[int, int]:
-    """Per candidate, how many ancestors its weights passed through: the length of the chain of
-    providers that actually transferred tensors (0 = trained from random weights)."""
-    by_id = {r["id"]: r for r in candidates}
-    depth: dict[int, int] = {}
-    for cid in by_id:
-        chain, cur = [], cid
-        while cur is not None and cur not in depth:
-            chain.append(cur)
-            row = by_id.get(cur)
-            cur = row["provider_id"] if row and row["n_transferred"] else None
-            if cur is not None and cur not in by_id:
-                cur = None
-        base = depth.get(cur, -1) if cur is not None else -1
-        for i, c in enumerate(reversed(chain)):
-            depth[c] = base + 1 + i
-    return depth
-
-
 def collect(run_dir: Path, scheme: str, seed: int) -> dict:
     """The raw numbers of a finished run directory (search + both top-K sets)."""
     rep = load_run(run_dir)
     ok = sorted(rep.ok, key=lambda r: r["finish_seq"])
-    depth = lineage(rep.candidates)
+    _, depth = founders_and_depths(rep.candidates)   # ancestors whose weights a model carries
     out = {"scheme": scheme, "seed": seed, "candidates": len(ok), "failed": rep.failed,
            "mean_score_2nd_half": rep.mean_score_second_half, "transfer_share": rep.transfer_share,
            "tensors_transferred_share": rep.tensors_transferred_share,

@@ -16,11 +16,41 @@ import suite  # noqa: E402
 from wtnas_cli.problem import as_inputs  # noqa: E402
 
 
-def test_lineage_counts_only_providers_that_transferred():
-    rows = [{"id": 1, "provider_id": None, "n_transferred": 0}, {"id": 2, "provider_id": 1, "n_transferred": 3},
-            {"id": 3, "provider_id": 2, "n_transferred": 2}, {"id": 4, "provider_id": 3, "n_transferred": 0},
-            {"id": 5, "provider_id": 4, "n_transferred": 1}, {"id": 6, "provider_id": 99, "n_transferred": 1}]
-    assert suite.lineage(rows) == {1: 0, 2: 1, 3: 2, 4: 0, 5: 1, 6: 0}
+def _model(cid, founder, epochs, objective, learns=True):
+    return {"id": cid, "score": 0.9 - cid / 100, "founder": founder, "depth": 1, "check": 0.5, "num_params": 100,
+            "status": "ok", "epochs_to_converge": epochs, "converged": 1, "objective_final": objective,
+            "wall_s": 2.0, "learns": learns}
+
+
+def _trained(models, tau=(), lineages=1, verify_s=0.0):
+    return {"wall_s": 1.0, "topk": list(models), "tau": list(tau), "choice": {"flagged": []}, "lineages": lineages,
+            "verify_worker_s_total": verify_s}
+
+
+def test_rankings_aggregate_counts_and_ratios():
+    """bench_rankings' reading: epoch ratios against the baseline, models that do not learn from
+    scratch, lineages per seed, verification's share of the top-K's training."""
+    import bench_rankings
+
+    def seed(s):
+        base = [_model(i, i, 6, 0.95) for i in range(3)]
+        lcs = [_model(10 + i, 10, 3, 0.90, learns=i > 0) for i in range(3)]
+        tau = [_model(20 + i, 20 + i, 5, 0.5 + i / 10) for i in range(3)]
+        search = {"lift": 0.2, "lift_ci": 0.05, "tau_controls": 0.5, "controls": 4, "control_cost": 0.08,
+                  "mean_score_2nd_half": 0.8, "median_params": 100, "lineages": 3, "depth_mean": 1.0, "wall_s": 5.0}
+        return {"seed": s, "search": {"none": search, "lcs": search}, "selections": {
+            "baseline": {"warm": _trained(base, tau, 3), "scratch": _trained(base, tau, 3)},
+            "lcs": {"warm": _trained(lcs, tau), "scratch": _trained(lcs, tau)},
+            "lcs+verified": {"warm": _trained(lcs[1:] + base[:1], lineages=2, verify_s=3.0),
+                             "scratch": _trained(lcs[1:] + base[:1], lineages=2)},
+            "lcs+check": {"scratch": _trained(base)}}}
+    agg = bench_rankings.aggregate([seed(1), seed(2)], patience=2)
+    assert agg["lcs"]["epoch_ratio"][0] == pytest.approx(2.0) and agg["lcs"]["does_not_learn"] == 2
+    assert agg["lcs"]["lineages_per_seed"] == [1, 1] and agg["baseline"]["lineages_per_seed"] == [3, 3]
+    assert agg["lcs"]["scratch_objective_diff"] == pytest.approx(-0.05)
+    assert "epoch_ratio" not in agg["lcs+check"] and agg["lcs+check"]["scratch_objective_diff"] == pytest.approx(0)
+    assert agg["verify_cost_share"][0] == pytest.approx(3.0 / 12.0)
+    assert agg["baseline"]["tau_scratch"][0] == pytest.approx(-1.0)   # scores fall as objectives rise
 
 
 def test_pairs_experiment_on_real_checkpoints(tmp_path):

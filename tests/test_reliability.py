@@ -173,14 +173,14 @@ def test_topk_killed_then_rerun_trains_only_the_rest(tmp_path):
     run_dir = tmp_path / "run"
     subprocess.run(["wtnas", *RUN, "--max-evals", "12", "--run-dir", str(run_dir)], check=True, capture_output=True)
     proc = harness.start("topk", run_dir, "--k", "6", "--max-epochs", "6", "--workers", "2", "--no-verify",
-                         "--min-distance", "1")
+                         "--min-distance", "1", "--max-per-lineage", "0")
     db = run_dir / "wtnas.sqlite"
     assert harness.wait_until(lambda: harness.count(db, "SELECT COUNT(*) FROM trained WHERE status='ok'") >= 2,
                               proc=proc)
     harness.kill_group(proc)
     before = harness.count(db, "SELECT COUNT(*) FROM trained WHERE status='ok'")
     out = subprocess.run(["wtnas", "topk", str(run_dir), "--k", "6", "--max-epochs", "6", "--no-verify",
-                          "--min-distance", "1"], capture_output=True, text=True, timeout=300)
+                          "--min-distance", "1", "--max-per-lineage", "0"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert f"{before} of 6 models already trained" in out.stderr
     assert harness.count(db, "SELECT COUNT(*) FROM trained WHERE status='ok'") == 6

@@ -4,7 +4,9 @@ import sqlite3
 
 import pytest
 
-from wtnas_cli.selection import families, known_checks, scratch_reference, select, verify_threshold
+from wtnas_cli.lineage import count_lineages, founders_and_depths
+from wtnas_cli.selection import (families, known_checks, rerank_by_check, scratch_reference, select,
+                                  verify_threshold)
 from wtnas_cli.space import SearchSpace
 
 distance = SearchSpace.distance
@@ -44,6 +46,39 @@ def test_threshold_reference_and_families():
     assert families(_rows(([0, 0, 0], 1), ([0, 0, 1], 1), ([0, 1, 1], 1), ([2, 2, 2], 1)), distance) == 2
 
 
+def test_founders_follow_only_providers_that_transferred():
+    rows = [{"id": 0, "provider_id": None, "n_transferred": 0}, {"id": 1, "provider_id": 0, "n_transferred": 4},
+            {"id": 2, "provider_id": 1, "n_transferred": 2}, {"id": 3, "provider_id": 1, "n_transferred": 0},
+            {"id": 4, "provider_id": 3, "n_transferred": 5}, {"id": 5, "provider_id": 99, "n_transferred": 1}]
+    founder, depth = founders_and_depths(rows)
+    assert founder == {0: 0, 1: 0, 2: 0, 3: 3, 4: 3, 5: 5}      # 3 received nothing: it founds a lineage
+    assert depth == {0: 0, 1: 1, 2: 2, 3: 0, 4: 1, 5: 0}        # 5's provider is not in the run
+    assert count_lineages([1, 2, 4, 5], founder) == 3
+    cyc = [{"id": 0, "provider_id": 1, "n_transferred": 1}, {"id": 1, "provider_id": 0, "n_transferred": 1}]
+    assert set(founders_and_depths(cyc)[0].values()) <= {0, 1}   # a corrupt cycle ends instead of looping
+
+
+def test_lineage_cap_and_fill_when_the_run_has_too_few_lineages():
+    ranked = _rows(([0, 0, 0], 0.9), ([1, 1, 1], 0.89), ([2, 2, 2], 0.88), ([3, 3, 3], 0.87), ([4, 4, 4], 0.86))
+    founder = {0: 0, 1: 0, 2: 0, 3: 3, 4: 0}
+    rules = dict(min_distance=1, distance=distance, checks={}, threshold=None, founder=founder)
+    out = select(ranked, 3, max_per_lineage=2, **rules)
+    assert [r["id"] for r in out.selected] == [0, 1, 3] and [r["id"] for r in out.capped] == [2]
+    out = select(ranked, 4, max_per_lineage=1, **rules)           # two lineages only: filled in score order
+    assert [r["id"] for r in out.selected] == [0, 3, 1, 2] and out.capped == []
+    assert [r["id"] for r in select(ranked, 3, max_per_lineage=0, **rules).selected] == [0, 1, 2]
+
+
+def test_check_ranking_needs_checks_and_orders_by_them():
+    ranked = _rows(([0, 0], 0.9), ([1, 1], 0.8), ([2, 2], 0.7))
+    out = select(ranked, 2, min_distance=1, distance=distance, checks={0: 0.3}, threshold=None, need_checks=True)
+    assert [r["id"] for r in out.selected] == [0] and [r["id"] for r in out.to_check] == [1]
+    checks = {0: 0.3, 1: float("-inf"), 2: 0.6}
+    out = select(ranked, 3, min_distance=1, distance=distance, checks=checks, threshold=None, need_checks=True)
+    assert [r["id"] for r in out.flagged] == [1]                   # a failed check is flagged without a threshold
+    assert [r["id"] for r in rerank_by_check(out.selected, checks)] == [2, 0]
+
+
 @pytest.mark.slow
 def test_topk_flags_an_inherited_only_candidate_and_trains_the_next(tmp_path):
     """A real run; the best candidate's from-scratch check is recorded as failing to learn
@@ -80,3 +115,32 @@ def _scratch_ids(run_dir):
     ids = {r[0] for r in con.execute("SELECT id FROM candidates WHERE status='ok' AND n_transferred = 0")}
     con.close()
     return ids
+
+
+@pytest.mark.slow
+def test_topk_rank_by_check_on_a_real_run(tmp_path):
+    """--rank check: twice K candidates are checked from scratch and the K best checks are trained;
+    the lineage count and cap are recorded with the selection and shown by the report."""
+    from wtnas_cli.config import RunConfig
+    from wtnas_cli.report import write_report
+    from wtnas_cli.search import run_search
+    from wtnas_cli.store import RunStore
+    from wtnas_cli.topk import TopKConfig, run_topk
+
+    run_dir = tmp_path / "r"
+    run_search(RunConfig(max_evals=14, population=6, sample=3, workers=2, seed=2, run_dir=str(run_dir)))
+    summary = run_topk(run_dir, TopKConfig(k=2, max_epochs=1, workers=2, rank="check", verify=False))
+    choice = summary.choice
+    assert choice["rank"] == "check" and not choice["verified"] and choice["max_per_lineage"] == 2
+    store = RunStore(run_dir / "wtnas.sqlite")
+    rows, controls = store.candidates(), store.controls()
+    store.close()
+    checks = known_checks(rows, controls)
+    top = [r["candidate_id"] for r in summary.rows if r["in_topk"]]
+    assert len(top) == 2 and all(c in checks for c in top)
+    pool = [r for r in rows if r["status"] == "ok" and r["id"] in checks]
+    assert len(pool) >= 4, "fewer than 2K candidates were checked"
+    founder, _ = founders_and_depths(rows)
+    assert choice["lineages"] == count_lineages(top, founder)
+    text = write_report([run_dir])[0].read_text()
+    assert "Ranked by from-scratch check" in text and "Lineages (models whose inherited weights" in text

@@ -39,7 +39,8 @@ def _trained(run_dir):
 
 
 def test_topk_early_stopping_numbers(runs):
-    cfg = TopKConfig(k=3, max_epochs=8, patience=2, tau_sample=5, workers=2, verify=False, min_distance=1)
+    cfg = TopKConfig(k=3, max_epochs=8, patience=2, tau_sample=5, workers=2, verify=False, min_distance=1,
+                     max_per_lineage=0)
     summary = run_topk(runs["lcs"], cfg)   # selection by score alone (tests/test_selection.py has the rest)
     trained, candidates, _ = _trained(runs["lcs"])
     assert summary.trained_now == len(trained) == summary.selected
@@ -114,7 +115,8 @@ def test_report_end_to_end(runs):
 
 
 def test_topk_with_fewer_candidates_than_k_trains_what_exists(runs):
-    summary = run_topk(runs["lcs"], TopKConfig(k=100, max_epochs=3, workers=2, verify=False, min_distance=1))
+    summary = run_topk(runs["lcs"], TopKConfig(k=100, max_epochs=3, workers=2, verify=False, min_distance=1,
+                                               max_per_lineage=0))
     assert summary.selected == 16
     assert any("only 16 eligible candidates" in n for n in summary.notes)
     diverse = run_topk(runs["lcs"], TopKConfig(k=100, max_epochs=3, workers=2))
@@ -135,7 +137,7 @@ def test_missing_or_corrupt_checkpoint_retrains_from_scratch(runs, tmp_path):
     Path(best[0]["checkpoint"]).unlink()
     Path(best[1]["checkpoint"]).write_bytes(b"garbage")
     out = run_cli("topk", run_dir, "--k", "3", "--max-epochs", "3", "--workers", "2", "--no-verify",
-                  "--min-distance", "1")   # the two best by score must be among those trained
+                  "--min-distance", "1", "--max-per-lineage", "0")   # the two best by score must be among those trained
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("scratch (checkpoint") == 2
     trained, _, events = _trained(run_dir)
@@ -170,7 +172,7 @@ def test_report_describes_the_latest_topk_selection_not_the_union(tmp_path):
 
     cfg = RunConfig(max_evals=10, population=4, sample=2, workers=2, seed=2, run_dir=str(tmp_path / "r"))
     run_search(cfg)
-    by_score = dict(verify=False, min_distance=1)   # selection by score alone: the sets are known in advance
+    by_score = dict(verify=False, min_distance=1, max_per_lineage=0)   # selection by score alone: the sets are known in advance
     run_topk(cfg.run_dir, TopKConfig(k=4, max_epochs=3, workers=2, **by_score))
     assert len(load_run(cfg.run_dir).trained["warm"].topk) == 4
     run_topk(cfg.run_dir, TopKConfig(k=2, max_epochs=3, workers=2, **by_score))   # reuses two of the four models

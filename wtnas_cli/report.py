@@ -17,7 +17,7 @@ from .job import TIMING_KEYS
 from .rundir import STORE_NAME, is_run_dir
 from .controls import ControlStats, control_pairs, control_stats
 from .scheme import label as scheme_label
-from .selection import known_checks
+from .selection import flag_reason, known_checks
 from .stats import geometric_mean, kendall_tau, kept_epoch, time_slots
 from .store import RunStore, selection_key
 
@@ -255,10 +255,18 @@ def _choice_lines(choice: dict) -> list[str]:
         lines.append("Not verified (`--no-verify`, or too few from-scratch scores in the run for a threshold).")
     for f in choice["flagged"]:
         lines.append(f"- candidate {f['id']} flagged *inherited-only* and replaced: search score {f['score']:.4f}, "
-                     f"from scratch {f['check']:.4f} < {choice['threshold']:.4f}")
+                     f"{flag_reason(f, choice)}")
     lines.append(f"Diversity: no two models closer than {choice['min_distance']} changed nodes; "
                  f"{len(choice['similar'])} near-copies skipped; {choice['distinct_architectures']} distinct "
                  f"architectures in {choice['families']} families (chains of distance ≤ 1).")
+    if "lineages" in choice:
+        cap = choice["max_per_lineage"]
+        lines.append(f"Lineages (models whose inherited weights go back to one random initialization): "
+                     f"{choice['lineages']}; " + (f"at most {cap} per lineage while the run has enough, "
+                                                  f"{len(choice['capped'])} skipped for it." if cap else "no cap."))
+    if choice.get("rank") == "check":
+        lines.append("Ranked by from-scratch check (`--rank check`): the best checks among twice K candidates that "
+                     "passed the rules above.")
     return lines
 
 

@@ -9,16 +9,25 @@ another nor architectures that only ever worked on inherited weights.
   trained from scratch in the search is its own check). One whose check falls below the lower
   quartile of the run's from-scratch scores (candidates that inherited nothing, and the controls)
   is flagged *inherited-only* and replaced by the next candidate.
+- **Lineages**: at most `max_per_lineage` models share a weight lineage (lineage.py: one random
+  initialization their inherited tensors all go back to); when the run has too few lineages to
+  fill the top-K, the rest is filled in score order.
+- **Ranking** (opt-in `rank="check"`, transfer-aware): twice K candidates pass the rules above,
+  then the K with the best from-scratch checks are kept, so a score earned on inherited weights
+  does not decide the order.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
 
 MIN_REFERENCE = 5   # from-scratch scores needed to derive a threshold
+RANKS = ("score", "check")
+CHECK_POOL = 2      # rank="check": how many times K candidates are checked before the K best are kept
 
 
 def scratch_reference(candidates: list[dict], controls: list[dict]) -> list[float]:
@@ -46,29 +55,64 @@ class Selection:
     to_check: list[dict] = field(default_factory=list)      # need a check before they can be selected
     flagged: list[dict] = field(default_factory=list)       # inherited-only: check below the threshold
     similar: list[dict] = field(default_factory=list)       # skipped: too close to a selected one
+    capped: list[dict] = field(default_factory=list)        # skipped: their lineage already had its share
 
 
 def select(ranked: list[dict], k: int, *, min_distance: int, distance: Callable, checks: dict[int, float],
-           threshold: float | None) -> Selection:
+           threshold: float | None, need_checks: bool | None = None, founder: dict[int, int] | None = None,
+           max_per_lineage: int = 0) -> Selection:
     """Greedy pass in score order; candidates without a check score stop the pass once enough of
-    them (with those selected) could fill the top-K, so checks run in batches."""
+    them (with those selected) could fill the top-K, so checks run in batches. `need_checks`
+    (default: when there is a threshold) makes every pick wait for its check; a failed check
+    (-inf) is always flagged. Candidates over their lineage's cap are used only if the pass
+    ends short of K."""
+    need_checks = threshold is not None if need_checks is None else need_checks
     out = Selection()
-    for r in ranked:
-        if len(out.selected) + len(out.to_check) >= k:
-            break
-        near = [s for s in out.selected + out.to_check if distance(s["arch_seq"], r["arch_seq"]) < min_distance]
-        if near:
+    lineage = (lambda r: founder.get(r["id"], r["id"])) if founder else (lambda r: r["id"])
+
+    def full() -> bool:
+        return len(out.selected) + len(out.to_check) >= k
+
+    def consider(r: dict, cap: int) -> None:
+        picked = out.selected + out.to_check
+        if any(distance(s["arch_seq"], r["arch_seq"]) < min_distance for s in picked):
             out.similar.append(r)
-            continue
-        if threshold is not None:
+            return
+        if cap and sum(lineage(s) == lineage(r) for s in picked) >= cap:
+            out.capped.append(r)
+            return
+        if need_checks:
             if r["id"] not in checks:
                 out.to_check.append(r)
-                continue
-            if checks[r["id"]] < threshold:
-                out.flagged.append({**r, "check": checks[r["id"]]})
-                continue
+                return
+            check = checks[r["id"]]
+            if not math.isfinite(check) or (threshold is not None and check < threshold):
+                out.flagged.append({**r, "check": check})
+                return
         out.selected.append(r)
+
+    for r in ranked:
+        if full():
+            return out
+        consider(r, max_per_lineage)
+    deferred, out.capped = out.capped, []
+    for r in deferred:             # too few lineages in the run: fill the rest in score order
+        if full():
+            break
+        consider(r, 0)
     return out
+
+
+def rerank_by_check(pool: list[dict], checks: dict[int, float]) -> list[dict]:
+    """rank="check": the pool ordered by from-scratch check, search score breaking ties."""
+    return sorted(pool, key=lambda r: (-checks[r["id"]], -r["score"], r["id"]))
+
+
+def flag_reason(flag: dict, choice: dict) -> str:
+    """Why a candidate was flagged inherited-only, in words."""
+    if not math.isfinite(flag["check"]):
+        return "its from-scratch check failed (non-finite model)"
+    return f"from scratch {flag['check']:.4f} < {choice['threshold']:.4f}"
 
 
 def families(rows: list[dict], distance: Callable) -> int:

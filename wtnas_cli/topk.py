@@ -22,7 +22,9 @@ from .job import Job
 from .plugins import Plugins, default_plugins
 from .rundir import CONFIG_NAME, STORE_NAME, is_run_dir
 from .search import candidate_seed, create_executor, scratch_twin
-from .selection import MIN_REFERENCE, families, known_checks, scratch_reference, select, verify_threshold
+from .lineage import count_lineages, founders_and_depths
+from .selection import (CHECK_POOL, MIN_REFERENCE, RANKS, families, known_checks, rerank_by_check,
+                        scratch_reference, select, verify_threshold)
 from .store import RunStore, selection_key
 
 
@@ -40,6 +42,8 @@ class TopKConfig:
     seed: int = 0
     verify: bool = True      # from-scratch check of each top-K candidate (selection.py)
     min_distance: int = 2    # no two of the top-K closer than this many changed nodes (1: no rule)
+    max_per_lineage: int = 2  # at most this many of the top-K share a weight lineage (0: no rule)
+    rank: str = "score"      # "check": the best from-scratch checks among 2K candidates (opt-in)
 
     def validate(self) -> "TopKConfig":
         for ok, message in [(self.k >= 1, "--k must be at least 1"),
@@ -48,6 +52,8 @@ class TopKConfig:
                             (self.tau_sample >= 0, "--tau-sample must be 0 or more"),
                             (self.min_delta is None or self.min_delta >= 0, "--min-delta must be 0 or more"),
                             (self.min_distance >= 1, "--min-distance must be at least 1 (1 = no diversity rule)"),
+                            (self.max_per_lineage >= 0, "--max-per-lineage must be 0 (no rule) or more"),
+                            (self.rank in RANKS, f"--rank must be one of {', '.join(RANKS)}"),
                             (self.before is None or self.before > 0, "--before must be positive (seconds)")]:
             if not ok:
                 raise ConfigError(message)
@@ -208,14 +214,18 @@ def _choose_top(store: RunStore, rows: list[dict], cfg: TopKConfig, run_cfg: Run
         summary.notes.append(f"not verified: the run has {len(reference)} from-scratch scores, {MIN_REFERENCE} are "
                              f"needed for a threshold (run the search with --controls)")
     checks = known_checks(rows, controls)
+    founder, _ = founders_and_depths(rows)
+    by_check = cfg.rank == "check"
+    rules = dict(min_distance=cfg.min_distance, distance=space.distance, checks=checks, threshold=threshold,
+                 need_checks=threshold is not None or by_check, founder=founder, max_per_lineage=cfg.max_per_lineage)
     checked_now = 0
     while True:
-        choice = select(ranked, cfg.k, min_distance=cfg.min_distance, distance=space.distance, checks=checks,
-                        threshold=threshold)
+        choice = select(ranked, cfg.k * CHECK_POOL if by_check else cfg.k, **rules)
         if not choice.to_check:
             break
+        against = f"against the run's threshold {threshold:.4f}" if threshold is not None else "to rank them"
         observer.note(f"checking {len(choice.to_check)} candidates from scratch ({run_cfg.epochs} epoch(s) each) "
-                      f"against the run's threshold {threshold:.4f}")
+                      f"{against}")
         jobs = []
         for r in choice.to_check:
             store.add_control(r["id"], origin="verify")
@@ -229,11 +239,16 @@ def _choose_top(store: RunStore, rows: list[dict], cfg: TopKConfig, run_cfg: Run
         pump(executor, lambda: jobs.pop(0) if jobs else None, on_check)
         checked_now += len(choice.to_check)
     top = choice.selected
+    if by_check:   # the pool passed every rule; keep its K best from scratch (rules again: caps within K)
+        reranked = select(rerank_by_check(top, checks), cfg.k, **rules)
+        top = reranked.selected
     return top, {
         "verified": threshold is not None, "threshold": threshold, "reference_n": len(reference),
-        "checked_now": checked_now, "min_distance": cfg.min_distance,
+        "checked_now": checked_now, "min_distance": cfg.min_distance, "max_per_lineage": cfg.max_per_lineage,
+        "rank": cfg.rank,
         "flagged": [{"id": r["id"], "score": r["score"], "check": r["check"]} for r in choice.flagged],
-        "similar": [r["id"] for r in choice.similar], "families": families(top, space.distance),
+        "similar": [r["id"] for r in choice.similar], "capped": [r["id"] for r in choice.capped],
+        "families": families(top, space.distance), "lineages": count_lineages([r["id"] for r in top], founder),
         "distinct_architectures": len({tuple(r["arch_seq"]) for r in top})}
 
 

@@ -58,6 +58,10 @@ def topk_command(
                                 "search's budget) and replace those that only work on inherited weights."),
     min_distance: int = typer.Option(2, "--min-distance", help="No two top-K architectures closer than this many "
                                      "changed nodes (1: allow near-copies)."),
+    max_per_lineage: int = typer.Option(2, "--max-per-lineage", help="At most this many top-K models whose "
+                                        "inherited weights go back to one random initialization (0: no cap)."),
+    rank: str = typer.Option("score", "--rank", help="score: by search score; check: the best from-scratch checks "
+                             "among 2K candidates (transfer-aware, opt-in; see docs/benchmarks.md)."),
     workers: Optional[int] = typer.Option(None, help="Worker processes [default: CPU count, at most 8]."),
     seed: int = typer.Option(0, help="Seed for the tau sample and training."),
 ) -> None:
@@ -67,7 +71,8 @@ def topk_command(
 
     cfg = TopKConfig(k=k, before=before, from_scratch=from_scratch, early_stop=early_stop, patience=patience,
                      min_delta=min_delta, max_epochs=max_epochs, tau_sample=tau_sample, workers=workers, seed=seed,
-                     verify=verify, min_distance=min_distance)
+                     verify=verify, min_distance=min_distance,
+                     max_per_lineage=max_per_lineage, rank=rank)
     observer = TopKObserver()
     try:
         summary = run_topk(run_dir, cfg, observer=observer)
@@ -82,6 +87,8 @@ def topk_command(
 
 
 def print_topk(summary) -> None:
+    from ..selection import flag_reason
+
     table = Table(title=f"top-K of {summary.run_dir} ({summary.mode} start; {summary.settings})")
     for col in ("id", "est. score", "epochs", "converged", "obj. at stop", "obj. final", "params", "start", "set"):
         table.add_column(col)
@@ -104,11 +111,14 @@ def print_topk(summary) -> None:
         console.print(f"Verified top-K: from-scratch checks ≥ {choice['threshold']:.4f} (lower quartile of the run's "
                       f"{choice['reference_n']} from-scratch scores); {choice['checked_now']} checked now")
     for f in choice.get("flagged", []):
-        console.print(f"[yellow]Flagged inherited-only:[/] candidate {f['id']} (search score {f['score']:.4f}, from "
-                      f"scratch {f['check']:.4f}) was replaced by the next candidate")
+        console.print(f"[yellow]Flagged inherited-only:[/] candidate {f['id']} (search score {f['score']:.4f}, "
+                      f"{flag_reason(f, choice)}) was replaced by the next candidate")
     if choice:
-        console.print(f"{choice['distinct_architectures']} distinct architectures in {choice['families']} families; "
-                      f"{len(choice['similar'])} near-copies skipped (--min-distance {choice['min_distance']})")
+        console.print(f"{choice['distinct_architectures']} distinct architectures in {choice['families']} families "
+                      f"and {choice['lineages']} weight lineages; {len(choice['similar'])} near-copies skipped "
+                      f"(--min-distance {choice['min_distance']}), {len(choice['capped'])} over the lineage cap "
+                      f"(--max-per-lineage {choice['max_per_lineage']})"
+                      + ("; ranked by from-scratch check" if choice["rank"] == "check" else ""))
     console.print(f"{summary.trained_now} trained now, {summary.reused} reused, {summary.failed} failed. "
                   f"Next: [bold]wtnas report {summary.run_dir}[/]")
 

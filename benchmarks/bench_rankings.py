@@ -1,0 +1,268 @@
+"""Rankings a user can trust: baseline vs LCS vs LCS + verified top-K (vs LCS + `--rank check`),
+side by side on digits, nt3like and real MNIST-5k, over several seeds.
+
+    python benchmarks/bench_rankings.py --seeds 5             # the numbers docs/benchmarks.md quotes
+    python benchmarks/bench_rankings.py --seeds 2 --quick     # a few minutes
+
+Per problem and seed, two regularized-evolution searches: the baseline (`--matcher none`) and LCS
+(with the default `--controls`). Then `wtnas topk` on them under four selections, each warm-started
+(epochs to converge) and from scratch (the architecture's own worth):
+
+- `baseline`: the baseline's top-K by search score (no transfer, nothing to verify);
+- `lcs`: LCS's top-K by search score alone (`--no-verify --min-distance 1 --max-per-lineage 0`),
+  i.e. wtnas before verified top-K;
+- `lcs+verified`: the defaults (verification, `--min-distance 2`, `--max-per-lineage 2`);
+- `lcs+check`: the defaults plus `--rank check` (transfer-aware ranking, opt-in).
+
+A top-K model *does not learn from random weights* when its from-scratch objective (full top-K
+training) stays below chance + 25% of the way from chance to 1 (chance: the validation set's
+majority-class rate). The tau sample (random candidates retrained from scratch) measures how well
+search scores rank architectures. Raw numbers go to benchmarks/results/rankings-<date>.json;
+`tables.py` renders docs/benchmarks.md's tables from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import mnist5k  # noqa: E402
+import nt3like  # noqa: E402
+
+from wtnas_cli.config import RunConfig  # noqa: E402
+from wtnas_cli.lineage import count_lineages, founders_and_depths  # noqa: E402
+from wtnas_cli.plugins import default_plugins  # noqa: E402
+from wtnas_cli.report import load_run  # noqa: E402
+from wtnas_cli.search import run_search  # noqa: E402
+from wtnas_cli.selection import known_checks  # noqa: E402
+from wtnas_cli.stats import (bootstrap_ratio_ci, geometric_mean, kendall_tau, kept_epoch, mean_std,  # noqa: E402
+                             permutation_pvalue)
+from wtnas_cli.store import RunStore, selection_key  # noqa: E402
+from wtnas_cli.topk import TopKConfig, run_topk  # noqa: E402
+
+SELECTIONS = {   # name: (search, TopKConfig options, modes trained)
+    "baseline": ("none", dict(verify=False, min_distance=1, max_per_lineage=0), ("warm", "scratch")),
+    "lcs": ("lcs", dict(verify=False, min_distance=1, max_per_lineage=0), ("warm", "scratch")),
+    "lcs+verified": ("lcs", dict(), ("warm", "scratch")),
+    "lcs+check": ("lcs", dict(rank="check"), ("scratch",)),   # what it picks is judged from scratch
+}
+TAU_FROM = ("baseline", "lcs")   # the tau sample is trained once per search, with these selections
+LEARNS = 0.25                    # share of the way from chance to 1 a from-scratch model must reach
+
+
+def budgets(quick: bool) -> dict[str, dict]:
+    """Candidates per search and top-K settings per problem (MNIST-5k candidates cost ~3 s each)."""
+    common = {"k": 5, "max_epochs": 15 if quick else 20, "tau_sample": 4 if quick else 8}
+    return {"digits": dict(common, max_evals=40 if quick else 150, population=12 if quick else 20,
+                           sample=6 if quick else 10),
+            "nt3like": dict(common, max_evals=40 if quick else 120, population=12 if quick else 20,
+                            sample=6 if quick else 10),
+            # ~3 s per candidate and ~9 s per top-K epoch on 2 cores: fewer candidates, epochs and tau models
+            "mnist5k": dict(common, max_evals=30 if quick else 40, population=10, sample=5, max_epochs=10,
+                            tau_sample=4)}
+
+
+def problem_options(name: str, data_dir: Path) -> dict:
+    return {"digits": lambda: {"problem": "digits"}, "nt3like": lambda: nt3like.run_options(data_dir),
+            "mnist5k": lambda: mnist5k.run_options(data_dir)}[name]()
+
+
+def chance(options: dict) -> float:
+    """The validation set's majority-class rate."""
+    import numpy as np
+
+    plugins = default_plugins()
+    problem = plugins.registry.create("problem", options["problem"],
+                                      **{k: v for k, v in options.items() if k != "problem"})
+    y = np.asarray(problem.data().y_val).reshape(-1)
+    return float(np.bincount(y.astype(int)).max() / len(y))
+
+
+def one_seed(root: Path, options: dict, seed: int, b: dict, learns_at: float) -> dict:
+    """Both searches of a seed and every selection's top-K on them."""
+    out: dict = {"seed": seed, "search": {}, "selections": {}}
+    for matcher in ("none", "lcs"):
+        run_dir = root / f"{matcher}-{seed}"
+        cfg = RunConfig(matcher=matcher, seed=seed, max_evals=b["max_evals"], population=b["population"],
+                        sample=b["sample"], workers=2, run_dir=str(run_dir), **options)
+        t = time.perf_counter()
+        run_search(cfg, overwrite=True)
+        out["search"][matcher] = search_numbers(run_dir, time.perf_counter() - t)
+    for name, (matcher, extra, modes) in SELECTIONS.items():
+        run_dir = root / f"{matcher}-{seed}"
+        sel: dict = {}
+        for mode in modes:
+            cfg = TopKConfig(k=b["k"], from_scratch=mode == "scratch", max_epochs=b["max_epochs"], seed=seed,
+                             tau_sample=b["tau_sample"] if mode == "scratch" and name in TAU_FROM else 0, **extra)
+            t = time.perf_counter()
+            summary = run_topk(run_dir, cfg)
+            sel[mode] = trained_numbers(run_dir, summary, time.perf_counter() - t, learns_at)
+        out["selections"][name] = sel
+    return out
+
+
+def search_numbers(run_dir: Path, wall_s: float) -> dict:
+    rep = load_run(run_dir)
+    founder, depth = founders_and_depths(rep.candidates)
+    ok = rep.ok
+    stats = rep.control_stats
+    return {"wall_s": wall_s, "candidates": len(ok), "lineages": count_lineages([r["id"] for r in ok], founder),
+            "depth_mean": statistics.mean(depth[r["id"]] for r in ok) if ok else 0.0,
+            "mean_score_2nd_half": rep.mean_score_second_half, "median_params": statistics.median(
+                r["num_params"] for r in ok) if ok else None,
+            "controls": stats.n, "lift": stats.lift, "lift_ci": stats.lift_ci, "tau_controls": stats.tau,
+            "control_cost": rep.control_cost}
+
+
+def trained_numbers(run_dir: Path, summary, wall_s: float, learns_at: float) -> dict:
+    """One `wtnas topk` call: its top-K and tau sample, with lineage and check scores."""
+    store = RunStore(run_dir / "wtnas.sqlite")
+    try:
+        rows, controls = store.candidates(), store.controls()
+        meta = store.get_meta(selection_key(summary.mode, summary.settings)) or {}
+    finally:
+        store.close()
+    founder, depth = founders_and_depths(rows)
+    checks = known_checks(rows, controls)
+    trained = {r["candidate_id"]: r for r in summary.rows}
+    top_ids = list(meta.get("topk", []))
+
+    def model(cid: int) -> dict:
+        t = trained[cid]
+        return {"id": cid, "score": t["estimated_score"], "founder": founder.get(cid, cid), "depth": depth.get(cid, 0),
+                "check": checks.get(cid), "num_params": t["num_params"], "status": t["status"],
+                "epochs_to_converge": t["epochs_to_converge"], "converged": t["converged"],
+                "objective_final": t["objective_final"], "wall_s": t["wall_s"],
+                "learns": t["objective_final"] is not None and t["objective_final"] >= learns_at}
+    verify_s = sum(c["wall_s"] or 0.0 for c in controls if c.get("origin") == "verify")
+    return {"wall_s": wall_s, "topk": [model(c) for c in top_ids if c in trained],
+            "tau": [model(c) for c in meta.get("tau", []) if c in trained],
+            "choice": summary.choice, "lineages": count_lineages(top_ids, founder),
+            "verify_worker_s_total": verify_s}
+
+
+def aggregate(seeds: list[dict], patience: int) -> dict:
+    """Per selection: mean ± std over seeds, pooled top-K values, and tests against the baseline."""
+    out: dict = {}
+    for name, (_, _, modes) in SELECTIONS.items():
+        warm = [s["selections"][name].get("warm") or s["selections"][name]["scratch"] for s in seeds]
+        scratch = [s["selections"][name]["scratch"] for s in seeds]
+        ok = lambda ms: [m for m in ms if m["status"] == "ok"]
+        trained_warm = [w for w in warm] if "warm" in modes else []     # epochs mean something warm-started only
+        epochs = [m["epochs_to_converge"] for w in trained_warm for m in ok(w["topk"])]
+        kept = [kept_epoch(m["epochs_to_converge"], bool(m["converged"]), patience)
+                for w in trained_warm for m in ok(w["topk"])]
+        scratch_obj = [m["objective_final"] for s in scratch for m in ok(s["topk"])]
+        taus = [kendall_tau([m["score"] for m in s["tau"]], [m["objective_final"] for m in s["tau"]])
+                for s in scratch if len(s["tau"]) >= 2]
+        out[name] = {
+            "epochs": epochs, "epochs_gmean": geometric_mean(epochs), "kept": kept, "kept_gmean": geometric_mean(kept),
+            "scratch_objective": scratch_obj,
+            "scratch_objective_per_seed": mean_std([statistics.mean(m["objective_final"] for m in ok(s["topk"]))
+                                                    for s in scratch if ok(s["topk"])]),
+            "warm_objective_per_seed": mean_std([statistics.mean(m["objective_final"] for m in ok(w["topk"]))
+                                                 for w in trained_warm if ok(w["topk"])]) if trained_warm else None,
+            "does_not_learn": sum(not m["learns"] for s in scratch for m in s["topk"]),
+            "models": sum(len(s["topk"]) for s in scratch),
+            "lineages_per_seed": [w["lineages"] for w in warm],
+            "distinct_per_seed": [len({m["id"] for m in w["topk"]}) for w in warm],
+            "params_per_seed": [statistics.median(m["num_params"] for m in w["topk"]) for w in warm if w["topk"]],
+            "flagged_per_seed": [len(w["choice"].get("flagged", [])) for w in warm],
+            "tau_scratch": mean_std(taus) if taus else None, "tau_n": [len(s["tau"]) for s in scratch],
+        }
+    base = out["baseline"]
+    for name in SELECTIONS:
+        if name == "baseline":
+            continue
+        cur = out[name]
+        if cur["epochs"]:
+            cur["epoch_ratio"] = bootstrap_ratio_ci(base["epochs"], cur["epochs"])
+            cur["kept_ratio"] = bootstrap_ratio_ci(base["kept"], cur["kept"])
+        cur["p_scratch_objective"] = permutation_pvalue(base["scratch_objective"], cur["scratch_objective"])
+        cur["scratch_objective_diff"] = statistics.mean(cur["scratch_objective"]) - statistics.mean(base["scratch_objective"])
+    for s in seeds:   # the price of verification next to the top-K training it guards
+        v = s["selections"]["lcs+verified"]
+        s["verify_cost"] = {"checks_worker_s": v["warm"]["verify_worker_s_total"],
+                            "topk_worker_s": sum((m["wall_s"] or 0.0) for m in v["warm"]["topk"] + v["scratch"]["topk"])}
+    costs = [s["verify_cost"]["checks_worker_s"] / s["verify_cost"]["topk_worker_s"] for s in seeds
+             if s["verify_cost"]["topk_worker_s"]]
+    out["verify_cost_share"] = mean_std(costs) if costs else None
+    lcs = [s["search"]["lcs"] for s in seeds]
+    out["controls"] = {"lift": [x["lift"] for x in lcs], "lift_ci": [x["lift_ci"] for x in lcs],
+                       "tau": [x["tau_controls"] for x in lcs], "n": [x["controls"] for x in lcs],
+                       "cost_share": mean_std([x["control_cost"] for x in lcs])}
+    out["search"] = {m: {k: mean_std([s["search"][m][k] for s in seeds])
+                         for k in ("mean_score_2nd_half", "median_params", "lineages", "depth_mean", "wall_s")}
+                     for m in ("none", "lcs")}
+    return out
+
+
+def print_problem(name: str, agg: dict) -> None:
+    f = lambda ms, d=4: "-" if ms is None else f"{ms[0]:.{d}f} ± {ms[1]:.{d}f}"
+    print(f"\n{name}")
+    print("  selection     | not learning | lineages/seed | obj. scratch (seed means) | diff, p vs baseline "
+          "| kept ratio [CI]        | stop ratio [CI]        | tau scratch")
+    for sel in SELECTIONS:
+        a = agg[sel]
+        ratio = lambda r: f"{r[0]:.2f}x [{r[1]:.2f}, {r[2]:.2f}]" if r else "-"
+        diff = f"{a['scratch_objective_diff']:+.4f}, p={a['p_scratch_objective']:.3f}" if "p_scratch_objective" in a else "-"
+        print(f"  {sel:13} | {a['does_not_learn']:3} of {a['models']:3} | {str(a['lineages_per_seed']):13} | "
+              f"{f(a['scratch_objective_per_seed'])} | {diff:19} | {ratio(a.get('kept_ratio')):22} | "
+              f"{ratio(a.get('epoch_ratio')):22} | {f(a['tau_scratch'], 3)}", flush=True)
+    c = agg["controls"]
+    print(f"  controls (LCS search): lift per seed {[round(x, 3) for x in c['lift']]}, "
+          f"tau {[round(x, 2) if x is not None else None for x in c['tau']]}, n {c['n']}, "
+          f"cost {f(c['cost_share'], 3)} of search worker time; verification cost {f(agg['verify_cost_share'], 3)} "
+          f"of the verified top-K's training", flush=True)
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--mnist-seeds", type=int, help="seeds for mnist5k (its top-K cost ~20 min per seed on 2 cores)")
+    ap.add_argument("--quick", action="store_true", help="small budgets (a smoke run)")
+    ap.add_argument("--problems", default="digits,nt3like,mnist5k")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = ap.parse_args(argv)
+    root = args.out / "rankings-runs"
+    b_all = budgets(args.quick)
+    results: dict = {"budgets": b_all, "seeds": args.seeds, "learns": LEARNS, "problems": {}}
+    path = args.out / f"rankings-{time.strftime('%Y-%m-%d')}{'-quick' if args.quick else ''}.json"
+    t0 = time.time()
+    for name in args.problems.split(","):
+        options = problem_options(name, root / "data")
+        floor = chance(options)
+        learns_at = floor + LEARNS * (1 - floor)
+        seeds = []
+        n_seeds = args.mnist_seeds if name == "mnist5k" and args.mnist_seeds else args.seeds
+        for seed in range(1, n_seeds + 1):
+            seeds.append(one_seed(root / name, options, seed, b_all[name], learns_at))
+            print(f"[{time.time() - t0:5.0f} s] {name} seed {seed} done", flush=True)
+        agg = aggregate(seeds, TopKConfig().patience)
+        results["problems"][name] = {"chance": floor, "learns_at": learns_at, "seeds": seeds, "per_selection": agg}
+        print_problem(name, agg)
+        results["wall_s"] = time.time() - t0
+        path.write_text(json.dumps(results, indent=1, default=str))   # keep what is done if a later part fails
+    for sel, (_, _, modes) in SELECTIONS.items():
+        if sel == "baseline" or "warm" not in modes:
+            continue
+        for key in ("kept_ratio", "epoch_ratio"):
+            ratios = [results["problems"][p]["per_selection"][sel][key][0] for p in results["problems"]]
+            results.setdefault("gmean_over_problems", {}).setdefault(sel, {})[key] = geometric_mean(ratios)
+        g = results["gmean_over_problems"][sel]
+        print(f"{sel}: baseline/transfer epochs, geometric mean over problems: kept {g['kept_ratio']:.2f}x, "
+              f"stop {g['epoch_ratio']:.2f}x")
+    results["wall_s"] = time.time() - t0
+    path.write_text(json.dumps(results, indent=1, default=str))
+    print(f"saved {path} ({results['wall_s']:.0f} s)")
+    return results
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
