@@ -145,6 +145,33 @@ def resolve_config(file_values: dict[str, Any] | None = None, cli_values: dict[s
     return RunConfig(**merged).validate()
 
 
+# settings `--resume` may change: how much to run and where, not what a candidate is
+RESUMABLE = frozenset({"max_evals", "time_budget", "executor", "workers", "threads_per_worker", "devices",
+                       "gpus_per_worker", "ray_address", "max_jobs_per_worker", "device", "controls", "run_dir"})
+
+
+def resume_config(stored: dict[str, Any], overrides: dict[str, Any] | None, *, force: bool = False,
+                  source: str = "run.toml") -> tuple[RunConfig, dict[str, list]]:
+    """The configuration a resumed run continues with, and the defining settings the overrides
+    change ({key: [old, new]}). Changing one (problem, space, data, backend, strategy and its
+    parameters, selector, matcher, epochs, seed...) would mix two searches in one run: refused
+    unless `force`, and then recorded by the caller as a new segment."""
+    before = resolve_config(stored).to_dict()
+    cfg = resolve_config(stored, overrides)
+    after = cfg.to_dict()
+    def same(key: str) -> bool:
+        a, b = before[key], after[key]
+        if key in ("space", "data", "data_dir") and a and b:
+            return Path(a).resolve() == Path(b).resolve()
+        return a == b
+    changes = {k: [before[k], after[k]] for k in after if k not in RESUMABLE and not same(k)}
+    if changes and not force:
+        listed = ", ".join(f"--{k.replace('_', '-')} {new} (the run has {old})" for k, (old, new) in changes.items())
+        raise ConfigError(f"--resume: {listed} would change what a candidate is, mid-run ({source}); start a new "
+                          f"run with --run-dir, or add --force-change to record it as a new segment of this run")
+    return cfg, changes
+
+
 def to_toml(values: dict[str, Any]) -> str:
     """Flat TOML for run.toml (None values are omitted: they mean 'default')."""
     lines = []

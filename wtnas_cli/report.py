@@ -67,6 +67,7 @@ class RunReport:
     # what the run used (store meta 'scheme'); runs written before it was recorded: from the config
     scheme_meta: dict = field(default_factory=dict)
     controls: list[dict] = field(default_factory=list)   # lineage-bias controls (controls.py)
+    segments: list[dict] = field(default_factory=list)   # settings forced to change on resume (--force-change)
 
     @property
     def search_controls(self) -> list[dict]:
@@ -171,7 +172,8 @@ def load_run(run_dir: str | Path, slot_s: float | None = None) -> RunReport:
     store = RunStore(run_dir / STORE_NAME)
     try:
         report = RunReport(run_dir, store.get_meta("config", {}), store.candidates(), store.events(),
-                           scheme_meta=store.get_meta("scheme", {}), controls=store.controls())
+                           scheme_meta=store.get_meta("scheme", {}), controls=store.controls(),
+                           segments=store.get_meta("segments", []))
         for mode in ("warm", "scratch"):
             rows = [r for r in store.trained(mode) if r["status"] == "ok"]
             if not rows:
@@ -314,6 +316,11 @@ def render_markdown(reports: list[RunReport], plots: list[Path], plot_note: str 
                      f"| {r.fallbacks} |")
     lines.append("")
     lines += [f"- {r.name}: matcher {r.matching}" for r in reports]
+    for r in reports:
+        for seg in r.segments:   # a forced change mid-run: the run is two searches, say where
+            lines.append(f"- {r.name}: **from candidate {seg['from_id']} on, resumed with changed settings** "
+                         f"(`--force-change`): " + ", ".join(f"{k} {old} → {new}"
+                                                               for k, (old, new) in seg["changes"].items()))
     with_controls = [r for r in reports if r.search_controls]
     if with_controls:
         lines += ["", "## Inheritance controls", "", "A share of the candidates that received weights was also trained "

@@ -1,4 +1,5 @@
-"""Run directories: create, refuse to clobber, overwrite or reopen for resume."""
+"""Run directories: create, refuse to clobber, overwrite or reopen for resume (callers hold the
+directory's lease, lease.py, before any of these writes)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from .config import RunConfig
 from .errors import RunDirError
+from .lease import LEASE_NAME
 
 STORE_NAME = "wtnas.sqlite"
 CONFIG_NAME = "run.toml"
@@ -32,13 +34,15 @@ def prepare_run_dir(path: Path, *, resume: bool = False, overwrite: bool = False
             raise RunDirError(f"{path} holds no wtnas run (no {STORE_NAME}); drop --resume to start a new run there")
         remove_partial_files(path)
         return path
-    if path.exists() and any(path.iterdir()):
+    contents = [p for p in path.iterdir() if p.name != LEASE_NAME] if path.exists() else []
+    if contents:
         if not is_run_dir(path):
             raise RunDirError(f"{path} exists, is not empty and is not a wtnas run; choose another --run-dir")
         if not overwrite:
             raise RunDirError(f"{path} already holds a run; use --resume to continue it, --overwrite to "
                               f"replace it, or another --run-dir")
-        shutil.rmtree(path)
+        for p in contents:   # the caller's lease file stays: it guards this very replacement
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
     (path / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
     return path
 

@@ -13,16 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from .config import RunConfig, load_config_file, resolve_config, to_toml
+from .config import RunConfig, load_config_file, resume_config, to_toml
 from .controls import ControlStats, control_job, control_pairs, control_stats, gets_control
-from .errors import StorageFullError, WtnasError
+from .errors import RunDirError, StorageFullError, WtnasError
 from .evaluator import is_disk_full
 from .interrupts import GracefulInterrupt
+from .lease import RunLease, describe as describe_lease
 from .executor import pump
 from .job import Job
 from .plugins import Plugins, default_plugins
 from .scheme import check_scheme, is_baseline
-from .rundir import CONFIG_NAME, STORE_NAME, checkpoint_path, default_run_dir, prepare_run_dir
+from .rundir import CONFIG_NAME, STORE_NAME, checkpoint_path, default_run_dir, is_run_dir, prepare_run_dir
 from .store import RunStore
 from .strategy import Proposal
 
@@ -122,15 +123,21 @@ def create_executor(cfg: RunConfig, plugins: Plugins, workers: int | None = None
 
 def run_search(cfg: RunConfig | None = None, *, plugins: Plugins | None = None,
                observer: SearchObserver | None = None, resume: str | Path | None = None,
-               overwrite: bool = False, overrides: dict[str, Any] | None = None) -> RunSummary | None:
+               overwrite: bool = False, overrides: dict[str, Any] | None = None,
+               force_change: bool = False) -> RunSummary | None:
     """Run (or resume) a search; return its summary (None in a process that only served as a
-    worker, e.g. an MPI rank > 0). `overrides` apply on resume (e.g. max_evals)."""
+    worker, e.g. an MPI rank > 0). `overrides` apply on resume: budget-like settings freely, the
+    settings that define candidates only with `force_change` (config.resume_config). The run
+    directory is leased for the whole search (lease.py)."""
     plugins = plugins or default_plugins()
     observer = observer or _Silent()
+    changes: dict[str, list] = {}
     if resume is not None:
         run_dir = Path(resume)
-        prepare_run_dir(run_dir, resume=True)
-        cfg = resolve_config(load_config_file(run_dir / CONFIG_NAME), overrides)
+        if not is_run_dir(run_dir):
+            raise RunDirError(f"{run_dir} holds no wtnas run (no {STORE_NAME}); drop --resume to start a new run there")
+        cfg, changes = resume_config(load_config_file(run_dir / CONFIG_NAME), overrides, force=force_change,
+                                     source=str(run_dir / CONFIG_NAME))
         cfg.run_dir = str(run_dir)
     else:
         cfg = (cfg or RunConfig()).validate()
@@ -140,17 +147,40 @@ def run_search(cfg: RunConfig | None = None, *, plugins: Plugins | None = None,
     if getattr(executor, "is_worker", False):  # e.g. MPI ranks > 0: evaluate jobs, touch nothing else
         executor.serve()
         return None
+    lease = RunLease(run_dir, "wtnas run")
+    try:
+        lease.acquire()
+    except BaseException:
+        executor.shutdown()   # e.g. MPI ranks waiting for work are released
+        raise
+    try:
+        return _search(cfg, run_dir, parts, executor, job_device, plugins, observer, lease, resumed=resume is not None,
+                       overwrite=overwrite, changes=changes)
+    finally:
+        lease.release()
+
+
+def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: str, plugins: Plugins,
+            observer: SearchObserver, lease: RunLease, *, resumed: bool, overwrite: bool,
+            changes: dict[str, list]) -> RunSummary:
+    """The search itself, holding the run directory's lease."""
     problem_options = cfg.problem_options()
-    if resume is None:
-        prepare_run_dir(run_dir, overwrite=overwrite)
-        cfg.run_dir = str(run_dir)
+    prepare_run_dir(run_dir, resume=resumed, overwrite=overwrite)
+    cfg.run_dir = str(run_dir)
     (run_dir / CONFIG_NAME).write_text(to_toml(cfg.to_dict()))
 
     problem = parts["problem"]
     space = problem.space
     store = RunStore(run_dir / STORE_NAME)
-    store.set_meta("config", cfg.to_dict())
-    store.set_meta("scheme", parts["scheme"])
+    if store.get_meta("config") is None:   # how the run was made; a forced change is a segment, not a rewrite
+        store.set_meta("config", cfg.to_dict())
+        store.set_meta("scheme", parts["scheme"])
+    if changes:
+        segments = store.get_meta("segments", [])
+        segments.append({"from_id": store.next_id(), "at": time.time(), "changes": changes, "scheme": parts["scheme"]})
+        store.set_meta("segments", segments)
+        observer.warning(f"forced change from candidate {store.next_id()} on: " + ", ".join(
+            f"{k} {old} -> {new}" for k, (old, new) in changes.items()) + " (recorded as a new segment)")
     for message in parts["warnings"]:
         observer.warning(message)
     reg = plugins.registry
@@ -190,6 +220,10 @@ def run_search(cfg: RunConfig | None = None, *, plugins: Plugins | None = None,
             state["stop"] = summary.stopped_by_time = True
             observer.stopping(f"time budget of {cfg.time_budget:g} s reached; finishing the "
                               f"{state['in_flight']} candidates in flight")
+        if lease.lost and not state["stop"]:
+            state["stop"] = summary.interrupted = True
+            observer.stopping(f"this run directory's lease was taken over by {describe_lease(lease.lost)}; "
+                              f"finishing the {state['in_flight']} candidates in flight and stopping")
         if state["stop"]:
             return None
         if control_queue:

@@ -19,6 +19,7 @@ from .errors import ConfigError, RunDirError, StorageFullError
 from .interrupts import GracefulInterrupt
 from .executor import pump
 from .job import Job
+from .lease import RunLease
 from .plugins import Plugins, default_plugins
 from .rundir import CONFIG_NAME, STORE_NAME, is_run_dir
 from .search import candidate_seed, create_executor, scratch_twin
@@ -122,6 +123,22 @@ def run_topk(run_dir: str | Path, cfg: TopKConfig | None = None, *, plugins: Plu
     if getattr(executor, "is_worker", False):
         executor.serve()
         return None
+    lease = RunLease(run_dir, "wtnas topk")   # a search or another topk writing here refuses this one
+    try:
+        lease.acquire()
+    except BaseException:
+        executor.shutdown()
+        raise
+    try:
+        return _train_top(run_dir, cfg, run_cfg, problem, settings, tag, summary, executor, device, observer)
+    finally:
+        lease.release()
+
+
+def _train_top(run_dir: Path, cfg: TopKConfig, run_cfg: RunConfig, problem, settings: str, tag: str,
+               summary: TopKSummary, executor, device: str, observer) -> TopKSummary:
+    """Choose and train the top-K, holding the run directory's lease."""
+    min_delta = problem.min_delta if cfg.min_delta is None else cfg.min_delta
     store = RunStore(run_dir / STORE_NAME)
     started: list[bool] = []
 

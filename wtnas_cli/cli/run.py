@@ -103,6 +103,9 @@ def run_command(
                                                                  "(command-line options win)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this directory."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run already in --run-dir."),
+    force_change: bool = typer.Option(False, "--force-change", help="With --resume: allow changing a setting that "
+                                      "defines candidates (problem, matcher, epochs, seed...); recorded as a new "
+                                      "segment of the run."),
 ) -> None:
     """Search the problem's space; every candidate starts from its provider's matched weights."""
     from ..config import load_config_file, resolve_config
@@ -116,11 +119,15 @@ def run_command(
                       devices=devices, gpus_per_worker=gpus_per_worker, ray_address=ray_address,
                       max_jobs_per_worker=max_jobs_per_worker, seed=seed, device=device,
                       run_dir=str(run_dir) if run_dir else None)
+    if force_change and resume is None:
+        from ..errors import ConfigError
+
+        raise ConfigError("--force-change only applies with --resume (a new run takes any settings)")
     observer = RichObserver()
     try:
         if resume is not None:
             overrides = {k: v for k, v in cli_values.items() if v is not None}
-            summary = run_search(resume=resume, observer=observer, overrides=overrides)
+            summary = run_search(resume=resume, observer=observer, overrides=overrides, force_change=force_change)
         else:
             file_values = load_config_file(config) if config else {}
             summary = run_search(resolve_config(file_values, cli_values), observer=observer, overwrite=overwrite)
