@@ -141,7 +141,7 @@ def main(problem: str = "digits", options: dict | None = None, providers: Path |
         if providers is None:
             providers = Path(tmp) / "providers"
             run_search(RunConfig(problem=problem, strategy="random", matcher="none", max_evals=max(60, pairs // 3),
-                                 workers=workers, seed=seed + 1, run_dir=str(providers),
+                                 workers=workers, seed=seed + 1, run_dir=str(providers), keep="all",
                                  **{k: v for k, v in options.items() if k in RunConfig.__dataclass_fields__}),
                        overwrite=True)
         pool = provider_pool(Path(providers))

@@ -63,7 +63,7 @@ def budget(quick: bool) -> dict:
 def one_run(run_dir: Path, options: dict, scheme: str, seed: int, b: dict) -> dict:
     """Search + warm top-K + from-scratch top-K; the raw numbers of the run."""
     cfg = RunConfig(matcher=scheme, seed=seed, max_evals=b["max_evals"], population=b["population"],
-                    sample=b["sample"], workers=2, run_dir=str(run_dir), **options)
+                    sample=b["sample"], workers=2, run_dir=str(run_dir), keep="all", **options)  # pairs read them all
     walls = {}
     t = time.perf_counter()
     run_search(cfg, overwrite=True)

@@ -42,6 +42,9 @@ class RunConfig:
     time_budget: float | None = None
     epochs: int = 1
     controls: float = CONTROLS_DEFAULT
+    keep: str = "needed"      # checkpoints: delete those nothing can need (retention.py), or keep all
+    keep_top: int = 50        # --keep needed: the best this many stay for wtnas topk
+    tau_reserve: int = 30     # --keep needed: a uniform sample this large stays for topk --tau-sample
     population: int = 20
     sample: int = 10
     workers: int | None = None
@@ -59,6 +62,9 @@ class RunConfig:
             (self.max_evals >= 1, "max_evals must be at least 1"),
             (self.epochs >= 1, "epochs must be at least 1"),
             (0.0 <= self.controls <= 1.0, f"controls ({self.controls}) must be a fraction between 0 and 1"),
+            (self.keep in ("needed", "all"), f"keep ({self.keep!r}) must be 'needed' or 'all'"),
+            (self.keep_top >= 0, "keep_top must be 0 or more"),
+            (self.tau_reserve >= 0, "tau_reserve must be 0 or more"),
             (self.population >= 1, "population must be at least 1"),
             (1 <= self.sample <= self.population, f"sample ({self.sample}) must be between 1 and population "
                                                   f"({self.population})"),
@@ -147,7 +153,8 @@ def resolve_config(file_values: dict[str, Any] | None = None, cli_values: dict[s
 
 # settings `--resume` may change: how much to run and where, not what a candidate is
 RESUMABLE = frozenset({"max_evals", "time_budget", "executor", "workers", "threads_per_worker", "devices",
-                       "gpus_per_worker", "ray_address", "max_jobs_per_worker", "device", "controls", "run_dir"})
+                       "gpus_per_worker", "ray_address", "max_jobs_per_worker", "device", "controls", "run_dir",
+                       "keep", "keep_top", "tau_reserve"})
 
 
 def resume_config(stored: dict[str, Any], overrides: dict[str, Any] | None, *, force: bool = False,

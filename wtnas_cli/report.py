@@ -160,6 +160,13 @@ class RunReport:
             out[key] = statistics.median(values) * 1000 if values else float("nan")
         return out
 
+    def disk(self) -> dict:
+        """Checkpoints written by the search and still kept (--keep needed deletes the others)."""
+        written = [r for r in self.ok if r["checkpoint_bytes"]]
+        kept = [r for r in written if not r.get("checkpoint_deleted")]
+        return {"written": len(written), "kept": len(kept), "written_mb": sum(r["checkpoint_bytes"] for r in written) / 1e6,
+                "kept_mb": sum(r["checkpoint_bytes"] for r in kept) / 1e6}
+
     def checkpoint_mb(self) -> float:
         sizes = [r["checkpoint_bytes"] for r in self.ok if r["checkpoint_bytes"]]
         return statistics.median(sizes) / 1e6 if sizes else float("nan")
@@ -317,6 +324,11 @@ def render_markdown(reports: list[RunReport], plots: list[Path], plot_note: str 
     lines.append("")
     lines += [f"- {r.name}: matcher {r.matching}" for r in reports]
     for r in reports:
+        d = r.disk()
+        if d["written"]:
+            lines.append(f"- {r.name}: checkpoints kept {d['kept']} of {d['written']} ({d['kept_mb']:.1f} of "
+                         f"{d['written_mb']:.1f} MB written)" + ("; the others were deleted once nothing could need "
+                                                               "them (`--keep needed`)" if d["kept"] < d["written"] else ""))
         for seg in r.segments:   # a forced change mid-run: the run is two searches, say where
             lines.append(f"- {r.name}: **from candidate {seg['from_id']} on, resumed with changed settings** "
                          f"(`--force-change`): " + ", ".join(f"{k} {old} → {new}"

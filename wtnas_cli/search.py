@@ -24,6 +24,7 @@ from .job import Job
 from .plugins import Plugins, default_plugins
 from .scheme import check_scheme, is_baseline
 from .rundir import CONFIG_NAME, STORE_NAME, checkpoint_path, default_run_dir, is_run_dir, prepare_run_dir
+from .retention import Retention
 from .store import RunStore
 from .strategy import Proposal
 
@@ -185,6 +186,10 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
         observer.warning(message)
     reg = plugins.registry
 
+    if resumed:   # checkpoints whose deletion a crash interrupted (marked deleted, file still there)
+        for cid in store.deleted_checkpoint_ids():
+            checkpoint_path(run_dir, cid).unlink(missing_ok=True)
+    retention = Retention(cfg.keep, cfg.keep_top, cfg.tau_reserve, cfg.seed)
     finished = [r for r in store.candidates(order="finish_seq") if r["status"] in ("ok", "failed")]
     pending = store.candidates(status="pending")
     strategy = reg.create("strategy", cfg.strategy, space, seed=cfg.seed + 104_729 * len(finished),
@@ -194,7 +199,18 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
     seqs: dict[int, tuple] = {}
     checkpoints: dict[int, str] = {}
     for r in finished:
-        _absorb(r, strategy, selector, summary, seqs, checkpoints)
+        _absorb(r, strategy, selector, summary, seqs, checkpoints, retention)
+
+    def prune() -> None:
+        """Delete the checkpoints nothing can need any more (retention.py)."""
+        for cid in retention.deletable([strategy, selector]):
+            path = store.drop_checkpoint(cid, f"not needed (--keep needed; top {cfg.keep_top}, "
+                                              f"tau reserve {cfg.tau_reserve})")
+            checkpoints.pop(cid, None)
+            retention.dropped(cid)
+            if path:
+                Path(path).unlink(missing_ok=True)
+    prune()
     elapsed_offset = max((r["elapsed_s"] or 0.0 for r in finished), default=0.0)
     summary.elapsed_s = elapsed_offset
 
@@ -241,6 +257,8 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
                         job_device, problem_options)
         distance = space.distance(seqs[job.provider_id], proposal.arch_seq) if job.provider_id is not None else None
         store.add_pending(job, proposal.parent_id, distance)
+        if job.provider_id is not None:
+            retention.in_use[job.provider_id] += 1
         if job.provider_id is not None and gets_control(cfg.seed, cid, cfg.controls):
             store.add_control(cid)
             control_queue.append(control_job(job))
@@ -265,7 +283,10 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
             observer.control_done(summary)
             return
         record = store.record(result, elapsed_offset + time.time() - t0)
-        _absorb(record, strategy, selector, summary, seqs, checkpoints)
+        _absorb(record, strategy, selector, summary, seqs, checkpoints, retention)
+        if record["provider_id"] is not None:
+            retention.in_use[record["provider_id"]] -= 1
+        prune()
         summary.elapsed_s = record["elapsed_s"]
         if record["status"] == "ok" and record["n_transferred"]:
             warm[record["id"]] = record["score"]
@@ -297,6 +318,7 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
         try:
             summary.top = store.candidates(status="ok", order="score")[:10]
             store.export_csv(run_dir / "results.csv")
+            store.set_meta("tau_reservoir", retention.reservoir)   # wtnas topk --tau-sample draws from it
             store.set_meta("last_summary", {"ok": summary.ok, "failed": summary.failed,
                                             "interrupted": summary.interrupted, "elapsed_s": summary.elapsed_s})
         except (OSError, sqlite3.Error) as exc:
@@ -336,14 +358,16 @@ def scratch_twin(cfg: RunConfig, run_dir: Path, cid: int, arch_seq, device: str)
     return control_job(job)
 
 
-def _absorb(record: dict, strategy, selector, summary: RunSummary, seqs: dict, checkpoints: dict) -> None:
-    """Feed one finished candidate to the strategy, the selector and the running summary."""
+def _absorb(record: dict, strategy, selector, summary: RunSummary, seqs: dict, checkpoints: dict,
+            retention: Retention) -> None:
+    """Feed one finished candidate to the strategy, the selector, retention and the running summary."""
     cid, seq = record["id"], tuple(record["arch_seq"])
     ok = record["status"] == "ok"
     score = record["score"] if ok else None
     has_ckpt = bool(ok and record.get("checkpoint") and Path(record["checkpoint"]).is_file())
     strategy.tell(cid, seq, score)
     selector.observe(cid, seq, score, has_ckpt)
+    retention.observe(cid, score, has_ckpt)
     if ok:
         summary.ok += 1
         seqs[cid] = seq

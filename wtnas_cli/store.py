@@ -26,6 +26,7 @@ _COLUMNS = [
     ("submitted_at", "REAL"), ("started_at", "REAL"), ("finished_at", "REAL"), ("elapsed_s", "REAL"),
     ("finish_seq", "INTEGER"), ("worker", "TEXT"), ("worker_rss_mb", "REAL"), ("checkpoint", "TEXT"),
     ("checkpoint_bytes", "INTEGER"), ("error", "TEXT"),
+    ("checkpoint_deleted", "INTEGER DEFAULT 0"),   # 1: deleted by --keep needed (retention.py)
 ]
 COLUMN_NAMES = [c for c, _ in _COLUMNS]
 
@@ -127,6 +128,20 @@ class RunStore:
                 self.add_event(result.candidate_id, "failed", result.error)
         self._next_finish_seq += 1  # only once the transaction committed
         return self.candidate(result.candidate_id)
+
+    def drop_checkpoint(self, candidate_id: int, reason: str) -> str | None:
+        """Mark a checkpoint deleted (before the file goes: a crash leaves at worst a stray file,
+        never a row pointing at nothing); return the path to delete."""
+        row = self.db.execute("SELECT checkpoint FROM candidates WHERE id = ?", (candidate_id,)).fetchone()
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute("UPDATE candidates SET checkpoint = NULL, checkpoint_deleted = 1 WHERE id = ?",
+                            (candidate_id,))
+            self.add_event(candidate_id, "checkpoint_deleted", reason)
+        return row[0] if row else None
+
+    def deleted_checkpoint_ids(self) -> list[int]:
+        return [r[0] for r in self.db.execute("SELECT id FROM candidates WHERE checkpoint_deleted = 1")]
 
     def add_event(self, candidate_id: int | None, kind: str, message: str) -> None:
         self.db.execute("INSERT INTO events (candidate_id, time, kind, message) VALUES (?, ?, ?, ?)",

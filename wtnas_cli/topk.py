@@ -152,6 +152,12 @@ def _train_top(run_dir: Path, cfg: TopKConfig, run_cfg: RunConfig, problem, sett
         summary.available = len([r for r in finished if cfg.before is None or (r["elapsed_s"] or 0) <= cfg.before])
         top, choice = _choose_top(store, rows, cfg, run_cfg, problem.space, run_dir, device, executor, start,
                                   observer, summary)
+        if not cfg.from_scratch:
+            gone = [r["id"] for r in top if r["checkpoint_deleted"]]
+            if gone:
+                summary.notes.append(f"{len(gone)} of the top-K have no checkpoint (deleted by --keep needed: "
+                                     f"outside the search's --keep-top); they train from scratch: "
+                                     f"{', '.join(map(str, gone))}")
         if len(top) < cfg.k:
             summary.notes.append(f"only {len(top)} eligible candidates{' within --before' if cfg.before else ''}"
                                  f"{' (after the diversity rule and verification)' if choice['similar'] or choice['flagged'] else ''}; "
@@ -159,6 +165,11 @@ def _train_top(run_dir: Path, cfg: TopKConfig, run_cfg: RunConfig, problem, sett
         tau = []
         if cfg.tau_sample:
             pool = sorted(finished, key=lambda r: r["id"])
+            reserve = store.get_meta("tau_reservoir")
+            if reserve is not None and any(r["checkpoint_deleted"] for r in rows):   # --keep needed deleted some
+                pool = [r for r in pool if r["id"] in set(reserve)]
+                summary.notes.append(f"tau sample drawn from the run's reserved uniform sample of {len(pool)} "
+                                     f"candidates (--keep needed kept their checkpoints)")
             n = min(cfg.tau_sample, len(pool))
             if n < cfg.tau_sample:
                 summary.notes.append(f"--tau-sample {cfg.tau_sample} asked, {n} finished candidates exist")

@@ -40,10 +40,14 @@ class ParentSelector(_Known):
         pid = proposal.parent_id
         return pid if pid is not None and pid in self.index else None
 
+    def checkpoints_needed(self) -> set[int]:
+        return set()   # only the strategy's parents, which the strategy keeps
+
 
 class NearestSelector(_Known):
     """Smallest distance d among checkpointed candidates; ties go to the higher score, then the
-    older candidate. Vectorized over all candidates: O(candidates x nodes) per selection."""
+    older candidate. Vectorized over all candidates: O(candidates x nodes) per selection. Any
+    checkpoint may be the nearest, so it declares no `checkpoints_needed`: all are kept."""
 
     def select(self, proposal) -> int | None:
         if not self.ids:
@@ -60,6 +64,9 @@ class NoSelector(_Known):
 
     def select(self, proposal) -> int | None:
         return None
+
+    def checkpoints_needed(self) -> set[int]:
+        return set()
 
 
 @hookimpl

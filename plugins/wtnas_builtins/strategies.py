@@ -40,6 +40,10 @@ class RegularizedEvolution:
         if score is not None:  # failed candidates never join the population
             self.population.append((candidate_id, tuple(arch_seq), float(score)))
 
+    def checkpoints_needed(self) -> set[int]:
+        """Parents come from the population only: older candidates can never provide again."""
+        return {cid for cid, _, _ in self.population}
+
 
 class RandomSearch:
     default_selector = "nearest"
@@ -53,6 +57,9 @@ class RandomSearch:
 
     def tell(self, candidate_id: int, arch_seq: ArchSeq, score: float | None) -> None:
         pass
+
+    def checkpoints_needed(self) -> set[int]:
+        return set()   # proposes no parents
 
 
 @hookimpl

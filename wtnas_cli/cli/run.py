@@ -80,6 +80,13 @@ def run_command(
     controls: Optional[float] = typer.Option(None, "--controls", help="Share of the candidates with inherited "
                                              "weights that also train from scratch, to measure the inheritance "
                                              "lift and ranking (0 = none) [default: 0.1]."),
+    keep: Optional[str] = typer.Option(None, "--keep", help="Checkpoints: 'needed' deletes those no strategy, "
+                                       "selector, job, top-K or tau sample can need; 'all' keeps every one "
+                                       "[default: needed]."),
+    keep_top: Optional[int] = typer.Option(None, "--keep-top", help="--keep needed: checkpoints of the best M "
+                                           "candidates stay for `wtnas topk` [default: 50]."),
+    tau_reserve: Optional[int] = typer.Option(None, "--tau-reserve", help="--keep needed: a uniform random "
+                                              "sample this large stays for `wtnas topk --tau-sample` [default: 30]."),
     population: Optional[int] = typer.Option(None, help="Evolution population size N [default: 20]."),
     sample: Optional[int] = typer.Option(None, help="Evolution sample size S [default: 10]."),
     workers: Optional[int] = typer.Option(None, help="Workers [default: local: CPU count (at most 8) or one per "
@@ -115,6 +122,7 @@ def run_command(
                       data_dir=str(data_dir) if data_dir else None, synthetic=synthetic, samples=samples,
                       features=features, backend=backend, strategy=strategy, selector=selector, matcher=matcher,
                       executor=executor, max_evals=max_evals, time_budget=time_budget, epochs=epochs, controls=controls,
+                      keep=keep, keep_top=keep_top, tau_reserve=tau_reserve,
                       population=population, sample=sample, workers=workers, threads_per_worker=threads_per_worker,
                       devices=devices, gpus_per_worker=gpus_per_worker, ray_address=ray_address,
                       max_jobs_per_worker=max_jobs_per_worker, seed=seed, device=device,

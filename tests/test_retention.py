@@ -1,0 +1,77 @@
+"""Bounded disk (retention.py): checkpoints nothing can need are deleted, and the search is the
+same search as with every checkpoint kept."""
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from wtnas_cli.retention import Retention
+
+
+class _Needs:
+    def __init__(self, ids):
+        self.ids = ids
+
+    def checkpoints_needed(self):
+        return set(self.ids)
+
+
+def test_retention_keeps_what_components_jobs_top_and_reservoir_need():
+    r = Retention(keep_top=2, tau_reserve=3, seed=1)
+    for cid in range(20):
+        r.observe(cid, score=cid / 100 if cid != 7 else 0.99, has_checkpoint=True)
+    r.observe(20, None, False)                                   # failed: nothing to keep or sample
+    assert len(r.reservoir) == 3 and len(set(r.reservoir)) == 3
+    again = Retention(keep_top=2, tau_reserve=3, seed=1)
+    for cid in range(20):
+        again.observe(cid, score=0.5, has_checkpoint=True)
+    assert again.reservoir == r.reservoir                        # replay on resume draws the same sample
+    r.in_use[3] += 1
+    gone = r.deletable([_Needs({0, 1}), _Needs(set())])
+    keep = {0, 1, 3, 7, 19, *r.reservoir}                        # components, in flight, top 2, reservoir
+    assert set(gone) == set(range(20)) - keep
+    assert r.deletable([_Needs({0}), object()]) == []            # a component that does not say: keep all
+    assert Retention(keep="all").deletable([]) == []
+
+
+@pytest.mark.slow
+def test_keep_needed_bounds_disk_and_changes_nothing_else(tmp_path):
+    from wtnas_cli.config import RunConfig
+    from wtnas_cli.report import write_report
+    from wtnas_cli.search import run_search
+    from wtnas_cli.topk import TopKConfig, run_topk
+
+    common = dict(max_evals=40, population=6, sample=3, workers=1, seed=5, keep_top=3, tau_reserve=4)
+    run_search(RunConfig(run_dir=str(tmp_path / "all"), keep="all", **common))
+    run_search(RunConfig(run_dir=str(tmp_path / "needed"), **common))
+
+    def rows(name):
+        con = sqlite3.connect(tmp_path / name / "wtnas.sqlite")
+        con.row_factory = sqlite3.Row
+        out = [dict(r) for r in con.execute("SELECT * FROM candidates ORDER BY id")]
+        con.close()
+        return out
+    full, bounded = rows("all"), rows("needed")
+    key = lambda r: (r["arch_seq"], r["provider_id"], r["parent_id"], r["status"], r["score"])
+    assert [key(r) for r in full] == [key(r) for r in bounded]      # the same search, byte for byte
+    on_disk = sorted((tmp_path / "needed" / "checkpoints").glob("*.h5"))
+    referenced = [r for r in bounded if r["checkpoint"]]
+    assert sorted(Path(r["checkpoint"]) for r in referenced) == on_disk
+    assert len(on_disk) <= 6 + 3 + 4 + 1                             # population + top + reserve + workers
+    assert sum(r["checkpoint_deleted"] or 0 for r in bounded) == 40 - len(on_disk) > 0
+    assert len(list((tmp_path / "all" / "checkpoints").glob("*.h5"))) == 40
+
+    warm = run_topk(tmp_path / "needed", TopKConfig(k=3, max_epochs=2, workers=1, tau_sample=3, verify=False,
+                                                    min_distance=1, max_per_lineage=0))
+    assert all(r["warm_started"] for r in warm.rows if r["in_topk"])  # the top-K's checkpoints were kept
+    assert any("reserved uniform sample" in n for n in warm.notes)
+    md = write_report([tmp_path / "needed"])[0].read_text()
+    assert f"checkpoints kept {len(on_disk)} of 40" in md
+
+    # a deletion a crash interrupted (marked, file still there) is finished on resume
+    stray = next(r for r in bounded if r["checkpoint_deleted"])
+    stray_path = tmp_path / "needed" / "checkpoints" / f"c{stray['id']:05d}.h5"
+    stray_path.write_bytes(b"left behind")
+    run_search(resume=tmp_path / "needed", overrides={"max_evals": 41})
+    assert not stray_path.exists()
