@@ -11,8 +11,9 @@ Per problem and seed, two regularized-evolution searches: the baseline (`--match
 - `baseline`: the baseline's top-K by search score (no transfer, nothing to verify);
 - `lcs`: LCS's top-K by search score alone (`--no-verify --min-distance 1 --max-per-lineage 0`),
   i.e. wtnas before verified top-K;
-- `lcs+verified`: the defaults (verification, `--min-distance 2`, `--max-per-lineage 2`);
-- `lcs+check`: the defaults plus `--rank check` (transfer-aware ranking, opt-in).
+- `lcs+verified`: the defaults (verification, `--min-distance 2`);
+- `lcs+check`: the defaults plus `--rank check` (transfer-aware ranking, opt-in);
+- `lcs+verified+cap`, `lcs+check+cap`: the same with `--max-per-lineage 2` (opt-in).
 
 A top-K model *does not learn from random weights* when its from-scratch objective (full top-K
 training) stays below chance + 25% of the way from chance to 1 (chance: the validation set's
@@ -49,8 +50,10 @@ from wtnas_cli.topk import TopKConfig, run_topk  # noqa: E402
 SELECTIONS = {   # name: (search, TopKConfig options, modes trained)
     "baseline": ("none", dict(verify=False, min_distance=1, max_per_lineage=0), ("warm", "scratch")),
     "lcs": ("lcs", dict(verify=False, min_distance=1, max_per_lineage=0), ("warm", "scratch")),
-    "lcs+verified": ("lcs", dict(), ("warm", "scratch")),
+    "lcs+verified": ("lcs", dict(), ("warm", "scratch")),                  # the defaults
     "lcs+check": ("lcs", dict(rank="check"), ("scratch",)),   # what it picks is judged from scratch
+    "lcs+verified+cap": ("lcs", dict(max_per_lineage=2), ("warm", "scratch")),
+    "lcs+check+cap": ("lcs", dict(rank="check", max_per_lineage=2), ("scratch",)),
 }
 TAU_FROM = ("baseline", "lcs")   # the tau sample is trained once per search, with these selections
 LEARNS = 0.25                    # share of the way from chance to 1 a from-scratch model must reach
@@ -94,7 +97,17 @@ def one_seed(root: Path, options: dict, seed: int, b: dict, learns_at: float) ->
         t = time.perf_counter()
         run_search(cfg, overwrite=True)
         out["search"][matcher] = search_numbers(run_dir, time.perf_counter() - t)
+    run_selections(root, out, b, learns_at)
+    return out
+
+
+def run_selections(root: Path, out: dict, b: dict, learns_at: float) -> None:
+    """Every selection a seed does not have yet (all of them after its searches; with --reuse,
+    the ones added since)."""
+    seed = out["seed"]
     for name, (matcher, extra, modes) in SELECTIONS.items():
+        if name in out["selections"]:
+            continue
         run_dir = root / f"{matcher}-{seed}"
         sel: dict = {}
         for mode in modes:
@@ -104,7 +117,14 @@ def one_seed(root: Path, options: dict, seed: int, b: dict, learns_at: float) ->
             summary = run_topk(run_dir, cfg)
             sel[mode] = trained_numbers(run_dir, summary, time.perf_counter() - t, learns_at)
         out["selections"][name] = sel
-    return out
+
+
+def _legacy_names(seed: dict) -> None:
+    """Results written while the lineage cap was the default carry it under the plain names."""
+    for name in ("lcs+verified", "lcs+check"):
+        sel = seed["selections"].get(name)
+        if sel and any(part["choice"].get("max_per_lineage") for part in sel.values()):
+            seed["selections"][name + "+cap"] = seed["selections"].pop(name)
 
 
 def search_numbers(run_dir: Path, wall_s: float) -> dict:
@@ -229,21 +249,34 @@ def main(argv=None) -> dict:
     ap.add_argument("--quick", action="store_true", help="small budgets (a smoke run)")
     ap.add_argument("--problems", default="digits,nt3like,mnist5k")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    ap.add_argument("--reuse", type=Path, metavar="JSON", help="add the selections missing from this result file, "
+                    "on its run directories (under --out/rankings-runs), instead of searching again")
     args = ap.parse_args(argv)
     root = args.out / "rankings-runs"
-    b_all = budgets(args.quick)
-    results: dict = {"budgets": b_all, "seeds": args.seeds, "learns": LEARNS, "problems": {}}
-    path = args.out / f"rankings-{time.strftime('%Y-%m-%d')}{'-quick' if args.quick else ''}.json"
+    previous = json.loads(args.reuse.read_text()) if args.reuse else None
+    b_all = previous["budgets"] if previous else budgets(args.quick)
+    results: dict = {"budgets": b_all, "seeds": previous["seeds"] if previous else args.seeds, "learns": LEARNS,
+                     "problems": {}}
+    path = args.reuse or args.out / f"rankings-{time.strftime('%Y-%m-%d')}{'-quick' if args.quick else ''}.json"
     t0 = time.time()
-    for name in args.problems.split(","):
-        options = problem_options(name, root / "data")
-        floor = chance(options)
-        learns_at = floor + LEARNS * (1 - floor)
-        seeds = []
-        n_seeds = args.mnist_seeds if name == "mnist5k" and args.mnist_seeds else args.seeds
-        for seed in range(1, n_seeds + 1):
-            seeds.append(one_seed(root / name, options, seed, b_all[name], learns_at))
-            print(f"[{time.time() - t0:5.0f} s] {name} seed {seed} done", flush=True)
+    names = list(previous["problems"]) if previous else args.problems.split(",")
+    for name in names:
+        if previous:
+            entry = previous["problems"][name]
+            floor, learns_at, seeds = entry["chance"], entry["learns_at"], entry["seeds"]
+            for seed in seeds:
+                _legacy_names(seed)
+                run_selections(root / name, seed, b_all[name], learns_at)
+                print(f"[{time.time() - t0:5.0f} s] {name} seed {seed['seed']}: selections added", flush=True)
+        else:
+            options = problem_options(name, root / "data")
+            floor = chance(options)
+            learns_at = floor + LEARNS * (1 - floor)
+            seeds = []
+            n_seeds = args.mnist_seeds if name == "mnist5k" and args.mnist_seeds else args.seeds
+            for seed in range(1, n_seeds + 1):
+                seeds.append(one_seed(root / name, options, seed, b_all[name], learns_at))
+                print(f"[{time.time() - t0:5.0f} s] {name} seed {seed} done", flush=True)
         agg = aggregate(seeds, TopKConfig().patience)
         results["problems"][name] = {"chance": floor, "learns_at": learns_at, "seeds": seeds, "per_selection": agg}
         print_problem(name, agg)
@@ -258,7 +291,7 @@ def main(argv=None) -> dict:
         g = results["gmean_over_problems"][sel]
         print(f"{sel}: baseline/transfer epochs, geometric mean over problems: kept {g['kept_ratio']:.2f}x, "
               f"stop {g['epoch_ratio']:.2f}x")
-    results["wall_s"] = time.time() - t0
+    results["wall_s"] = time.time() - t0 + (previous or {}).get("wall_s", 0.0)
     path.write_text(json.dumps(results, indent=1, default=str))
     print(f"saved {path} ({results['wall_s']:.0f} s)")
     return results

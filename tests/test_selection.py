@@ -129,7 +129,8 @@ def test_topk_rank_by_check_on_a_real_run(tmp_path):
 
     run_dir = tmp_path / "r"
     run_search(RunConfig(max_evals=14, population=6, sample=3, workers=2, seed=2, run_dir=str(run_dir)))
-    summary = run_topk(run_dir, TopKConfig(k=2, max_epochs=1, workers=2, rank="check", verify=False))
+    summary = run_topk(run_dir, TopKConfig(k=2, max_epochs=1, workers=2, rank="check", verify=False,
+                                           max_per_lineage=2))
     choice = summary.choice
     assert choice["rank"] == "check" and not choice["verified"] and choice["max_per_lineage"] == 2
     store = RunStore(run_dir / "wtnas.sqlite")

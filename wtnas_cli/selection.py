@@ -9,9 +9,12 @@ another nor architectures that only ever worked on inherited weights.
   trained from scratch in the search is its own check). One whose check falls below the lower
   quartile of the run's from-scratch scores (candidates that inherited nothing, and the controls)
   is flagged *inherited-only* and replaced by the next candidate.
-- **Lineages**: at most `max_per_lineage` models share a weight lineage (lineage.py: one random
-  initialization their inherited tensors all go back to); when the run has too few lineages to
-  fill the top-K, the rest is filled in score order.
+- **Lineages** (opt-in): at most `max_per_lineage` models share a weight lineage (lineage.py: one
+  random initialization their inherited tensors all go back to); when the run has too few
+  lineages to fill the top-K, the rest is filled in score order. Off by default: under
+  regularized evolution one founder's lineage takes over the population, so the other lineages
+  hold only early random-start candidates, and forcing them in cost from-scratch accuracy and
+  top-K epochs (docs/benchmarks.md).
 - **Ranking** (opt-in `rank="check"`, transfer-aware): twice K candidates pass the rules above,
   then the K with the best from-scratch checks are kept, so a score earned on inherited weights
   does not decide the order.

@@ -43,7 +43,7 @@ class TopKConfig:
     seed: int = 0
     verify: bool = True      # from-scratch check of each top-K candidate (selection.py)
     min_distance: int = 2    # no two of the top-K closer than this many changed nodes (1: no rule)
-    max_per_lineage: int = 2  # at most this many of the top-K share a weight lineage (0: no rule)
+    max_per_lineage: int = 0  # at most this many of the top-K share a weight lineage (0: no cap; opt-in)
     rank: str = "score"      # "check": the best from-scratch checks among 2K candidates (opt-in)
 
     def validate(self) -> "TopKConfig":

@@ -58,8 +58,9 @@ def topk_command(
                                 "search's budget) and replace those that only work on inherited weights."),
     min_distance: int = typer.Option(2, "--min-distance", help="No two top-K architectures closer than this many "
                                      "changed nodes (1: allow near-copies)."),
-    max_per_lineage: int = typer.Option(2, "--max-per-lineage", help="At most this many top-K models whose "
-                                        "inherited weights go back to one random initialization (0: no cap)."),
+    max_per_lineage: int = typer.Option(0, "--max-per-lineage", help="At most this many top-K models whose "
+                                        "inherited weights go back to one random initialization (0: no cap; "
+                                        "measured harmful under evolution, docs/benchmarks.md)."),
     rank: str = typer.Option("score", "--rank", help="score: by search score; check: the best from-scratch checks "
                              "among 2K candidates (transfer-aware, opt-in; see docs/benchmarks.md)."),
     workers: Optional[int] = typer.Option(None, help="Worker processes [default: CPU count, at most 8]."),
