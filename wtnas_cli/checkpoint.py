@@ -96,12 +96,11 @@ def _user_block_size(n_tensors: int, meta_bytes: int) -> int:
     return size
 
 
-def _header_json(f) -> bytes:
-    """The root attributes of an open checkpoint as the seal's JSON copy."""
-    a = f.attrs
-    doc = {key: (np.asarray(a[key]).tolist() if key == "arch_seq" else
-                 _text(a[key]) if isinstance(a[key], (str, bytes)) else np.asarray(a[key]).item())
-           for key in a.keys()}
+def _header_json(attrs) -> bytes:
+    """Root attributes (a mapping, or an open file's attrs) as the seal's JSON copy."""
+    doc = {key: (np.asarray(attrs[key]).tolist() if key == "arch_seq" else
+                 _text(attrs[key]) if isinstance(attrs[key], (str, bytes)) else np.asarray(attrs[key]).item())
+           for key in attrs.keys()}
     return json.dumps(doc, sort_keys=True).encode()
 
 
@@ -114,7 +113,7 @@ def seal(path: str | os.PathLike) -> None:
     path = Path(path)
     with h5py.File(path, "r") as f:
         block = f.userblock_size
-        meta = _header_json(f)
+        meta = _header_json(f.attrs)
         group = f.get("tensors")
         names = sorted(group.keys()) if group is not None else []
         ranges = []
@@ -248,21 +247,16 @@ def write_checkpoint(path: str | os.PathLike, meta: CheckpointMeta, tensors: Seq
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    block = _user_block_size(len(arrays), len(json.dumps(table)) + 512)   # + the root attributes
+    attrs = {"format": FORMAT, "format_version": FORMAT_VERSION, "wtnas_version": meta.wtnas_version,
+             "candidate_id": -1 if meta.candidate_id is None else int(meta.candidate_id),
+             "arch_seq": np.asarray(meta.arch_seq, dtype=np.int64), "problem": meta.problem, "backend": meta.backend,
+             "score": np.nan if meta.score is None else float(meta.score), "epochs": int(meta.epochs),
+             "created": float(meta.created), "meta": json.dumps(table)}
+    block = _user_block_size(len(arrays), len(_header_json(attrs)))
     try:
         with h5py.File(tmp, "w", userblock_size=block) as f:
-            a = f.attrs
-            a["format"] = FORMAT
-            a["format_version"] = FORMAT_VERSION
-            a["wtnas_version"] = meta.wtnas_version
-            a["candidate_id"] = -1 if meta.candidate_id is None else int(meta.candidate_id)
-            a["arch_seq"] = np.asarray(meta.arch_seq, dtype=np.int64)
-            a["problem"] = meta.problem
-            a["backend"] = meta.backend
-            a["score"] = np.nan if meta.score is None else float(meta.score)
-            a["epochs"] = int(meta.epochs)
-            a["created"] = float(meta.created)
-            a["meta"] = json.dumps(table)
+            for key, value in attrs.items():
+                f.attrs[key] = value
             group = f.create_group("tensors")
             for i, arr in enumerate(arrays):
                 group.create_dataset(f"t{i:04d}", data=arr)
