@@ -66,9 +66,9 @@ def budgets(quick: bool) -> dict[str, dict]:
                            sample=6 if quick else 10),
             "nt3like": dict(common, max_evals=40 if quick else 120, population=12 if quick else 20,
                             sample=6 if quick else 10),
-            # ~3 s per candidate and ~9 s per top-K epoch on 2 cores: fewer candidates, epochs and tau models
+            # ~3 s per candidate and ~9 s per top-K epoch on 2 cores: fewer candidates and epochs, no tau sample
             "mnist5k": dict(common, max_evals=30 if quick else 40, population=10, sample=5, max_epochs=10,
-                            tau_sample=4)}
+                            tau_sample=0)}
 
 
 def problem_options(name: str, data_dir: Path) -> dict:
@@ -87,7 +87,7 @@ def chance(options: dict) -> float:
     return float(np.bincount(y.astype(int)).max() / len(y))
 
 
-def one_seed(root: Path, options: dict, seed: int, b: dict, learns_at: float) -> dict:
+def one_seed(root: Path, options: dict, seed: int, b: dict, learns_at: float, only: list[str] | None = None) -> dict:
     """Both searches of a seed and every selection's top-K on them."""
     out: dict = {"seed": seed, "search": {}, "selections": {}}
     for matcher in ("none", "lcs"):
@@ -97,16 +97,16 @@ def one_seed(root: Path, options: dict, seed: int, b: dict, learns_at: float) ->
         t = time.perf_counter()
         run_search(cfg, overwrite=True)
         out["search"][matcher] = search_numbers(run_dir, time.perf_counter() - t)
-    run_selections(root, out, b, learns_at)
+    run_selections(root, out, b, learns_at, only)
     return out
 
 
-def run_selections(root: Path, out: dict, b: dict, learns_at: float) -> None:
-    """Every selection a seed does not have yet (all of them after its searches; with --reuse,
-    the ones added since)."""
+def run_selections(root: Path, out: dict, b: dict, learns_at: float, only: list[str] | None = None) -> None:
+    """Every selection (of `only`) a seed does not have yet: all after its searches; with
+    --reuse, the ones added since."""
     seed = out["seed"]
     for name, (matcher, extra, modes) in SELECTIONS.items():
-        if name in out["selections"]:
+        if name in out["selections"] or (only and name not in only):
             continue
         run_dir = root / f"{matcher}-{seed}"
         sel: dict = {}
@@ -170,7 +170,9 @@ def trained_numbers(run_dir: Path, summary, wall_s: float, learns_at: float) -> 
 def aggregate(seeds: list[dict], patience: int) -> dict:
     """Per selection: mean ± std over seeds, pooled top-K values, and tests against the baseline."""
     out: dict = {}
-    for name, (_, _, modes) in SELECTIONS.items():
+    present = [n for n in SELECTIONS if all(n in s["selections"] for s in seeds)]
+    for name in present:
+        modes = SELECTIONS[name][2]
         warm = [s["selections"][name].get("warm") or s["selections"][name]["scratch"] for s in seeds]
         scratch = [s["selections"][name]["scratch"] for s in seeds]
         ok = lambda ms: [m for m in ms if m["status"] == "ok"]
@@ -197,7 +199,7 @@ def aggregate(seeds: list[dict], patience: int) -> dict:
             "tau_scratch": mean_std(taus) if taus else None, "tau_n": [len(s["tau"]) for s in scratch],
         }
     base = out["baseline"]
-    for name in SELECTIONS:
+    for name in present:
         if name == "baseline":
             continue
         cur = out[name]
@@ -226,13 +228,13 @@ def aggregate(seeds: list[dict], patience: int) -> dict:
 def print_problem(name: str, agg: dict) -> None:
     f = lambda ms, d=4: "-" if ms is None else f"{ms[0]:.{d}f} ± {ms[1]:.{d}f}"
     print(f"\n{name}")
-    print("  selection     | not learning | lineages/seed | obj. scratch (seed means) | diff, p vs baseline "
+    print("  selection        | not learning | lineages/seed | obj. scratch (seed means) | diff, p vs baseline "
           "| kept ratio [CI]        | stop ratio [CI]        | tau scratch")
-    for sel in SELECTIONS:
+    for sel in [n for n in SELECTIONS if n in agg]:
         a = agg[sel]
         ratio = lambda r: f"{r[0]:.2f}x [{r[1]:.2f}, {r[2]:.2f}]" if r else "-"
         diff = f"{a['scratch_objective_diff']:+.4f}, p={a['p_scratch_objective']:.3f}" if "p_scratch_objective" in a else "-"
-        print(f"  {sel:13} | {a['does_not_learn']:3} of {a['models']:3} | {str(a['lineages_per_seed']):13} | "
+        print(f"  {sel:16} | {a['does_not_learn']:3} of {a['models']:3} | {str(a['lineages_per_seed']):13} | "
               f"{f(a['scratch_objective_per_seed'])} | {diff:19} | {ratio(a.get('kept_ratio')):22} | "
               f"{ratio(a.get('epoch_ratio')):22} | {f(a['tau_scratch'], 3)}", flush=True)
     c = agg["controls"]
@@ -240,6 +242,39 @@ def print_problem(name: str, agg: dict) -> None:
           f"tau {[round(x, 2) if x is not None else None for x in c['tau']]}, n {c['n']}, "
           f"cost {f(c['cost_share'], 3)} of search worker time; verification cost {f(agg['verify_cost_share'], 3)} "
           f"of the verified top-K's training", flush=True)
+
+
+def summarize(results: dict) -> None:
+    """Epoch ratios against the baseline, geometric mean over the problems."""
+    problems = results["problems"].values()
+    for sel, (_, _, modes) in SELECTIONS.items():
+        if sel == "baseline" or "warm" not in modes or not all(sel in p["per_selection"] for p in problems):
+            continue
+        for key in ("kept_ratio", "epoch_ratio"):
+            ratios = [p["per_selection"][sel][key][0] for p in problems]
+            results.setdefault("gmean_over_problems", {}).setdefault(sel, {})[key] = geometric_mean(ratios)
+        g = results["gmean_over_problems"][sel]
+        print(f"{sel}: baseline/transfer epochs, geometric mean over problems: kept {g['kept_ratio']:.2f}x, "
+              f"stop {g['epoch_ratio']:.2f}x")
+
+
+def merge(paths: list[Path], out_dir: Path) -> dict:
+    """One result file from several (e.g. MNIST-5k run on its own budget)."""
+    parts = [json.loads(p.read_text()) for p in paths]
+    results = {"budgets": {}, "seeds": {}, "learns": LEARNS, "problems": {}, "wall_s": 0.0, "merged_from": [str(p) for p in paths]}
+    for part in parts:
+        for name, entry in part["problems"].items():
+            results["problems"][name] = entry
+            results["budgets"][name] = part["budgets"][name]
+            results["seeds"][name] = len(entry["seeds"])
+        results["wall_s"] += part.get("wall_s", 0.0)
+    for name, entry in results["problems"].items():
+        print_problem(name, entry["per_selection"])
+    summarize(results)
+    path = out_dir / f"rankings-{time.strftime('%Y-%m-%d')}.json"
+    path.write_text(json.dumps(results, indent=1, default=str))
+    print(f"saved {path}")
+    return results
 
 
 def main(argv=None) -> dict:
@@ -251,7 +286,19 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     ap.add_argument("--reuse", type=Path, metavar="JSON", help="add the selections missing from this result file, "
                     "on its run directories (under --out/rankings-runs), instead of searching again")
+    ap.add_argument("--selections", help=f"comma-separated subset of {', '.join(SELECTIONS)} (baseline, lcs and "
+                                         f"lcs+verified are always run)")
+    ap.add_argument("--merge", type=Path, nargs="+", metavar="JSON",
+                    help="combine the problems of these result files into one (to --out) and summarize")
     args = ap.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.out)
+    only = None
+    if args.selections:
+        only = sorted({"baseline", "lcs", "lcs+verified", *args.selections.split(",")}, key=list(SELECTIONS).index)
+        unknown = set(only) - set(SELECTIONS)
+        if unknown:
+            ap.error(f"--selections: unknown {', '.join(sorted(unknown))}")
     root = args.out / "rankings-runs"
     previous = json.loads(args.reuse.read_text()) if args.reuse else None
     b_all = previous["budgets"] if previous else budgets(args.quick)
@@ -266,7 +313,7 @@ def main(argv=None) -> dict:
             floor, learns_at, seeds = entry["chance"], entry["learns_at"], entry["seeds"]
             for seed in seeds:
                 _legacy_names(seed)
-                run_selections(root / name, seed, b_all[name], learns_at)
+                run_selections(root / name, seed, b_all[name], learns_at, only)
                 print(f"[{time.time() - t0:5.0f} s] {name} seed {seed['seed']}: selections added", flush=True)
         else:
             options = problem_options(name, root / "data")
@@ -275,22 +322,14 @@ def main(argv=None) -> dict:
             seeds = []
             n_seeds = args.mnist_seeds if name == "mnist5k" and args.mnist_seeds else args.seeds
             for seed in range(1, n_seeds + 1):
-                seeds.append(one_seed(root / name, options, seed, b_all[name], learns_at))
+                seeds.append(one_seed(root / name, options, seed, b_all[name], learns_at, only))
                 print(f"[{time.time() - t0:5.0f} s] {name} seed {seed} done", flush=True)
         agg = aggregate(seeds, TopKConfig().patience)
         results["problems"][name] = {"chance": floor, "learns_at": learns_at, "seeds": seeds, "per_selection": agg}
         print_problem(name, agg)
         results["wall_s"] = time.time() - t0
         path.write_text(json.dumps(results, indent=1, default=str))   # keep what is done if a later part fails
-    for sel, (_, _, modes) in SELECTIONS.items():
-        if sel == "baseline" or "warm" not in modes:
-            continue
-        for key in ("kept_ratio", "epoch_ratio"):
-            ratios = [results["problems"][p]["per_selection"][sel][key][0] for p in results["problems"]]
-            results.setdefault("gmean_over_problems", {}).setdefault(sel, {})[key] = geometric_mean(ratios)
-        g = results["gmean_over_problems"][sel]
-        print(f"{sel}: baseline/transfer epochs, geometric mean over problems: kept {g['kept_ratio']:.2f}x, "
-              f"stop {g['epoch_ratio']:.2f}x")
+    summarize(results)
     results["wall_s"] = time.time() - t0 + (previous or {}).get("wall_s", 0.0)
     path.write_text(json.dumps(results, indent=1, default=str))
     print(f"saved {path} ({results['wall_s']:.0f} s)")
