@@ -204,6 +204,42 @@ def test_lifecycle_hooks_are_called(tmp_path):
     assert len(seen["finished"]) == 1 and seen["finished"][0]["ok"] == 3
 
 
+def test_a_failing_tracker_never_ends_the_search(tmp_path):
+    """A notification hook that raises is reported once and skipped; the other plugins still
+    get every call and the search finishes."""
+    from wtnas_cli.config import RunConfig
+    from wtnas_cli.search import run_search
+
+    seen, warnings = [], []
+
+    class Broken:
+        @staticmethod
+        @hookimpl
+        def wtnas_candidate_evaluated(run_dir, record):
+            raise RuntimeError("tracker server unreachable")
+
+        @staticmethod
+        @hookimpl
+        def wtnas_run_finished(run_dir, summary):
+            raise ValueError("boom")
+
+    class Working:
+        @staticmethod
+        @hookimpl
+        def wtnas_candidate_evaluated(run_dir, record):
+            seen.append(record["id"])
+
+    class Observer:
+        def __getattr__(self, name):
+            return lambda *a, **k: warnings.append(a[0]) if name == "warning" else None
+
+    cfg = RunConfig(max_evals=4, population=2, sample=1, workers=1, run_dir=str(tmp_path / "run"))
+    summary = run_search(cfg, plugins=load_plugins(plugins=[Broken, Working]), observer=Observer())
+    assert summary.ok == 4 and sorted(seen) == [0, 1, 2, 3]
+    failures = [w for w in warnings if "failed" in w]
+    assert len(failures) == 2 and "tracker server unreachable" in failures[0] and "goes on" in failures[0]
+
+
 def test_testing_helpers_check_builtins(plugins, tmp_path):
     from wtnas_cli.testing import check_backend, check_matcher, tiny_search
 

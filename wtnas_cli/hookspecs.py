@@ -161,7 +161,12 @@ def wtnas_run_finished(run_dir, summary):
     """Called once when ``wtnas run`` ends (budget reached or interrupted).
 
     :param run_dir: the run directory (``pathlib.Path``).
-    :param summary: dict with counts (done, failed, transferred), best score and elapsed seconds.
+    :param summary: dict with ``ok``, ``failed`` and ``with_transfer`` (counts), ``best_score``,
+        ``elapsed_s``, ``interrupted`` (bool), ``controls`` (count), ``inheritance_lift`` and
+        ``warm_scratch_tau`` (see ``wtnas run --controls``).
+
+    Notification hooks (this one and ``wtnas_candidate_evaluated``) are called plugin by plugin;
+    one that raises is reported once and skipped, and the search goes on.
 
     Example::
 

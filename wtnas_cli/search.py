@@ -266,6 +266,7 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
         return job
 
     disk_full: list[str] = []
+    hook_failures: set[tuple[str, str]] = set()
 
     def on_result(result) -> None:
         state["in_flight"] -= 1
@@ -292,7 +293,7 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
             warm[record["id"]] = record["score"]
             if record["id"] in scratch:
                 summary.control_pairs = [(warm[c], s) for c, s in scratch.items() if c in warm]
-        plugins.hook.wtnas_candidate_evaluated(run_dir=run_dir, record=record)
+        notify(plugins, "wtnas_candidate_evaluated", observer, hook_failures, run_dir=run_dir, record=record)
         observer.candidate_done(record, summary)
 
     def first_interrupt() -> None:
@@ -331,12 +332,28 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
         raise StorageFullError(f"disk full ({disk_full[0]}); the run stopped with {summary.done} of "
                                f"{summary.total} candidates stored: free space, then run "
                                f"`wtnas run --resume {run_dir}`")
-    plugins.hook.wtnas_run_finished(run_dir=run_dir, summary={
+    notify(plugins, "wtnas_run_finished", observer, hook_failures, run_dir=run_dir, summary={
         "ok": summary.ok, "failed": summary.failed, "with_transfer": summary.with_transfer,
         "best_score": summary.best["score"] if summary.best else None, "elapsed_s": summary.elapsed_s,
         "interrupted": summary.interrupted, "controls": len(summary.control_pairs),
         "inheritance_lift": summary.controls.lift, "warm_scratch_tau": summary.controls.tau})
     return summary
+
+
+def notify(plugins: Plugins, hook: str, observer, failed: set, **kwargs) -> None:
+    """Call a notification hook (a tracker, a notifier) plugin by plugin: one that raises is
+    reported once per run (`failed` remembers it) and skipped, never the end of the search.
+    Ctrl-C still goes through."""
+    for impl in getattr(plugins.hook, hook).get_hookimpls():
+        try:
+            impl.function(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - a plugin's failure must not stop the search
+            key = (hook, impl.plugin_name)
+            if key not in failed:
+                failed.add(key)
+                text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                observer.warning(f"plugin {impl.plugin_name}: {hook} failed ({type(exc).__name__}: {text}); "
+                                 f"the search goes on without it (reported once)")
 
 
 def _make_job(cfg: RunConfig, run_dir: Path, cid: int, proposal: Proposal, selector, checkpoints: dict,
