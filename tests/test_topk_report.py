@@ -1,6 +1,7 @@
 """search → topk → report on digits, end to end, with the numbers checked in the store."""
 
 import json
+import sqlite3
 import shutil
 from pathlib import Path
 
@@ -122,6 +123,24 @@ def test_topk_with_fewer_candidates_than_k_trains_what_exists(runs):
     diverse = run_topk(runs["lcs"], TopKConfig(k=100, max_epochs=3, workers=2))
     assert diverse.selected == 16 - len(diverse.choice["similar"]) - len(diverse.choice["flagged"])
     assert any("after the diversity rule and verification" in n for n in diverse.notes)
+
+
+def test_warm_start_needs_no_matcher_plugin(runs, tmp_path):
+    """A top-K model restarts from its own checkpoint through core code, not the `lcs` plugin:
+    it works with the matchers plugin left out."""
+    run_dir = tmp_path / "copy"
+    shutil.copytree(runs["lcs"], run_dir)
+    store = RunStore(run_dir / "wtnas.sqlite")
+    store.db.execute("UPDATE candidates SET checkpoint = ? || '/checkpoints/c' || printf('%05d', id) || '.h5'",
+                     (str(run_dir),))
+    store.close()
+    out = run_cli("topk", run_dir, "--k", "2", "--max-epochs", "1", "--workers", "1", "--no-verify",
+                  env={"WTNAS_DISABLE_PLUGINS": "matchers"})
+    assert out.returncode == 0, out.stderr
+    con = sqlite3.connect(run_dir / "wtnas.sqlite")
+    rows = con.execute("SELECT warm_started FROM trained WHERE mode = 'warm' AND status = 'ok'").fetchall()
+    con.close()
+    assert rows and all(r[0] == 1 for r in rows)
 
 
 def test_missing_or_corrupt_checkpoint_retrains_from_scratch(runs, tmp_path):

@@ -29,7 +29,7 @@ def gets_control(run_seed: int, candidate_id: int, fraction: float) -> bool:
 
 def control_job(job: Job) -> Job:
     """The candidate's job from random weights: same architecture, seed, epochs; no checkpoint."""
-    return replace(job, matcher="none", provider_id=None, provider_checkpoint=None, role="control",
+    return replace(job, provider_id=None, provider_checkpoint=None, role="control",   # no provider: no transfer
                    write_checkpoint=False, checkpoint_path=job.checkpoint_path + ".control")
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from .checkpoint import CheckpointMeta, CheckpointReader, write_checkpoint
 from .errors import CheckpointError, NonFiniteModel, WtnasError
 from .job import Job, Result
-from .matching import MatchError, apply_matcher
+from .matching import SAME_MODEL, MatchError, apply_matcher, match_same
 from .plugins import Plugins, default_plugins
 from .stats import early_stop_epoch
 from .transfer import assemble, plan_stats
@@ -56,6 +56,8 @@ class Evaluator:
         return self._backends[key]
 
     def matcher(self, name: str):
+        if name == SAME_MODEL:     # a top-K warm start from its own checkpoint: no plugin involved
+            return match_same
         if name not in self._matchers:
             self._matchers[name] = self.plugins.registry.create("matcher", name)
         return self._matchers[name]

@@ -58,6 +58,20 @@ def role_keys(specs: Sequence[TensorSpec]) -> list[tuple]:
     return [(role_class(s.role), s.shape) for s in specs]
 
 
+SAME_MODEL = ":same-model"   # Job.matcher for a model restarting from its own checkpoint (not a plugin)
+
+
+@takes_specs()
+def match_same(provider: Sequence[TensorSpec], receiver: Sequence[TensorSpec]) -> Pairs:
+    """A model and its own checkpoint (`wtnas topk` warm starts): every tensor to the same place,
+    or nothing if the architectures differ in any tensor."""
+    same = len(provider) == len(receiver) and all(
+        p.shape == r.shape and role_class(p.role) == role_class(r.role) for p, r in zip(provider, receiver))
+    if not same:
+        raise MatchError("the checkpoint does not hold this architecture's tensors")
+    return [(i, i) for i in range(len(receiver))]
+
+
 def apply_matcher(match: Callable, provider: Sequence[TensorSpec], receiver: Sequence[TensorSpec],
                   name: str = "matcher") -> Pairs:
     """Call a matcher of either kind and check its pairs once (any iterable is accepted): both

@@ -22,6 +22,15 @@ def is_baseline(reg: Registry, kind: str, name: str) -> bool:
     return bool(reg.get(kind, name).options.get("baseline"))
 
 
+def baseline_component(reg: Registry, kind: str) -> str:
+    """The registered component of a kind that marks the no-transfer baseline (options baseline)."""
+    names = [c.name for c in reg.all(kind) if c.options.get("baseline")]
+    if not names:
+        raise ConfigError(f"no {kind} is registered as the no-transfer baseline (options={{'baseline': True}}); "
+                          f"install or load the plugin that provides one, or pass --{kind}")
+    return sorted(names)[0]
+
+
 def check_scheme(cfg: RunConfig, reg: Registry, selector: str) -> list[str]:
     """Raise ConfigError for a scheme that cannot transfer; return one-line warnings."""
     matcher_off, selector_off = is_baseline(reg, "matcher", cfg.matcher), is_baseline(reg, "selector", selector)

@@ -22,7 +22,7 @@ from .lease import RunLease, describe as describe_lease
 from .executor import pump
 from .job import Job
 from .plugins import Plugins, default_plugins
-from .scheme import check_scheme, is_baseline
+from .scheme import baseline_component, check_scheme, is_baseline
 from .rundir import CONFIG_NAME, STORE_NAME, checkpoint_path, default_run_dir, is_run_dir, prepare_run_dir
 from .retention import Retention
 from .store import RunStore
@@ -98,7 +98,7 @@ def resolve_run(cfg: RunConfig, plugins: Plugins) -> dict[str, Any]:
     selector_name = cfg.selector
     if selector_name == "auto":
         default = getattr(reg.get("strategy", cfg.strategy).factory, "default_selector", "nearest")
-        selector_name = default if transfers else "none"
+        selector_name = default if transfers else baseline_component(reg, "selector")
     reg.get("selector", selector_name)
     warnings = check_scheme(cfg, reg, selector_name)
     reg.get("executor", cfg.executor)

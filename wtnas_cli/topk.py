@@ -20,6 +20,7 @@ from .interrupts import GracefulInterrupt
 from .executor import pump
 from .job import Job
 from .lease import RunLease
+from .matching import SAME_MODEL
 from .plugins import Plugins, default_plugins
 from .rundir import CONFIG_NAME, STORE_NAME, is_run_dir
 from .search import candidate_seed, create_executor, scratch_twin
@@ -285,7 +286,7 @@ def _make_job(run_dir: Path, run_cfg: RunConfig, row: dict, cfg: TopKConfig, min
     cid = row["id"]
     warm = not cfg.from_scratch
     return Job(candidate_id=cid, arch_seq=list(row["arch_seq"]), problem=run_cfg.problem,
-               backend=run_cfg.backend, matcher="lcs", epochs=cfg.max_epochs,
+               backend=run_cfg.backend, matcher=SAME_MODEL, epochs=cfg.max_epochs,
                seed=candidate_seed(run_cfg.seed + 1 + cfg.seed, cid), problem_options=run_cfg.problem_options(),
                checkpoint_path=str(run_dir / "topk" / f"c{cid:05d}-{cfg.mode}-{tag}.h5"),
                provider_id=cid if warm else None,
