@@ -67,7 +67,7 @@ def budgets(quick: bool) -> dict[str, dict]:
             "nt3like": dict(common, max_evals=40 if quick else 120, population=12 if quick else 20,
                             sample=6 if quick else 10),
             # ~3 s per candidate and ~9 s per top-K epoch on 2 cores: fewer candidates and epochs, no tau sample
-            "mnist5k": dict(common, max_evals=30 if quick else 40, population=10, sample=5, max_epochs=10,
+            "mnist5k": dict(common, max_evals=30 if quick else 40, population=10, sample=5, max_epochs=8,
                             tau_sample=0)}
 
 

@@ -159,19 +159,11 @@ def test_readable_without_torch(tmp_path):
 def test_seal_version_1_files_stay_readable(tmp_path):
     """Checkpoints written before per-tensor seals (one hash of the whole payload, 512-byte
     block) are still read, and still refused when damaged."""
-    import struct
-
     new = tmp_path / "new.h5"
     tensors = _write(new)
     old = tmp_path / "old.h5"
-    with h5py.File(new, "r") as src, h5py.File(old, "w", userblock_size=512) as dst:
-        for key, value in src.attrs.items():
-            dst.attrs[key] = value
-        for name, ds in src["tensors"].items():
-            dst.create_dataset(f"tensors/{name}", data=ds[()])
-    with open(old, "r+b") as f:
-        length, digest = ck._payload_hash(f)
-        f.write(struct.pack("<16sHQQ", ck.SEAL_MAGIC, 1, length, digest).ljust(512, b"\0"))
+    ck.copy_as_seal_v1(new, old)
+    assert old.read_bytes()[16:18] == b"\x01\x00" and h5py.File(old, "r").userblock_size == 512
     meta, back = ck.read_checkpoint(old)
     assert meta.candidate_id == 7 and all(np.array_equal(a, b) for a, b in zip(tensors, back))
     data = bytearray(old.read_bytes())

@@ -214,6 +214,21 @@ def _read_seal(path: Path, fd: int) -> _Seal | None:
     return _Seal(block, ranges, header, rest)
 
 
+def copy_as_seal_v1(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Rewrite a checkpoint in the previous seal format (version 1: 512-byte block, one hash of
+    the whole payload): what older wtnas wrote, for compatibility tests and benchmarks."""
+    import h5py
+
+    with h5py.File(src, "r") as s_file, h5py.File(dst, "w", userblock_size=SEAL_SIZE) as d_file:
+        for key, value in s_file.attrs.items():
+            d_file.attrs[key] = value
+        for name, ds in s_file["tensors"].items():
+            d_file.create_dataset(f"tensors/{name}", data=ds[()])
+    with open(dst, "r+b") as f:
+        length, digest = _payload_hash(f)
+        f.write(_SEAL.pack(SEAL_MAGIC, 1, length, digest).ljust(SEAL_SIZE, b"\0"))
+
+
 def verify_seal(path: Path) -> None:
     """Refuse anything that is not an intact wtnas checkpoint, reading all of it but parsing none
     of it as HDF5: the seal, every tensor, and (version 2) HDF5's own structures in between."""
