@@ -88,7 +88,8 @@ class Registry:
         table = self._components[kind]
         if name not in table:
             valid = ", ".join(sorted(table)) or "none installed"
-            raise PluginError(f"unknown {kind} {name!r}; valid {kind}s: {valid}")
+            plural = "strategies" if kind == "strategy" else f"{kind}s"
+            raise PluginError(f"unknown {kind} {name!r}; valid {plural}: {valid}")
         return table[name]
 
     def create(self, kind: str, name: str, *args, **kwargs) -> Any:

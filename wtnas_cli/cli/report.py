@@ -30,9 +30,9 @@ def report_command(
     runs: List[Path] = typer.Argument(..., help="One or more run directories of the same problem "
                                                 "(e.g. baseline, LP and LCS runs)."),
     slot: Optional[float] = typer.Option(None, "--slot", help="Time-slot width in seconds for the score curve "
-                                                              "[default: about 20 slots]."),
+                                                              "\\[default: about 20 slots]."),
     out: Optional[Path] = typer.Option(None, "--out", help="Where to write report.md and the plots "
-                                                           "[default: the first run's report/ folder]."),
+                                                           "\\[default: the first run's report/ folder]."),
 ) -> None:
     """Summarize runs: candidates over time, top-K epochs and objectives, Kendall tau, transfer and
     overhead statistics; several runs side by side with speed-ups against the baseline."""

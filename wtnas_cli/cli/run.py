@@ -55,7 +55,7 @@ class RichObserver:
 
 def run_command(
     problem: Optional[str] = typer.Option(None, help="Problem plugin: digits, mnist, cifar10, nt3, uno, ... "
-                                                     "[default: digits]."),
+                                                     "\\[default: digits]."),
     space: Optional[Path] = typer.Option(None, "--space", help="Your own search space (.toml or .yaml); "
                                                                "see docs/search-spaces.md."),
     data: Optional[Path] = typer.Option(None, "--data", help="Data for --space: .npz, .h5 or .csv."),
@@ -65,47 +65,47 @@ def run_command(
                                                                        "problem's shape (offline runs, tests)."),
     samples: Optional[int] = typer.Option(None, "--samples", help="Synthetic data: number of samples."),
     features: Optional[int] = typer.Option(None, "--features", help="nt3: feature count (synthetic, or a check "
-                                                                    "on the files) [default: 60483]."),
-    backend: Optional[str] = typer.Option(None, help="Backend plugin [default: torch]."),
-    strategy: Optional[str] = typer.Option(None, help="Search strategy: evolution, random [default: evolution]."),
+                                                                    "on the files) \\[default: 60483]."),
+    backend: Optional[str] = typer.Option(None, help="Backend plugin \\[default: torch]."),
+    strategy: Optional[str] = typer.Option(None, help="Search strategy: evolution, random \\[default: evolution]."),
     selector: Optional[str] = typer.Option(None, help="Provider selector: parent, nearest, none, auto "
-                                                      "[default: auto = the strategy's choice]."),
+                                                      "\\[default: auto = the strategy's choice]."),
     matcher: Optional[str] = typer.Option(None, help="Tensor matcher: lcs, lp (role-aware), lcs-slice (+ partial "
                                                     "copies), lcs-shape, lp-shape (the paper's shape-only rule), none "
-                                                    "(baseline) [default: lcs]."),
-    executor: Optional[str] = typer.Option(None, help="Executor plugin [default: local]."),
-    max_evals: Optional[int] = typer.Option(None, "--max-evals", help="Candidates to evaluate [default: 200]."),
+                                                    "(baseline) \\[default: lcs]."),
+    executor: Optional[str] = typer.Option(None, help="Executor plugin \\[default: local]."),
+    max_evals: Optional[int] = typer.Option(None, "--max-evals", help="Candidates to evaluate \\[default: 200]."),
     time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Stop submitting after this many seconds."),
-    epochs: Optional[int] = typer.Option(None, help="Training epochs per candidate [default: 1]."),
+    epochs: Optional[int] = typer.Option(None, help="Training epochs per candidate \\[default: 1]."),
     controls: Optional[float] = typer.Option(None, "--controls", help="Share of the candidates with inherited "
                                              "weights that also train from scratch, to measure the inheritance "
-                                             "lift and ranking (0 = none) [default: 0.1]."),
+                                             "lift and ranking (0 = none) \\[default: 0.1]."),
     keep: Optional[str] = typer.Option(None, "--keep", help="Checkpoints: 'needed' deletes those no strategy, "
                                        "selector, job, top-K or tau sample can need; 'all' keeps every one "
-                                       "[default: needed]."),
+                                       "\\[default: needed]."),
     keep_top: Optional[int] = typer.Option(None, "--keep-top", help="--keep needed: checkpoints of the best M "
-                                           "candidates stay for `wtnas topk` [default: 50]."),
+                                           "candidates stay for `wtnas topk` \\[default: 50]."),
     tau_reserve: Optional[int] = typer.Option(None, "--tau-reserve", help="--keep needed: a uniform random "
-                                              "sample this large stays for `wtnas topk --tau-sample` [default: 30]."),
-    population: Optional[int] = typer.Option(None, help="Evolution population size N [default: 20]."),
-    sample: Optional[int] = typer.Option(None, help="Evolution sample size S [default: 10]."),
-    workers: Optional[int] = typer.Option(None, help="Workers [default: local: CPU count (at most 8) or one per "
+                                              "sample this large stays for `wtnas topk --tau-sample` \\[default: 30]."),
+    population: Optional[int] = typer.Option(None, help="Evolution population size N \\[default: 20]."),
+    sample: Optional[int] = typer.Option(None, help="Evolution sample size S \\[default: 10]."),
+    workers: Optional[int] = typer.Option(None, help="Workers \\[default: local: CPU count (at most 8) or one per "
                                                      "GPU; ray: cluster CPUs; mpi: ranks - 1]."),
     threads_per_worker: Optional[int] = typer.Option(None, "--threads-per-worker",
-                                                     help="CPU threads per worker [default: cores / workers]."),
+                                                     help="CPU threads per worker \\[default: cores / workers]."),
     devices: Optional[str] = typer.Option(None, help="Local executor: GPU ids to give one per worker (0,1), "
                                                      "'auto' (every visible GPU) or 'cpu'."),
     gpus_per_worker: Optional[float] = typer.Option(None, "--gpus-per-worker",
-                                                    help="Ray executor: GPUs per candidate task [default: 0]."),
+                                                    help="Ray executor: GPUs per candidate task \\[default: 0]."),
     max_jobs_per_worker: Optional[int] = typer.Option(None, "--max-jobs-per-worker",
                                                       help="Start a fresh worker process after N candidates "
-                                                           "[default: the backend's hint; keras 50, torch never]."),
+                                                           "\\[default: the backend's hint; keras 50, torch never]."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray executor: address of an existing "
-                                                                          "cluster [default: start a local one]."),
-    seed: Optional[int] = typer.Option(None, help="Random seed [default: 0]."),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:N or auto [default: cpu]."),
+                                                                          "cluster \\[default: start a local one]."),
+    seed: Optional[int] = typer.Option(None, help="Random seed \\[default: 0]."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:N or auto \\[default: cpu]."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where to write the run "
-                                                                    "[default: runs/<problem>-<strategy>-<matcher>-<time>]."),
+                                                                    "\\[default: runs/<problem>-<strategy>-<matcher>-<time>]."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file with any of these options "
                                                                  "(command-line options win)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this directory."),

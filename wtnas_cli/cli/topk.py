@@ -50,7 +50,7 @@ def topk_command(
                                          "trained reference; the early-stop point is still recorded)."),
     patience: int = typer.Option(2, help="Epochs without improvement before stopping (paper: 2)."),
     min_delta: Optional[float] = typer.Option(None, "--min-delta", help="Smallest improvement that counts "
-                                                                        "[default: the problem's, digits 0.001]."),
+                                                                        "\\[default: the problem's, digits 0.001]."),
     max_epochs: int = typer.Option(20, "--max-epochs", help="Cap on epochs (paper: 20)."),
     tau_sample: int = typer.Option(0, "--tau-sample", help="Also train N randomly sampled candidates for "
                                                            "Kendall's tau in `wtnas report`."),
@@ -63,7 +63,7 @@ def topk_command(
                                         "measured harmful under evolution, docs/benchmarks.md)."),
     rank: str = typer.Option("score", "--rank", help="score: by search score; check: the best from-scratch checks "
                              "among 2K candidates (transfer-aware, opt-in; see docs/benchmarks.md)."),
-    workers: Optional[int] = typer.Option(None, help="Worker processes [default: CPU count, at most 8]."),
+    workers: Optional[int] = typer.Option(None, help="Worker processes \\[default: CPU count, at most 8]."),
     seed: int = typer.Option(0, help="Seed for the tau sample and training."),
 ) -> None:
     """Train the top-K candidates to convergence (Keras EarlyStopping semantics) and record
