@@ -258,6 +258,44 @@ def summarize(results: dict) -> None:
               f"stop {g['epoch_ratio']:.2f}x")
 
 
+def markdown(results: dict) -> str:
+    """docs/benchmarks.md's tables for these results."""
+    ms = lambda v, d=3: "—" if v is None else f"{v[0]:.{d}f} ± {v[1]:.{d}f}"
+    ratio = lambda r: "—" if not r else f"{r[0]:.2f}x [{r[1]:.2f}, {r[2]:.2f}]"
+    out = []
+    for name, entry in results["problems"].items():
+        agg = entry["per_selection"]
+        n = len(entry["seeds"])
+        out += [f"**{name}** ({n} seeds; chance {entry['chance']:.2f}, a model *learns* from scratch at "
+                f"≥ {entry['learns_at']:.3f}):", "",
+                "| selection | not learning from scratch | lineages per seed | distinct arch. | flagged | "
+                "obj. from scratch (seed means) | vs baseline, p | epochs kept, ratio [95% CI] | "
+                "epochs at stop, ratio [95% CI] | tau (search score, scratch obj.) |",
+                "|---|---|---|---|---|---|---|---|---|---|"]
+        for sel in [s for s in SELECTIONS if s in agg]:
+            a = agg[sel]
+            diff = f"{a['scratch_objective_diff']:+.4f}, p = {a['p_scratch_objective']:.3f}" if "p_scratch_objective" in a else "—"
+            out.append(f"| {sel} | {a['does_not_learn']} of {a['models']} | {', '.join(map(str, a['lineages_per_seed']))} "
+                       f"| {', '.join(map(str, a['distinct_per_seed']))} | {sum(a['flagged_per_seed'])} "
+                       f"| {ms(a['scratch_objective_per_seed'], 4)} | {diff} | {ratio(a.get('kept_ratio'))} "
+                       f"| {ratio(a.get('epoch_ratio'))} | {ms(a['tau_scratch'])} |")
+        c, srch = agg["controls"], agg["search"]
+        out += ["", f"Searches (mean ± std over seeds): score of the 2nd half baseline {ms(srch['none']['mean_score_2nd_half'])}, "
+                f"LCS {ms(srch['lcs']['mean_score_2nd_half'])}; median parameters baseline "
+                f"{srch['none']['median_params'][0]:,.0f}, LCS {srch['lcs']['median_params'][0]:,.0f}; weight lineages "
+                f"among LCS's candidates {ms(srch['lcs']['lineages'], 1)}, mean depth {ms(srch['lcs']['depth_mean'], 1)}. "
+                f"Controls (LCS, `--controls 0.1`): lift per seed "
+                f"{', '.join(f'{x:+.3f}' for x in c['lift'])}; tau warm vs scratch "
+                f"{', '.join('—' if t is None or t != t else f'{t:.2f}' for t in c['tau'])} (n = "
+                f"{', '.join(map(str, c['n']))}); cost {ms(c['cost_share'])} of the search's worker time. "
+                f"Verification: {ms(agg['verify_cost_share'])} of the verified top-K's training time (warm + scratch).", ""]
+    if "gmean_over_problems" in results:
+        out.append("Geometric mean over the problems of the epoch ratios (baseline / transfer): " + "; ".join(
+            f"{sel}: kept {g['kept_ratio']:.2f}x, stop {g['epoch_ratio']:.2f}x"
+            for sel, g in results["gmean_over_problems"].items()) + ".")
+    return "\n".join(out)
+
+
 def merge(paths: list[Path], out_dir: Path) -> dict:
     """One result file from several (e.g. MNIST-5k run on its own budget)."""
     parts = [json.loads(p.read_text()) for p in paths]
@@ -273,6 +311,7 @@ def merge(paths: list[Path], out_dir: Path) -> dict:
     summarize(results)
     path = out_dir / f"rankings-{time.strftime('%Y-%m-%d')}.json"
     path.write_text(json.dumps(results, indent=1, default=str))
+    print(markdown(results))
     print(f"saved {path}")
     return results
 
