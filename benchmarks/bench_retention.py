@@ -1,12 +1,16 @@
 """Bounded disk: `--keep needed` against `--keep all` on a long digits search.
 
     python benchmarks/bench_retention.py            # 1,000 candidates, 1 worker (~10 min on 2 cores)
+    python benchmarks/bench_retention.py --nearest  # random + nearest with --max-checkpoints (~3 min)
 
 One worker makes the search deterministic on CPU, so the two runs must agree candidate by candidate
 (arch_seq, parent, provider, score). Printed: checkpoints and bytes written vs kept, the most
 checkpoints on disk at any moment (from the store's finish times and deletion events) against the
 bound population + keep-top + tau reserve + workers, and whether the sequences are identical.
-Raw numbers: benchmarks/results/retention-<date>.json.
+With `--nearest`: a random search with the `nearest` selector (which may pick any checkpoint) under
+`--keep all` and under `--keep needed --max-checkpoints N`: what the cap does to transfer (share of
+candidates with a provider, mean provider distance d, mean score of the second half).
+Raw numbers: benchmarks/results/retention-<date>.json (retention-nearest-<date>.json).
 """
 
 from __future__ import annotations
@@ -42,12 +46,44 @@ def peak_on_disk(rows: list[dict], deletions: list[dict]) -> int:
     return peak
 
 
+def nearest(args) -> dict:
+    """random + nearest, every checkpoint kept vs a cap on their number."""
+    import statistics
+
+    out: dict = {}
+    for label, extra in (("all", {"keep": "all"}), (f"cap {args.cap}", {"max_checkpoints": args.cap})):
+        cfg = RunConfig(strategy="random", selector="nearest", max_evals=args.nearest_evals, workers=1, seed=3,
+                        keep_top=10, tau_reserve=10, run_dir=str(args.work / f"nearest-{extra.get('keep', 'cap')}"),
+                        **extra)
+        run_search(cfg, overwrite=True)
+        rows, deletions = rows_and_events(Path(cfg.run_dir))
+        ok = sorted((r for r in rows if r["status"] == "ok"), key=lambda r: r["finish_seq"])
+        warm = [r for r in ok if r["n_transferred"]]
+        second = ok[len(ok) // 2:]
+        out[label] = {"transfer_share": len(warm) / len(ok), "mean_distance": statistics.mean(r["distance"] for r in warm),
+                      "mean_score_2nd_half": statistics.mean(r["score"] for r in second),
+                      "kept": sum(not r["checkpoint_deleted"] for r in ok), "peak_on_disk": peak_on_disk(rows, deletions)}
+        o = out[label]
+        print(f"random + nearest, keep {label:7}: {o['transfer_share']:.0%} with a provider, mean d "
+              f"{o['mean_distance']:.2f}, mean score 2nd half {o['mean_score_2nd_half']:.4f}, "
+              f"{o['kept']} checkpoints kept (peak {o['peak_on_disk']})", flush=True)
+    path = args.out / f"retention-nearest-{time.strftime('%Y-%m-%d')}.json"
+    path.write_text(json.dumps(out, indent=1))
+    print(f"saved {path}")
+    return out
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--evals", type=int, default=1000)
+    ap.add_argument("--nearest", action="store_true", help="the nearest-selector experiment instead")
+    ap.add_argument("--nearest-evals", type=int, default=300)
+    ap.add_argument("--cap", type=int, default=40, help="--max-checkpoints for the nearest experiment")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     ap.add_argument("--work", type=Path, default=Path("/tmp/wtnas-retention"))
     args = ap.parse_args(argv)
+    if args.nearest:
+        return nearest(args)
     common = dict(max_evals=args.evals, workers=1, seed=11, population=20, sample=10, keep_top=50, tau_reserve=30)
     out: dict = {"config": common}
     for keep in ("all", "needed"):

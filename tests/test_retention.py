@@ -35,6 +35,28 @@ def test_retention_keeps_what_components_jobs_top_and_reservoir_need():
     assert Retention(keep="all").deletable([]) == []
 
 
+def test_a_cap_bounds_selectors_that_may_use_any_checkpoint(plugins):
+    from wtnas_cli.strategy import Proposal
+
+    space = plugins.registry.create("problem", "digits").space
+    nearest = plugins.registry.create("selector", "nearest", space)
+    r = Retention(keep_top=2, tau_reserve=1, seed=0, max_checkpoints=5)
+    seqs = {}
+    for cid in range(10):
+        seqs[cid] = tuple(space.sample(__import__("numpy").random.default_rng(cid)))
+        nearest.observe(cid, seqs[cid], cid / 10, True)
+        r.observe(cid, cid / 10, True)
+    assert Retention(keep_top=2, tau_reserve=1).deletable([nearest]) == []     # no cap: keep all
+    gone = r.deletable([nearest])
+    assert len(gone) == 5 and {8, 9, *r.reservoir}.isdisjoint(gone)            # lowest scores go first
+    assert gone == sorted(c for c in range(10) if c not in {8, 9, *r.reservoir})[:5]
+    for cid in gone:
+        nearest.forget(cid)
+        r.dropped(cid)
+    for cid in gone:                                                             # never chosen again
+        assert nearest.select(Proposal(seqs[cid])) not in gone
+
+
 @pytest.mark.slow
 def test_keep_needed_bounds_disk_and_changes_nothing_else(tmp_path):
     from wtnas_cli.config import RunConfig

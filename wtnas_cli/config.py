@@ -45,6 +45,7 @@ class RunConfig:
     keep: str = "needed"      # checkpoints: delete those nothing can need (retention.py), or keep all
     keep_top: int = 50        # --keep needed: the best this many stay for wtnas topk
     tau_reserve: int = 30     # --keep needed: a uniform sample this large stays for topk --tau-sample
+    max_checkpoints: int | None = None   # --keep needed: cap for selectors that may use any checkpoint
     population: int = 20
     sample: int = 10
     workers: int | None = None
@@ -65,6 +66,7 @@ class RunConfig:
             (self.keep in ("needed", "all"), f"keep ({self.keep!r}) must be 'needed' or 'all'"),
             (self.keep_top >= 0, "keep_top must be 0 or more"),
             (self.tau_reserve >= 0, "tau_reserve must be 0 or more"),
+            (self.max_checkpoints is None or self.max_checkpoints >= 1, "max_checkpoints must be at least 1"),
             (self.population >= 1, "population must be at least 1"),
             (1 <= self.sample <= self.population, f"sample ({self.sample}) must be between 1 and population "
                                                   f"({self.population})"),
@@ -154,7 +156,7 @@ def resolve_config(file_values: dict[str, Any] | None = None, cli_values: dict[s
 # settings `--resume` may change: how much to run and where, not what a candidate is
 RESUMABLE = frozenset({"max_evals", "time_budget", "executor", "workers", "threads_per_worker", "devices",
                        "gpus_per_worker", "ray_address", "max_jobs_per_worker", "device", "controls", "run_dir",
-                       "keep", "keep_top", "tau_reserve"})
+                       "keep", "keep_top", "tau_reserve", "max_checkpoints"})
 
 
 def resume_config(stored: dict[str, Any], overrides: dict[str, Any] | None, *, force: bool = False,

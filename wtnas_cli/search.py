@@ -189,7 +189,7 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
     if resumed:   # checkpoints whose deletion a crash interrupted (marked deleted, file still there)
         for cid in store.deleted_checkpoint_ids():
             checkpoint_path(run_dir, cid).unlink(missing_ok=True)
-    retention = Retention(cfg.keep, cfg.keep_top, cfg.tau_reserve, cfg.seed)
+    retention = Retention(cfg.keep, cfg.keep_top, cfg.tau_reserve, cfg.seed, cfg.max_checkpoints)
     finished = [r for r in store.candidates(order="finish_seq") if r["status"] in ("ok", "failed")]
     pending = store.candidates(status="pending")
     strategy = reg.create("strategy", cfg.strategy, space, seed=cfg.seed + 104_729 * len(finished),
@@ -208,6 +208,9 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
                                               f"tau reserve {cfg.tau_reserve})")
             checkpoints.pop(cid, None)
             retention.dropped(cid)
+            forget = getattr(selector, "forget", None)
+            if forget is not None:
+                forget(cid)
             if path:
                 Path(path).unlink(missing_ok=True)
     prune()

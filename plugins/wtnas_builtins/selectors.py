@@ -27,6 +27,16 @@ class _Known:
         self.scores.append(float(score))
         self._seqs.append(tuple(arch_seq))
 
+    def forget(self, candidate_id: int) -> None:
+        """Its checkpoint was deleted (`--keep needed --max-checkpoints`): never a provider again."""
+        at = self.index.pop(candidate_id, None)
+        if at is None:
+            return
+        for seq in (self.ids, self.scores, self._seqs):
+            del seq[at]
+        self.index = {cid: i for i, cid in enumerate(self.ids)}
+        self._matrix = np.zeros((0, len(self.space.variable_nodes)), dtype=np.int32)
+
     def matrix(self) -> np.ndarray:
         if len(self._matrix) != len(self._seqs):
             self._matrix = np.array(self._seqs, dtype=np.int32).reshape(len(self._seqs), -1)

@@ -87,6 +87,9 @@ def run_command(
                                            "candidates stay for `wtnas topk` \\[default: 50]."),
     tau_reserve: Optional[int] = typer.Option(None, "--tau-reserve", help="--keep needed: a uniform random "
                                               "sample this large stays for `wtnas topk --tau-sample` \\[default: 30]."),
+    max_checkpoints: Optional[int] = typer.Option(None, "--max-checkpoints", help="--keep needed with a selector "
+                                                  "that may pick any checkpoint (nearest): keep at most N, deleting "
+                                                  "the lowest-scoring first \\[default: no cap: keep all]."),
     population: Optional[int] = typer.Option(None, help="Evolution population size N \\[default: 20]."),
     sample: Optional[int] = typer.Option(None, help="Evolution sample size S \\[default: 10]."),
     workers: Optional[int] = typer.Option(None, help="Workers \\[default: local: CPU count (at most 8) or one per "
@@ -122,7 +125,7 @@ def run_command(
                       data_dir=str(data_dir) if data_dir else None, synthetic=synthetic, samples=samples,
                       features=features, backend=backend, strategy=strategy, selector=selector, matcher=matcher,
                       executor=executor, max_evals=max_evals, time_budget=time_budget, epochs=epochs, controls=controls,
-                      keep=keep, keep_top=keep_top, tau_reserve=tau_reserve,
+                      keep=keep, keep_top=keep_top, tau_reserve=tau_reserve, max_checkpoints=max_checkpoints,
                       population=population, sample=sample, workers=workers, threads_per_worker=threads_per_worker,
                       devices=devices, gpus_per_worker=gpus_per_worker, ray_address=ray_address,
                       max_jobs_per_worker=max_jobs_per_worker, seed=seed, device=device,
