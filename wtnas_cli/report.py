@@ -257,7 +257,7 @@ def _choice_lines(choice: dict) -> list[str]:
         return ["Chosen by search score only (selected before wtnas verified top-K)."]
     lines = []
     if choice["verified"]:
-        lines.append(f"Verified: every model's from-scratch check (the search's seed and budget) reached the run's "
+        lines.append(f"Verified: every model's from-scratch check (the search's seed and budget) exceeded the run's "
                      f"threshold {choice['threshold']:.4f}, the lower quartile of its {choice['reference_n']} "
                      f"from-scratch scores.")
     else:

@@ -6,9 +6,11 @@ another nor architectures that only ever worked on inherited weights.
   top-K is not K variants of one lineage differing in an activation or a dropout rate.
 - **Verification**: a candidate is *checked*: trained from scratch with the search's seed and
   budget (the same job as its lineage-bias control, whose score is reused; a candidate that
-  trained from scratch in the search is its own check). One whose check falls below the lower
-  quartile of the run's from-scratch scores (candidates that inherited nothing, and the controls)
-  is flagged *inherited-only* and replaced by the next candidate.
+  trained from scratch in the search is its own check). One whose check does not exceed the
+  lower quartile of the run's from-scratch scores (candidates that inherited nothing, and the
+  controls) is flagged *inherited-only* and replaced by the next candidate. "Exceed", not
+  "reach": where a quarter of the from-scratch candidates stay at chance after the search's
+  budget (nt3like), the quartile *is* chance, and a check at chance must not pass.
 - **Lineages** (opt-in): at most `max_per_lineage` models share a weight lineage (lineage.py: one
   random initialization their inherited tensors all go back to); when the run has too few
   lineages to fill the top-K, the rest is filled in score order. Off by default: under
@@ -89,7 +91,7 @@ def select(ranked: list[dict], k: int, *, min_distance: int, distance: Callable,
                 out.to_check.append(r)
                 return
             check = checks[r["id"]]
-            if not math.isfinite(check) or (threshold is not None and check < threshold):
+            if not math.isfinite(check) or (threshold is not None and check <= threshold):
                 out.flagged.append({**r, "check": check})
                 return
         out.selected.append(r)

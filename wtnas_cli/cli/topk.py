@@ -109,7 +109,7 @@ def print_topk(summary) -> None:
         console.print(f"[yellow]Note:[/] {escape(note)}")
     choice = summary.choice
     if choice.get("verified"):
-        console.print(f"Verified top-K: from-scratch checks ≥ {choice['threshold']:.4f} (lower quartile of the run's "
+        console.print(f"Verified top-K: from-scratch checks > {choice['threshold']:.4f} (lower quartile of the run's "
                       f"{choice['reference_n']} from-scratch scores); {choice['checked_now']} checked now")
     for f in choice.get("flagged", []):
         console.print(f"[yellow]Flagged inherited-only:[/] candidate {f['id']} (search score {f['score']:.4f}, "
