@@ -160,11 +160,32 @@ def trained_numbers(run_dir: Path, summary, wall_s: float, learns_at: float) -> 
                 "epochs_to_converge": t["epochs_to_converge"], "converged": t["converged"],
                 "objective_final": t["objective_final"], "wall_s": t["wall_s"],
                 "learns": t["objective_final"] is not None and t["objective_final"] >= learns_at}
-    verify_s = sum(c["wall_s"] or 0.0 for c in controls if c.get("origin") == "verify")
     return {"wall_s": wall_s, "topk": [model(c) for c in top_ids if c in trained],
             "tau": [model(c) for c in meta.get("tau", []) if c in trained],
             "choice": summary.choice, "lineages": count_lineages(top_ids, founder),
-            "verify_worker_s_total": verify_s}
+            "verify_worker_s": verify_cost(controls, top_ids, summary.choice)}
+
+
+def verify_cost(controls: list[dict], top_ids: list[int], choice: dict) -> float:
+    """Worker seconds of the top-K checks this selection needed: those of the models it chose
+    and of the ones it flagged, where no search control or from-scratch candidate stood in."""
+    needed = set(top_ids) | {f["id"] for f in choice.get("flagged", [])}
+    return sum(c["wall_s"] or 0.0 for c in controls if c.get("origin") == "verify" and c["candidate_id"] in needed)
+
+
+def refresh_costs(root: Path, seeds: list[dict]) -> None:
+    """Recompute every selection's verification cost from its run's store (results written
+    before `verify_cost` counted every check in the run)."""
+    for seed in seeds:
+        for name, sel in seed["selections"].items():
+            store = RunStore(root / f"{SELECTIONS[name][0]}-{seed['seed']}" / "wtnas.sqlite")
+            try:
+                controls = store.controls()
+            finally:
+                store.close()
+            for part in sel.values():
+                part["verify_worker_s"] = verify_cost(controls, [m["id"] for m in part["topk"]], part["choice"])
+                part.pop("verify_worker_s_total", None)
 
 
 def aggregate(seeds: list[dict], patience: int) -> dict:
@@ -210,7 +231,7 @@ def aggregate(seeds: list[dict], patience: int) -> dict:
         cur["scratch_objective_diff"] = statistics.mean(cur["scratch_objective"]) - statistics.mean(base["scratch_objective"])
     for s in seeds:   # the price of verification next to the top-K training it guards
         v = s["selections"]["lcs+verified"]
-        s["verify_cost"] = {"checks_worker_s": v["warm"]["verify_worker_s_total"],
+        s["verify_cost"] = {"checks_worker_s": v["warm"]["verify_worker_s"],
                             "topk_worker_s": sum((m["wall_s"] or 0.0) for m in v["warm"]["topk"] + v["scratch"]["topk"])}
     costs = [s["verify_cost"]["checks_worker_s"] / s["verify_cost"]["topk_worker_s"] for s in seeds
              if s["verify_cost"]["topk_worker_s"]]
@@ -354,6 +375,7 @@ def main(argv=None) -> dict:
                 _legacy_names(seed)
                 run_selections(root / name, seed, b_all[name], learns_at, only)
                 print(f"[{time.time() - t0:5.0f} s] {name} seed {seed['seed']}: selections added", flush=True)
+            refresh_costs(root / name, seeds)
         else:
             options = problem_options(name, root / "data")
             floor = chance(options)

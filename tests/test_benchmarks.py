@@ -24,7 +24,7 @@ def _model(cid, founder, epochs, objective, learns=True):
 
 def _trained(models, tau=(), lineages=1, verify_s=0.0):
     return {"wall_s": 1.0, "topk": list(models), "tau": list(tau), "choice": {"flagged": []}, "lineages": lineages,
-            "verify_worker_s_total": verify_s}
+            "verify_worker_s": verify_s}
 
 
 def test_rankings_aggregate_counts_and_ratios():
