@@ -11,8 +11,8 @@ Per problem and seed, two regularized-evolution searches: the baseline (`--match
 - `baseline`: the baseline's top-K by search score (no transfer, nothing to verify);
 - `lcs`: LCS's top-K by search score alone (`--no-verify --min-distance 1 --max-per-lineage 0`),
   i.e. wtnas before verified top-K;
-- `lcs+verified`: the defaults (verification, `--min-distance 2`);
-- `lcs+check`: the defaults plus `--rank check` (transfer-aware ranking, opt-in);
+- `lcs+verified`: `--verify all` (every top-K candidate checked from scratch), `--min-distance 2`;
+- `lcs+check`: the same plus `--rank check` (transfer-aware ranking, opt-in);
 - `lcs+verified+cap`, `lcs+check+cap`: the same with `--max-per-lineage 2` (opt-in).
 
 A top-K model *does not learn from random weights* when its from-scratch objective (full top-K
@@ -50,10 +50,10 @@ from wtnas_cli.topk import TopKConfig, run_topk  # noqa: E402
 SELECTIONS = {   # name: (search, TopKConfig options, modes trained)
     "baseline": ("none", dict(verify=False, min_distance=1, max_per_lineage=0), ("warm", "scratch")),
     "lcs": ("lcs", dict(verify=False, min_distance=1, max_per_lineage=0), ("warm", "scratch")),
-    "lcs+verified": ("lcs", dict(), ("warm", "scratch")),                  # the defaults
-    "lcs+check": ("lcs", dict(rank="check"), ("scratch",)),   # what it picks is judged from scratch
-    "lcs+verified+cap": ("lcs", dict(max_per_lineage=2), ("warm", "scratch")),
-    "lcs+check+cap": ("lcs", dict(rank="check", max_per_lineage=2), ("scratch",)),
+    "lcs+verified": ("lcs", dict(verify="all"), ("warm", "scratch")),
+    "lcs+check": ("lcs", dict(rank="check", verify="all"), ("scratch",)),   # judged from scratch
+    "lcs+verified+cap": ("lcs", dict(verify="all", max_per_lineage=2), ("warm", "scratch")),
+    "lcs+check+cap": ("lcs", dict(rank="check", verify="all", max_per_lineage=2), ("scratch",)),
 }
 TAU_FROM = ("baseline", "lcs")   # the tau sample is trained once per search, with these selections
 LEARNS = 0.25                    # share of the way from chance to 1 a from-scratch model must reach

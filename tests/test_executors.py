@@ -129,7 +129,7 @@ def test_mpi_search_and_topk_with_3_ranks(mpi, tmp_path):
     harness.check_run(run_dir, 14)
     controls = harness.check_controls(run_dir, 0, 0.5)
     assert all(c["worker"].startswith("mpi:") for c in controls) and "Inheritance lift" in out.stdout
-    out = _mpiexec(3, "topk", run_dir, "--k", 3, "--max-epochs", 4)   # verified: checks run on the ranks too
+    out = _mpiexec(3, "topk", run_dir, "--k", 3, "--max-epochs", 4, "--verify", "all")   # checks run on the ranks too
     assert out.returncode == 0, out.stderr
     store = RunStore(run_dir / "wtnas.sqlite")
     (key,) = [k for (k,) in store.db.execute("SELECT key FROM meta WHERE key LIKE 'topk_selection:%'")]

@@ -96,7 +96,7 @@ def test_topk_flags_an_inherited_only_candidate_and_trains_the_next(tmp_path):
     con.execute("INSERT INTO controls (candidate_id, status, score, origin) VALUES (?, 'ok', 0.0, 'verify')", (best,))
     con.commit()
     con.close()
-    summary = run_topk(run_dir, TopKConfig(k=3, max_epochs=2, workers=2))
+    summary = run_topk(run_dir, TopKConfig(k=3, max_epochs=2, workers=2, verify="all"))
     choice = summary.choice
     assert choice["verified"] and [f["id"] for f in choice["flagged"]] == [best]
     top = {r["candidate_id"] for r in summary.rows if r["in_topk"]}
@@ -108,6 +108,11 @@ def test_topk_flags_an_inherited_only_candidate_and_trains_the_next(tmp_path):
     md, _, _, _ = write_report([run_dir])
     text = md.read_text()
     assert f"candidate {best} flagged *inherited-only*" in text and "Verified:" in text
+    # the default uses only the checks the run has: the recorded failure still flags the candidate, free
+    known = run_topk(run_dir, TopKConfig(k=3, max_epochs=2, workers=2))
+    assert known.choice["verify"] == "known" and [f["id"] for f in known.choice["flagged"]] == [best]
+    assert known.choice["checked_now"] == 0
+    assert "Checked where the run already had a from-scratch score" in write_report([run_dir])[0].read_text()
 
 
 def _scratch_ids(run_dir):

@@ -260,6 +260,11 @@ def _choice_lines(choice: dict) -> list[str]:
         lines.append(f"Verified: every model's from-scratch check (the search's seed and budget) exceeded the run's "
                      f"threshold {choice['threshold']:.4f}, the lower quartile of its {choice['reference_n']} "
                      f"from-scratch scores.")
+    elif choice.get("verify") == "known":
+        lines.append(f"Checked where the run already had a from-scratch score (controls, candidates that inherited "
+                     f"nothing): {choice['checked']} of the models, against the threshold {choice['threshold']:.4f} "
+                     f"(the lower quartile of {choice['reference_n']} from-scratch scores). `wtnas topk --verify all` "
+                     f"checks every model.")
     else:
         lines.append("Not verified (`--no-verify`, or too few from-scratch scores in the run for a threshold).")
     for f in choice["flagged"]:

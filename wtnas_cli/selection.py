@@ -4,7 +4,8 @@ another nor architectures that only ever worked on inherited weights.
 - **Diversity**: in score order, a candidate within `min_distance` - 1 changed nodes of one
   already selected is skipped (default 2: no two of the top-K differ in a single node), so the
   top-K is not K variants of one lineage differing in an activation or a dropout rate.
-- **Verification**: a candidate is *checked*: trained from scratch with the search's seed and
+- **Verification** (`--verify all`; the default `known` uses only the checks the run already
+  has, at no cost): a candidate is *checked*: trained from scratch with the search's seed and
   budget (the same job as its lineage-bias control, whose score is reused; a candidate that
   trained from scratch in the search is its own check). One whose check does not exceed the
   lower quartile of the run's from-scratch scores (candidates that inherited nothing, and the
@@ -32,6 +33,7 @@ import numpy as np
 
 MIN_REFERENCE = 5   # from-scratch scores needed to derive a threshold
 RANKS = ("score", "check")
+VERIFY_MODES = ("known", "all", "off")
 CHECK_POOL = 2      # rank="check": how many times K candidates are checked before the K best are kept
 
 
@@ -68,8 +70,9 @@ def select(ranked: list[dict], k: int, *, min_distance: int, distance: Callable,
            max_per_lineage: int = 0) -> Selection:
     """Greedy pass in score order; candidates without a check score stop the pass once enough of
     them (with those selected) could fill the top-K, so checks run in batches. `need_checks`
-    (default: when there is a threshold) makes every pick wait for its check; a failed check
-    (-inf) is always flagged. Candidates over their lineage's cap are used only if the pass
+    (default: when there is a threshold) makes every pick wait for its check; without it, a
+    check that exists still flags a candidate (`--verify known`). A failed check (-inf) is
+    always flagged. Candidates over their lineage's cap are used only if the pass
     ends short of K."""
     need_checks = threshold is not None if need_checks is None else need_checks
     out = Selection()
@@ -86,10 +89,10 @@ def select(ranked: list[dict], k: int, *, min_distance: int, distance: Callable,
         if cap and sum(lineage(s) == lineage(r) for s in picked) >= cap:
             out.capped.append(r)
             return
-        if need_checks:
-            if r["id"] not in checks:
-                out.to_check.append(r)
-                return
+        if need_checks and r["id"] not in checks:
+            out.to_check.append(r)
+            return
+        if r["id"] in checks and (need_checks or threshold is not None):   # a check we have always counts
             check = checks[r["id"]]
             if not math.isfinite(check) or (threshold is not None and check <= threshold):
                 out.flagged.append({**r, "check": check})

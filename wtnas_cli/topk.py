@@ -25,7 +25,7 @@ from .plugins import Plugins, default_plugins
 from .rundir import CONFIG_NAME, STORE_NAME, is_run_dir
 from .search import candidate_seed, create_executor, scratch_twin
 from .lineage import count_lineages, founders_and_depths
-from .selection import (CHECK_POOL, MIN_REFERENCE, RANKS, families, known_checks, rerank_by_check,
+from .selection import (CHECK_POOL, MIN_REFERENCE, RANKS, VERIFY_MODES, families, known_checks, rerank_by_check,
                         scratch_reference, select, verify_threshold)
 from .store import RunStore, selection_key
 
@@ -42,7 +42,10 @@ class TopKConfig:
     tau_sample: int = 0
     workers: int | None = None
     seed: int = 0
-    verify: bool = True      # from-scratch check of each top-K candidate (selection.py)
+    # from-scratch checks (selection.py): "known" uses the checks the run already has (controls,
+    # candidates that inherited nothing) at no cost; "all" (or True) checks every top-K candidate;
+    # "off" (or False) none. "all" costs 21-58% of top-K time (docs/benchmarks.md): not the default.
+    verify: str | bool = "known"
     min_distance: int = 2    # no two of the top-K closer than this many changed nodes (1: no rule)
     max_per_lineage: int = 0  # at most this many of the top-K share a weight lineage (0: no cap; opt-in)
     rank: str = "score"      # "check": the best from-scratch checks among 2K candidates (opt-in)
@@ -56,10 +59,15 @@ class TopKConfig:
                             (self.min_distance >= 1, "--min-distance must be at least 1 (1 = no diversity rule)"),
                             (self.max_per_lineage >= 0, "--max-per-lineage must be 0 (no rule) or more"),
                             (self.rank in RANKS, f"--rank must be one of {', '.join(RANKS)}"),
+                            (self.verify_mode in VERIFY_MODES, f"--verify must be one of {', '.join(VERIFY_MODES)}"),
                             (self.before is None or self.before > 0, "--before must be positive (seconds)")]:
             if not ok:
                 raise ConfigError(message)
         return self
+
+    @property
+    def verify_mode(self) -> str:
+        return {True: "all", False: "off"}.get(self.verify, self.verify) if isinstance(self.verify, bool) else self.verify
 
     @property
     def mode(self) -> str:
@@ -238,15 +246,17 @@ def _choose_top(store: RunStore, rows: list[dict], cfg: TopKConfig, run_cfg: Run
     ranked = select_candidates(rows, len(rows), cfg.before)
     controls = store.controls()
     reference = scratch_reference(rows, controls)
-    threshold = verify_threshold(reference) if cfg.verify else None
-    if cfg.verify and threshold is None:
+    verify = cfg.verify_mode
+    threshold = verify_threshold(reference) if verify != "off" else None
+    if verify != "off" and threshold is None:
         summary.notes.append(f"not verified: the run has {len(reference)} from-scratch scores, {MIN_REFERENCE} are "
                              f"needed for a threshold (run the search with --controls)")
     checks = known_checks(rows, controls)
     founder, _ = founders_and_depths(rows)
     by_check = cfg.rank == "check"
     rules = dict(min_distance=cfg.min_distance, distance=space.distance, checks=checks, threshold=threshold,
-                 need_checks=threshold is not None or by_check, founder=founder, max_per_lineage=cfg.max_per_lineage)
+                 need_checks=(threshold is not None and verify == "all") or by_check, founder=founder,
+                 max_per_lineage=cfg.max_per_lineage)
     checked_now = 0
     while True:
         choice = select(ranked, cfg.k * CHECK_POOL if by_check else cfg.k, **rules)
@@ -272,7 +282,8 @@ def _choose_top(store: RunStore, rows: list[dict], cfg: TopKConfig, run_cfg: Run
         reranked = select(rerank_by_check(top, checks), cfg.k, **rules)
         top = reranked.selected
     return top, {
-        "verified": threshold is not None, "threshold": threshold, "reference_n": len(reference),
+        "verified": threshold is not None and verify == "all", "verify": verify if threshold is not None else "off",
+        "checked": sum(r["id"] in checks for r in top), "threshold": threshold, "reference_n": len(reference),
         "checked_now": checked_now, "min_distance": cfg.min_distance, "max_per_lineage": cfg.max_per_lineage,
         "rank": cfg.rank,
         "flagged": [{"id": r["id"], "score": r["score"], "check": r["check"]} for r in choice.flagged],
