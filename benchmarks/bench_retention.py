@@ -79,6 +79,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--nearest", action="store_true", help="the nearest-selector experiment instead")
     ap.add_argument("--nearest-evals", type=int, default=300)
     ap.add_argument("--cap", type=int, default=40, help="--max-checkpoints for the nearest experiment")
+    ap.add_argument("--reuse-all", action="store_true", help="keep a finished --keep all run in --work/all "
+                                                             "instead of running it again")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     ap.add_argument("--work", type=Path, default=Path("/tmp/wtnas-retention"))
     args = ap.parse_args(argv)
@@ -88,7 +90,8 @@ def main(argv=None) -> dict:
     out: dict = {"config": common}
     for keep in ("all", "needed"):
         t = time.perf_counter()
-        run_search(RunConfig(run_dir=str(args.work / keep), keep=keep, **common), overwrite=True)
+        if not (keep == "all" and args.reuse_all and (args.work / keep / "wtnas.sqlite").is_file()):
+            run_search(RunConfig(run_dir=str(args.work / keep), keep=keep, **common), overwrite=True)
         rows, deletions = rows_and_events(args.work / keep)
         written = [r for r in rows if r["status"] == "ok" and r["checkpoint_bytes"]]
         kept = [r for r in written if not r["checkpoint_deleted"]]
