@@ -200,6 +200,9 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
     checkpoints: dict[int, str] = {}
     for r in finished:
         _absorb(r, strategy, selector, summary, seqs, checkpoints, retention)
+    for r in pending:   # a re-queued candidate keeps its parent's checkpoint until its job takes over
+        if r["parent_id"] is not None:
+            retention.in_use[r["parent_id"]] += 1
 
     def prune() -> None:
         """Delete the checkpoints nothing can need any more (retention.py)."""
@@ -252,6 +255,8 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
             return None
         if requeue:
             proposal, cid = requeue.pop(0), requeue_ids.pop(0)
+            if proposal.parent_id is not None:   # the job (below) protects its own provider from here on
+                retention.in_use[proposal.parent_id] -= 1
         else:
             proposal, cid = strategy.ask(), next_id
             next_id += 1
