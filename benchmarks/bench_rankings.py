@@ -87,7 +87,8 @@ def chance(options: dict) -> float:
     return float(np.bincount(y.astype(int)).max() / len(y))
 
 
-def one_seed(root: Path, options: dict, seed: int, b: dict, learns_at: float, only: list[str] | None = None) -> dict:
+def one_seed(root: Path, options: dict, seed: int, b: dict, learns_at: float, only: list[str] | None = None,
+             keep_searches: bool = False) -> dict:
     """Both searches of a seed and every selection's top-K on them."""
     out: dict = {"seed": seed, "search": {}, "selections": {}}
     for matcher in ("none", "lcs"):
@@ -95,10 +96,22 @@ def one_seed(root: Path, options: dict, seed: int, b: dict, learns_at: float, on
         cfg = RunConfig(matcher=matcher, seed=seed, max_evals=b["max_evals"], population=b["population"],
                         sample=b["sample"], workers=2, run_dir=str(run_dir), **options)
         t = time.perf_counter()
-        run_search(cfg, overwrite=True)
+        if not (keep_searches and _finished(run_dir) >= b["max_evals"]):
+            run_search(cfg, overwrite=True)
         out["search"][matcher] = search_numbers(run_dir, time.perf_counter() - t)
     run_selections(root, out, b, learns_at, only)
     return out
+
+
+def _finished(run_dir: Path) -> int:
+    """Candidates a run directory has finished (0 without a run)."""
+    if not (run_dir / "wtnas.sqlite").is_file():
+        return 0
+    store = RunStore(run_dir / "wtnas.sqlite")
+    try:
+        return sum(r["status"] in ("ok", "failed") for r in store.candidates())
+    finally:
+        store.close()
 
 
 def run_selections(root: Path, out: dict, b: dict, learns_at: float, only: list[str] | None = None) -> None:
@@ -348,6 +361,9 @@ def main(argv=None) -> dict:
                     "on its run directories (under --out/rankings-runs), instead of searching again")
     ap.add_argument("--selections", help=f"comma-separated subset of {', '.join(SELECTIONS)} (baseline, lcs and "
                                          f"lcs+verified are always run)")
+    ap.add_argument("--keep-searches", action="store_true",
+                    help="reuse finished searches in --out/rankings-runs (a run stopped part-way: its trained "
+                         "top-K models are reused too)")
     ap.add_argument("--merge", type=Path, nargs="+", metavar="JSON",
                     help="combine the problems of these result files into one (to --out) and summarize")
     args = ap.parse_args(argv)
@@ -383,7 +399,7 @@ def main(argv=None) -> dict:
             seeds = []
             n_seeds = args.mnist_seeds if name == "mnist5k" and args.mnist_seeds else args.seeds
             for seed in range(1, n_seeds + 1):
-                seeds.append(one_seed(root / name, options, seed, b_all[name], learns_at, only))
+                seeds.append(one_seed(root / name, options, seed, b_all[name], learns_at, only, args.keep_searches))
                 print(f"[{time.time() - t0:5.0f} s] {name} seed {seed} done", flush=True)
         agg = aggregate(seeds, TopKConfig().patience)
         results["problems"][name] = {"chance": floor, "learns_at": learns_at, "seeds": seeds, "per_selection": agg}
