@@ -84,7 +84,8 @@ def test_ctrl_c_twice_stops_at_once(tmp_path):
     assert proc.returncode == 130 and time.time() - t < 15, err
     assert "stopped at once" in err
     done = harness.finished(run_dir)
-    resumed = subprocess.run(["wtnas", "run", "--resume", run_dir, "--max-evals", str(done + 3), "--epochs", "1"],
+    resumed = subprocess.run(["wtnas", "run", "--resume", run_dir, "--max-evals", str(done + 3), "--epochs", "1",
+                              "--force-change"],   # finish quickly; recorded as a segment of the run
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     harness.check_run(run_dir, done + 3)
