@@ -300,7 +300,7 @@ def markdown(results: dict) -> str:
     for name, entry in results["problems"].items():
         agg = entry["per_selection"]
         n = len(entry["seeds"])
-        out += [f"**{name}** ({n} seeds; chance {entry['chance']:.2f}, a model *learns* from scratch at "
+        out += [f"**{name}** ({n} seed{'s' if n != 1 else ''}; chance {entry['chance']:.2f}, a model *learns* from scratch at "
                 f"≥ {entry['learns_at']:.3f}):", "",
                 "| selection | not learning from scratch | lineages per seed | distinct arch. | flagged | "
                 "obj. from scratch (seed means) | vs baseline, p | epochs kept, ratio [95% CI] | "
