@@ -109,13 +109,15 @@ def test_role_blind_copy_into_a_variance_fails_the_candidate(tmp_path, plugins, 
 @pytest.mark.slow
 def test_nan_candidate_is_never_a_provider(tmp_path, plugins):
     """In a real search store, the failed candidate has no checkpoint and the selector skips it."""
+    from wtnas_cli.retention import Retention
     from wtnas_cli.search import _absorb, RunSummary
     from wtnas_builtins.selectors import NearestSelector
 
     selector = NearestSelector(_cifar_problem(plugins).space)
     record = {"id": 1, "arch_seq": CIFAR_RECEIVER, "status": "failed", "score": None, "checkpoint": None}
-    _absorb(record, type("S", (), {"tell": lambda *a: None})(), selector, RunSummary(tmp_path, 1), {}, {})
-    assert selector.ids == []
+    retention = Retention()
+    _absorb(record, type("S", (), {"tell": lambda *a: None})(), selector, RunSummary(tmp_path, 1), {}, {}, retention)
+    assert selector.ids == [] and retention.kept == {}
 
 
 def test_non_finite_weights_fail_before_the_checkpoint(tmp_path, plugins, monkeypatch):
