@@ -109,3 +109,22 @@ def test_run_all_refuses_an_unknown_section_in_one_line(capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "--only: unknown section(s) bogus; choose from startup, matching" in err
+
+
+def test_scheduler_benchmark_runs_the_cli_with_its_benchmark_only_backend(tmp_path):
+    """bench_scheduler installs `null` as a throwaway plugin distribution that the CLI and its
+    spawned workers discover; wtnas itself never offers it."""
+    import json
+
+    import bench_scheduler
+    from wtnas_cli.plugins import load_plugins
+
+    assert bench_scheduler.main(["--candidates", "40", "--workers", "2", "--train-ms", "0", "--nearest-n", "300",
+                                 "--interval", "0.2", "--out", str(tmp_path / "out"),
+                                 "--work", str(tmp_path / "work")]) == 0
+    result = json.loads(next((tmp_path / "out").glob("scheduler-*.json")).read_text())
+    search = result["searches"][0]
+    assert search["ok"] == 40 and search["with_provider"] >= 40 - 20           # evolution's random start: 20
+    assert 0 < search["checkpoints_kept"] <= 40 and search["samples"]
+    assert result["nearest_queries"]["checkpointed"] == 300
+    assert "null" not in load_plugins().registry.names("backend")

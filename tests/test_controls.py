@@ -10,7 +10,7 @@ pytest.importorskip("torch")
 
 import harness  # noqa: E402
 from wtnas_cli.config import RunConfig  # noqa: E402
-from wtnas_cli.controls import control_pairs, control_stats, gets_control  # noqa: E402
+from wtnas_cli.controls import ControlTally, control_pairs, control_stats, gets_control  # noqa: E402
 from wtnas_cli.errors import ConfigError  # noqa: E402
 from wtnas_cli.search import run_search  # noqa: E402
 from wtnas_cli.stats import kendall_tau  # noqa: E402
@@ -36,6 +36,24 @@ def test_stats_are_the_mean_lift_and_tau():
                   {"id": 3, "status": "failed", "score": None, "n_transferred": 3}]
     controls = [{"candidate_id": i, "status": "ok", "score": 0.5} for i in (1, 2, 3)]
     assert control_pairs(candidates, controls) == [(0.9, 0.5)]
+
+
+def test_the_live_tally_gives_the_same_lift_and_tau_as_the_full_computation():
+    """The progress line reads the tally after every candidate; it must agree with control_stats
+    (ties included: scores are rounded) and ignore a control seen twice (re-run on resume)."""
+    rng = np.random.default_rng(4)
+    pairs = [(round(float(w), 1), round(float(s), 1)) for w, s in rng.random((150, 2))]
+    tally = ControlTally()
+    assert tally.stats().n == 0
+    for i, (w, s) in enumerate(pairs):
+        tally.add(i, w, s)
+        if i in (0, 1, 2, 70, 149):
+            got, want = tally.stats(), control_stats(pairs[:i + 1])
+            assert got.n == want.n and got.lift == pytest.approx(want.lift)
+            assert got.lift_ci == pytest.approx(want.lift_ci)
+            assert got.tau == pytest.approx(want.tau, nan_ok=True)
+    tally.add(3, 9.0, 0.0)
+    assert tally.stats().n == 150 and tally.pairs == pairs
 
 
 def test_search_with_controls_and_resume(tmp_path):

@@ -110,6 +110,20 @@ def test_two_schedulers_on_one_run_directory(tmp_path):
     assert not (run_dir / LEASE_NAME).exists()                       # Ctrl-C released the lease
 
 
+def test_a_live_run_on_another_host_is_read_only_there(tmp_path, cli, monkeypatch):
+    """SQLite's WAL index is shared memory: a reader on another node could see a torn store, so
+    `wtnas report` refuses in one line while another host's lease is live, and reads the run
+    once that lease has expired (the run ended or its node died)."""
+    run_dir = tmp_path / "r"
+    assert cli("run", "--max-evals", 2, "--population", 2, "--sample", 1, "--run-dir", run_dir).returncode == 0
+    _write_lease(run_dir, host="node-elsewhere", pid=4242, timeout_s=120)
+    out = cli("report", run_dir)
+    assert out.returncode == 1 and "being written by `wtnas run` on host node-elsewhere, pid 4242" in out.stderr
+    assert "can only be read on host node-elsewhere" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    _write_lease(run_dir, host="node-elsewhere", pid=4242, timeout_s=120, heartbeat=time.time() - 600)
+    assert cli("report", run_dir).returncode == 0
+
+
 @pytest.mark.slow
 def test_resume_after_sigkill_and_forced_changes_are_segments(tmp_path, cli):
     run_dir = tmp_path / "r"

@@ -212,3 +212,32 @@ def test_report_on_a_live_run_does_not_block_it(tmp_path):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     harness.check_run(run_dir, harness.finished(run_dir))
+
+
+def test_a_worker_killed_while_idle_is_replaced_not_fatal(plugins):
+    """A local worker that dies between jobs (OOM killer, an admin's kill) is replaced: its next
+    job goes to a fresh worker instead of failing the scheduler with a broken pipe."""
+    from wtnas_builtins.executors import LocalExecutor
+    from wtnas_cli.job import Job
+
+    executor = LocalExecutor(workers=2)
+    executor.start()
+    try:
+        for w in executor._workers:
+            os.kill(w.process.pid, signal.SIGKILL)
+            w.process.join(timeout=10)
+        jobs = [Job(i, [0], "no-such-problem", "torch", "lcs", 1, 0, f"/nonexistent/{i}.h5") for i in range(4)]
+        results = []
+        for job in jobs[:2]:
+            executor.submit(job)
+        while len(results) < 2:
+            results += executor.poll(timeout=30)
+        for job in jobs[2:]:
+            executor.submit(job)
+        while len(results) < 4:
+            results += executor.poll(timeout=30)
+    finally:
+        executor.shutdown()
+    assert executor.replaced == 2
+    assert sorted(r.candidate_id for r in results) == [0, 1, 2, 3]
+    assert all(r.status == "failed" and "no-such-problem" in r.error for r in results)   # run by a live worker

@@ -27,10 +27,17 @@ def test_retention_keeps_what_components_jobs_top_and_reservoir_need():
     for cid in range(20):
         again.observe(cid, score=0.5, has_checkpoint=True)
     assert again.reservoir == r.reservoir                        # replay on resume draws the same sample
-    r.in_use[3] += 1
+    r.hold(3)
+    r.hold(3)
+    r.release(3)
     gone = r.deletable([_Needs({0, 1}), _Needs(set())])
     keep = {0, 1, 3, 7, 19, *r.reservoir}                        # components, in flight, top 2, reservoir
     assert set(gone) == set(range(20)) - keep
+    r.release(3)
+    assert 3 not in r.in_use                                     # the counter stays as small as the jobs in flight
+    for cid in (7, 19):
+        r.dropped(cid)
+    assert set(r.deletable([_Needs({0, 1})])) == set(range(20)) - {7, 19} - {0, 1, 17, 18, *r.reservoir}   # next best
     assert r.deletable([_Needs({0}), object()]) == []            # a component that does not say: keep all
     assert Retention(keep="all").deletable([]) == []
 
@@ -55,6 +62,30 @@ def test_a_cap_bounds_selectors_that_may_use_any_checkpoint(plugins):
         r.dropped(cid)
     for cid in gone:                                                             # never chosen again
         assert nearest.select(Proposal(seqs[cid])) not in gone
+
+
+def test_nearest_is_the_brute_force_nearest_after_growth_and_forgetting(plugins):
+    """The selector's buffers (grown past their first size, rows shifted by forget) give what a
+    scan of every remaining candidate gives: least d, then best score, then oldest."""
+    import numpy as np
+    from wtnas_cli.strategy import Proposal
+
+    space = plugins.registry.create("problem", "digits").space
+    nearest = plugins.registry.create("selector", "nearest", space)
+    rng = np.random.default_rng(7)
+    known = {}
+    for cid in range(300):
+        seq, score = space.sample(rng), float(rng.integers(0, 5)) / 4       # many ties
+        nearest.observe(cid, seq, score, True)
+        known[cid] = (seq, score)
+    nearest.observe(300, space.sample(rng), None, False)                       # failed: never a provider
+    for cid in rng.choice(300, size=120, replace=False):
+        nearest.forget(int(cid))
+        del known[int(cid)]
+    for _ in range(100):
+        seq = space.sample(rng)
+        want = min(known, key=lambda c: (space.distance(known[c][0], seq), -known[c][1], c))
+        assert nearest.select(Proposal(seq)) == want
 
 
 @pytest.mark.slow

@@ -62,6 +62,19 @@ def test_every_digits_architecture_resolves(rng):
         assert arch.layers[-1].output_shape == (10,)
 
 
+def test_resolved_layers_are_reused_without_changing_any_architecture(rng):
+    """resolve() memoizes layers by (node, choice, input shapes): the same architectures as a
+    fresh space resolves, and an invalid choice is still refused after valid ones were cached."""
+    space, fresh = digits_space(), digits_space()
+    seqs = [space.sample(rng) for _ in range(200)]
+    for seq in seqs:
+        space.resolve(seq)
+    for seq in seqs[::-1]:
+        assert space.resolve(seq) == fresh.resolve(seq)
+    tiny = SearchSpace("tiny", (Input("x", (4, 4, 1)),), (VariableNode("c", (O.Conv2D(4, 3), O.Conv2D(4, 5))),))
+    assert tiny.is_valid([0]) and not tiny.is_valid([1]) and tiny.is_valid([0])
+
+
 def test_resolve_shapes_canonical_layout():
     space = digits_space()
     # conv1 = Conv2D(16, 5x5, valid), relu, maxpool, conv2 = Conv2D(8, 3x3 same), ...

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 TIMING_KEYS = ("build_s", "ckpt_read_s", "match_s", "copy_s", "train_s", "eval_s", "ckpt_write_s")
@@ -32,7 +32,7 @@ class Job:
     write_checkpoint: bool = True
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return _plain(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Job":
@@ -69,8 +69,18 @@ class Result:
     score_at_stop: float | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return _plain(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Result":
         return cls(**d)
+
+
+def _plain(obj) -> dict:
+    """Fields as a dict with list and dict values copied one level (every field is flat plain
+    data): `dataclasses.asdict` deep-copies recursively, a measurable cost per job at scale."""
+    out = {}
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        out[f.name] = list(value) if isinstance(value, list) else dict(value) if isinstance(value, dict) else value
+    return out

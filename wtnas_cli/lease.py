@@ -96,6 +96,20 @@ def is_stale(record: dict, timeout: float) -> bool:
     return time.time() - float(record.get("heartbeat", 0)) > timeout
 
 
+def check_reader_host(run_dir: str | Path) -> None:
+    """Readers of a live run must be on the writer's host: the run store is SQLite in WAL mode,
+    whose index lives in shared memory that does not cross hosts, so a reader on another node
+    could see a torn state. A finished run (no live lease) is a plain file, readable anywhere."""
+    record = read_lease(Path(run_dir))
+    if record is None or record.get("host") == socket.gethostname():
+        return
+    if is_stale(record, float(record.get("timeout_s") or lease_timeout())):
+        return
+    raise RunDirError(f"{run_dir} is being written by {describe(record)}; while it runs, its SQLite store can only be "
+                      f"read on host {record.get('host')} (WAL shared memory does not cross hosts): run this there, "
+                      f"or here once the run has ended")
+
+
 class RunLease:
     """`with RunLease(run_dir, "wtnas run"):` — exclusive for the block, or RunDirError at once."""
 

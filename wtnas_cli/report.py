@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .errors import WtnasError
 from .job import TIMING_KEYS
+from .lease import check_reader_host
 from .rundir import STORE_NAME, is_run_dir
 from .controls import ControlStats, control_pairs, control_stats
 from .scheme import label as scheme_label
@@ -176,6 +177,7 @@ def load_run(run_dir: str | Path, slot_s: float | None = None) -> RunReport:
     run_dir = Path(run_dir)
     if not is_run_dir(run_dir):
         raise WtnasError(f"{run_dir} holds no wtnas run (no {STORE_NAME}); give directories written by `wtnas run`")
+    check_reader_host(run_dir)
     store = RunStore(run_dir / STORE_NAME)
     try:
         report = RunReport(run_dir, store.get_meta("config", {}), store.candidates(), store.events(),

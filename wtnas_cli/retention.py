@@ -18,6 +18,7 @@ after a crash a file is at worst left over, never referenced while missing; resu
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
 from typing import Iterable
 
@@ -43,7 +44,8 @@ class Retention:
         self.reservoir: list[int] = []
         self._seen = 0
         self.kept: dict[int, float] = {}      # candidates whose checkpoint is on disk: their score
-        self.in_use: Counter[int] = Counter()  # providers of jobs in flight
+        self._ranked: list[tuple[float, int]] = []   # the same, as (-score, id), best first
+        self.in_use: Counter[int] = Counter()  # providers of jobs in flight (only counts above 0)
 
     def observe(self, candidate_id: int, score: float | None, has_checkpoint: bool) -> None:
         """A finished candidate, in finish order (live or replayed)."""
@@ -58,6 +60,16 @@ class Retention:
         self._seen += 1
         if has_checkpoint:
             self.kept[candidate_id] = score
+            bisect.insort(self._ranked, (-score, candidate_id))
+
+    def hold(self, provider_id: int) -> None:
+        """A job in flight (or waiting to be re-queued) reads this provider."""
+        self.in_use[provider_id] += 1
+
+    def release(self, provider_id: int) -> None:
+        self.in_use[provider_id] -= 1
+        if self.in_use[provider_id] <= 0:
+            del self.in_use[provider_id]    # the counter stays as small as the jobs in flight
 
     def deletable(self, components: Iterable) -> list[int]:
         """Kept checkpoints that nothing can need any more (none unless `--keep needed`). When a
@@ -66,23 +78,20 @@ class Retention:
         checkpoints outside the protected ones go first (the component must `forget` them)."""
         if not self.enabled:
             return []
-        protected = set(self.reservoir) | {c for c, n in self.in_use.items() if n > 0}
-        open_ended = False
-        for component in components:
-            needs = component_needs(component)
-            if needs is None:
-                open_ended = True
-            else:
-                protected |= needs
-        top = sorted(self.kept, key=lambda c: (-self.kept[c], c))[:self.keep_top]
-        protected.update(top)
+        needs = [component_needs(component) for component in components]
+        open_ended = any(n is None for n in needs)
+        if open_ended and (self.max_checkpoints is None or len(self.kept) <= self.max_checkpoints):
+            return []    # called after every candidate: nothing below is worth computing
+        protected = set(self.reservoir).union(*(n for n in needs if n is not None))
+        protected.update(self.in_use)
+        protected.update(cid for _, cid in self._ranked[:self.keep_top])
         free = [c for c in self.kept if c not in protected]
         if not open_ended:
             return sorted(free)
-        if self.max_checkpoints is None or len(self.kept) <= self.max_checkpoints:
-            return []
         free.sort(key=lambda c: (self.kept[c], -c))        # worst first; among equals the oldest
         return sorted(free[:len(self.kept) - self.max_checkpoints])
 
     def dropped(self, candidate_id: int) -> None:
-        self.kept.pop(candidate_id, None)
+        score = self.kept.pop(candidate_id, None)
+        if score is not None:
+            del self._ranked[bisect.bisect_left(self._ranked, (-score, candidate_id))]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .config import RunConfig, load_config_file, resume_config, to_toml
-from .controls import ControlStats, control_job, control_pairs, control_stats, gets_control
+from .controls import ControlStats, ControlTally, control_job, gets_control
 from .errors import RunDirError, StorageFullError, WtnasError
 from .evaluator import is_disk_full
 from .interrupts import GracefulInterrupt
@@ -42,11 +42,15 @@ class RunSummary:
     stopped_by_time: bool = False
     workers_replaced: int = 0
     top: list[dict] = field(default_factory=list)
-    control_pairs: list = field(default_factory=list)   # (warm, scratch) scores of the finished controls
+    control_tally: ControlTally = field(default_factory=ControlTally)   # (warm, scratch) of the finished controls
+
+    @property
+    def control_pairs(self) -> list[tuple[float, float]]:
+        return self.control_tally.pairs
 
     @property
     def controls(self) -> ControlStats:
-        return control_stats(self.control_pairs)
+        return self.control_tally.stats()
 
     @property
     def done(self) -> int:
@@ -202,21 +206,24 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
         _absorb(r, strategy, selector, summary, seqs, checkpoints, retention)
     for r in pending:   # a re-queued candidate keeps its parent's checkpoint until its job takes over
         if r["parent_id"] is not None:
-            retention.in_use[r["parent_id"]] += 1
+            retention.hold(r["parent_id"])
 
-    def prune() -> None:
-        """Delete the checkpoints nothing can need any more (retention.py)."""
-        for cid in retention.deletable([strategy, selector]):
-            path = store.drop_checkpoint(cid, f"not needed (--keep needed; top {cfg.keep_top}, "
-                                              f"tau reserve {cfg.tau_reserve})")
-            checkpoints.pop(cid, None)
-            retention.dropped(cid)
-            forget = getattr(selector, "forget", None)
-            if forget is not None:
-                forget(cid)
-            if path:
-                Path(path).unlink(missing_ok=True)
-    prune()
+    def prune() -> list[str]:
+        """Mark the checkpoints nothing can need any more deleted (retention.py) and return their
+        files, which the caller removes once the transaction holding the marks has committed."""
+        doomed = []
+        with store.transaction():
+            for cid in retention.deletable([strategy, selector]):
+                doomed.append(store.drop_checkpoint(cid, f"not needed (--keep needed; top {cfg.keep_top}, "
+                                                         f"tau reserve {cfg.tau_reserve})", checkpoints.pop(cid, None)))
+                seqs.pop(cid, None)
+                retention.dropped(cid)
+                forget = getattr(selector, "forget", None)
+                if forget is not None:
+                    forget(cid)
+        return doomed
+
+    _unlink(prune())
     elapsed_offset = max((r["elapsed_s"] or 0.0 for r in finished), default=0.0)
     summary.elapsed_s = elapsed_offset
 
@@ -226,12 +233,19 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
     # controls left pending by an interrupted run are re-queued (their candidate's job, from scratch)
     control_queue = [scratch_twin(cfg, run_dir, c["candidate_id"], by_id[c["candidate_id"]]["arch_seq"], job_device)
                      for c in store.controls(status="pending") if c["candidate_id"] in by_id]
-    # (warm, scratch) pairs kept up to date from each result, not re-read from the store
+    # (warm, scratch) pairs: a candidate and its control finish in either order, so the first half
+    # waits for the second; only open halves are held (memory stays flat over long runs)
     warm = {r["id"]: r["score"] for r in finished if r["status"] == "ok" and r["n_transferred"]}
     scratch = {c["candidate_id"]: c["score"] for c in store.controls(status="ok") if (c["origin"] or "search") == "search"}
-    summary.control_pairs = control_pairs(finished, store.controls())
-    next_id = store.next_id()
+    for cid in sorted(scratch.keys() & warm.keys()):
+        summary.control_tally.add(cid, warm[cid], scratch[cid])
+    awaiting_control = {c["candidate_id"] for c in store.controls(status="pending")}
+    warm_open = {cid: warm[cid] for cid in awaiting_control if cid in warm}
+    scratch_open = {cid: score for cid, score in scratch.items() if by_id.get(cid, {}).get("status") == "pending"}
     submitted = len(finished) + len(pending)
+    del warm, scratch, by_id, finished    # a resumed 100,000-candidate run need not hold its rows
+    next_id = store.next_id()
+    candidates_in_flight: set[int] = set(requeue_ids)   # submitted (or to be re-run) and not finished
     t0 = time.time()
     state = {"stop": False, "in_flight": 0}
 
@@ -256,7 +270,7 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
         if requeue:
             proposal, cid = requeue.pop(0), requeue_ids.pop(0)
             if proposal.parent_id is not None:   # the job (below) protects its own provider from here on
-                retention.in_use[proposal.parent_id] -= 1
+                retention.release(proposal.parent_id)
         else:
             proposal, cid = strategy.ask(), next_id
             next_id += 1
@@ -265,11 +279,13 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
                         job_device, problem_options)
         distance = space.distance(seqs[job.provider_id], proposal.arch_seq) if job.provider_id is not None else None
         store.add_pending(job, proposal.parent_id, distance)
+        candidates_in_flight.add(cid)
         if job.provider_id is not None:
-            retention.in_use[job.provider_id] += 1
+            retention.hold(job.provider_id)
         if job.provider_id is not None and gets_control(cfg.seed, cid, cfg.controls):
             store.add_control(cid)
             control_queue.append(control_job(job))
+            awaiting_control.add(cid)
         state["in_flight"] += 1
         return job
 
@@ -286,21 +302,31 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
             return
         if result.role == "control":
             store.record_control(result)
+            cid = result.candidate_id
+            awaiting_control.discard(cid)
+            warm_score = warm_open.pop(cid, None)
             if result.status == "ok":
-                scratch[result.candidate_id] = result.score
-                summary.control_pairs = [(warm[c], s) for c, s in scratch.items() if c in warm]
+                if warm_score is not None:
+                    summary.control_tally.add(cid, warm_score, result.score)
+                elif cid in candidates_in_flight:    # its candidate has yet to finish
+                    scratch_open[cid] = result.score
             observer.control_done(summary)
             return
-        record = store.record(result, elapsed_offset + time.time() - t0)
-        _absorb(record, strategy, selector, summary, seqs, checkpoints, retention)
-        if record["provider_id"] is not None:
-            retention.in_use[record["provider_id"]] -= 1
-        prune()
+        candidates_in_flight.discard(result.candidate_id)
+        with store.transaction():   # the result and the deletions it allows: one commit
+            record = store.record(result, elapsed_offset + time.time() - t0)
+            _absorb(record, strategy, selector, summary, seqs, checkpoints, retention)
+            if record["provider_id"] is not None:
+                retention.release(record["provider_id"])
+            doomed = prune()
+        _unlink(doomed)
         summary.elapsed_s = record["elapsed_s"]
+        scratch_score = scratch_open.pop(record["id"], None)
         if record["status"] == "ok" and record["n_transferred"]:
-            warm[record["id"]] = record["score"]
-            if record["id"] in scratch:
-                summary.control_pairs = [(warm[c], s) for c, s in scratch.items() if c in warm]
+            if scratch_score is not None:
+                summary.control_tally.add(record["id"], record["score"], scratch_score)
+            elif record["id"] in awaiting_control:
+                warm_open[record["id"]] = record["score"]
         notify(plugins, "wtnas_candidate_evaluated", observer, hook_failures, run_dir=run_dir, record=record)
         observer.candidate_done(record, summary)
 
@@ -325,7 +351,7 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
         executor.shutdown()
         summary.workers_replaced = getattr(executor, "replaced", 0)
         try:
-            summary.top = store.candidates(status="ok", order="score")[:10]
+            summary.top = store.candidates(status="ok", order="score", limit=10)
             store.export_csv(run_dir / "results.csv")
             store.set_meta("tau_reservoir", retention.reservoir)   # wtnas topk --tau-sample draws from it
             store.set_meta("last_summary", {"ok": summary.ok, "failed": summary.failed,
@@ -383,6 +409,12 @@ def scratch_twin(cfg: RunConfig, run_dir: Path, cid: int, arch_seq, device: str)
     return control_job(job)
 
 
+def _unlink(paths: list[str | None]) -> None:
+    for path in paths:
+        if path:
+            Path(path).unlink(missing_ok=True)
+
+
 def _absorb(record: dict, strategy, selector, summary: RunSummary, seqs: dict, checkpoints: dict,
             retention: Retention) -> None:
     """Feed one finished candidate to the strategy, the selector, retention and the running summary."""
@@ -395,8 +427,8 @@ def _absorb(record: dict, strategy, selector, summary: RunSummary, seqs: dict, c
     retention.observe(cid, score, has_ckpt)
     if ok:
         summary.ok += 1
-        seqs[cid] = seq
-        if has_ckpt:
+        if has_ckpt:   # (both maps shrink as retention deletes checkpoints: memory stays flat)
+            seqs[cid] = seq
             checkpoints[cid] = record["checkpoint"]
         if record.get("n_transferred"):
             summary.with_transfer += 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Sequence
 
 import numpy as np
@@ -103,13 +104,13 @@ class SearchSpace:
             if not node.choices:
                 raise ValueError(f"search space {self.name!r}: variable node {node.name!r} has no choices")
 
-    @property
-    def variable_nodes(self) -> list[VariableNode]:
-        return [n for n in self.nodes if isinstance(n, VariableNode)]
+    @cached_property   # the space is frozen; sampling and mutation ask for these per proposal
+    def variable_nodes(self) -> tuple[VariableNode, ...]:
+        return tuple(n for n in self.nodes if isinstance(n, VariableNode))
 
-    @property
-    def num_choices(self) -> list[int]:
-        return [len(n.choices) for n in self.variable_nodes]
+    @cached_property
+    def num_choices(self) -> tuple[int, ...]:
+        return tuple(len(n.choices) for n in self.variable_nodes)
 
     @property
     def size(self) -> int:
@@ -163,7 +164,7 @@ class SearchSpace:
             raise ArchSeqError(f"search space {self.name!r} has no node with more than one choice")
         for _ in range(self.MAX_TRIES):
             seq = list(base)
-            i = int(rng.choice(mutable))
+            i = mutable[int(rng.integers(len(mutable)))]   # = rng.choice(mutable), the same draws, no array
             new = int(rng.integers(self.num_choices[i] - 1))
             seq[i] = new if new < seq[i] else new + 1
             if self.is_valid(seq):
@@ -185,27 +186,42 @@ class SearchSpace:
         previous = self.inputs[0].name if self.inputs else None
         layers = []
         choice_iter = iter(seq)
-        for node in self.nodes:
-            op = node.choices[next(choice_iter)] if isinstance(node, VariableNode) else node.op
+        for position, node in enumerate(self.nodes):
+            choice = next(choice_iter) if isinstance(node, VariableNode) else -1
             inputs = node.inputs or ((previous,) if previous else ())
             missing = [name for name in inputs if name not in shapes]
             if missing:
                 raise InvalidArchitecture(f"node {node.name!r} reads {missing}, which no earlier node or input defines")
-            merge = isinstance(op, Merge)
-            if (merge and len(inputs) < 2) or (not merge and len(inputs) != 1):
-                need = "two or more nodes" if merge else "exactly one node"
-                raise InvalidArchitecture(f"node {node.name!r}: {op.label()} reads {need}, got {list(inputs)}")
             in_shapes = tuple(shapes[name] for name in inputs)
-            try:
-                out_shape = op.merge_shape(list(in_shapes)) if merge else op.output_shape(in_shapes[0])
-            except InvalidArchitecture as exc:
-                raise InvalidArchitecture(f"node {node.name!r}: {exc}") from None
-            weights = () if merge else tuple(op.weights(in_shapes[0]))
-            layers.append(Layer(node.name, op, tuple(inputs), in_shapes[0], out_shape, weights, in_shapes))
-            shapes[node.name] = out_shape
+            key = (position, choice, in_shapes)
+            layer = self._layers.get(key)
+            if layer is None:
+                layer = self._resolve_node(node, node.choices[choice] if choice >= 0 else node.op, inputs, in_shapes)
+                self._layers[key] = layer
+            layers.append(layer)
+            shapes[node.name] = layer.output_shape
             previous = node.name
         output = self.output or previous
         return Architecture(seq, self.inputs, tuple(layers), output)
+
+    @cached_property
+    def _layers(self) -> dict[tuple, Layer]:
+        """Resolved layers by (node position, choice, input shapes): a space has few distinct
+        ones, and the scheduler resolves every proposal (validity) and every worker every job."""
+        return {}
+
+    @staticmethod
+    def _resolve_node(node: Node, op: Op, inputs: tuple[str, ...], in_shapes: tuple[Shape, ...]) -> Layer:
+        merge = isinstance(op, Merge)
+        if (merge and len(inputs) < 2) or (not merge and len(inputs) != 1):
+            need = "two or more nodes" if merge else "exactly one node"
+            raise InvalidArchitecture(f"node {node.name!r}: {op.label()} reads {need}, got {list(inputs)}")
+        try:
+            out_shape = op.merge_shape(list(in_shapes)) if merge else op.output_shape(in_shapes[0])
+        except InvalidArchitecture as exc:
+            raise InvalidArchitecture(f"node {node.name!r}: {exc}") from None
+        weights = () if merge else tuple(op.weights(in_shapes[0]))
+        return Layer(node.name, op, tuple(inputs), in_shapes[0], out_shape, weights, in_shapes)
 
     def describe(self, arch_seq: Sequence[int]) -> list[str]:
         """Human-readable op label per variable node."""

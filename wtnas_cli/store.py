@@ -10,6 +10,7 @@ import csv
 import json
 import sqlite3
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +78,25 @@ class RunStore:
                 if column not in have:
                     self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         self._next_finish_seq: int | None = None
+        self._pending: dict[int, dict] = {}   # rows this process submitted, as candidate() returns them
         if self.get_meta("schema_version") is None:
             self.set_meta("schema_version", SCHEMA_VERSION)
+
+    @contextmanager
+    def transaction(self):
+        """One transaction for the block; inside an open one, part of it. The scheduler stores a
+        result and the checkpoint deletions it allows in one commit: each transaction costs
+        several file-lock and WAL system calls, the largest share of the scheduler's time."""
+        if self.db.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self.db.rollback()
+            raise
+        self.db.commit()
 
     # -- meta -------------------------------------------------------------------------------
     def set_meta(self, key: str, value: Any) -> None:
@@ -94,11 +112,16 @@ class RunStore:
         return 0 if row[0] is None else row[0] + 1
 
     def add_pending(self, job: Job, parent_id: int | None, distance: int | None) -> None:
+        row = dict.fromkeys(COLUMN_NAMES)
+        row.update(id=job.candidate_id, arch_seq=list(job.arch_seq), parent_id=parent_id, provider_id=job.provider_id,
+                   distance=distance, matcher=job.matcher, status="pending", submitted_at=time.time(),
+                   checkpoint=job.checkpoint_path, checkpoint_deleted=0)
         self.db.execute(
             "INSERT OR REPLACE INTO candidates (id, arch_seq, parent_id, provider_id, distance, matcher, status,"
             " submitted_at, checkpoint) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
-            (job.candidate_id, json.dumps(list(job.arch_seq)), parent_id, job.provider_id, distance,
-             job.matcher, time.time(), job.checkpoint_path))
+            (job.candidate_id, json.dumps(row["arch_seq"]), parent_id, job.provider_id, distance,
+             job.matcher, row["submitted_at"], job.checkpoint_path))
+        self._pending[job.candidate_id] = row   # record() returns it completed, without reading it back
 
     def record(self, result: Result, elapsed_s: float) -> dict:
         """Store a finished candidate (and its events) in one transaction; return its row."""
@@ -119,26 +142,31 @@ class RunStore:
         if result.status != "ok":
             fields["checkpoint"] = None
         sets = ", ".join(f"{k} = ?" for k in fields)
-        with self.db:
-            self.db.execute("BEGIN")
+        with self.transaction():
             self.db.execute(f"UPDATE candidates SET {sets} WHERE id = ?", (*fields.values(), result.candidate_id))
             for message in result.events:
                 self.add_event(result.candidate_id, "transfer_fallback", message)
             if result.status != "ok" and result.error:
                 self.add_event(result.candidate_id, "failed", result.error)
         self._next_finish_seq += 1  # only once the transaction committed
-        return self.candidate(result.candidate_id)
+        row = self._pending.pop(result.candidate_id, None)
+        if row is None:     # submitted by an earlier process (a resumed run): read it back
+            return self.candidate(result.candidate_id)
+        row.update(fields)
+        return row
 
-    def drop_checkpoint(self, candidate_id: int, reason: str) -> str | None:
+    def drop_checkpoint(self, candidate_id: int, reason: str, path: str | None = None) -> str | None:
         """Mark a checkpoint deleted (before the file goes: a crash leaves at worst a stray file,
-        never a row pointing at nothing); return the path to delete."""
-        row = self.db.execute("SELECT checkpoint FROM candidates WHERE id = ?", (candidate_id,)).fetchone()
-        with self.db:
-            self.db.execute("BEGIN")
+        never a row pointing at nothing; inside `transaction()`, delete it after the commit);
+        return the path to delete (`path` if the caller knows it)."""
+        if path is None:
+            row = self.db.execute("SELECT checkpoint FROM candidates WHERE id = ?", (candidate_id,)).fetchone()
+            path = row[0] if row else None
+        with self.transaction():
             self.db.execute("UPDATE candidates SET checkpoint = NULL, checkpoint_deleted = 1 WHERE id = ?",
                             (candidate_id,))
             self.add_event(candidate_id, "checkpoint_deleted", reason)
-        return row[0] if row else None
+        return path
 
     def deleted_checkpoint_ids(self) -> list[int]:
         return [r[0] for r in self.db.execute("SELECT id FROM candidates WHERE checkpoint_deleted = 1")]
@@ -151,13 +179,14 @@ class RunStore:
         row = self.db.execute("SELECT * FROM candidates WHERE id = ?", (candidate_id,)).fetchone()
         return _row(row)
 
-    def candidates(self, status: str | None = None, order: str = "id") -> list[dict]:
+    def candidates(self, status: str | None = None, order: str = "id", limit: int | None = None) -> list[dict]:
         if order not in ("id", "finish_seq", "score"):
             raise ValueError(order)
         where = "WHERE status = ?" if status else ""
         direction = "DESC" if order == "score" else "ASC"
-        rows = self.db.execute(f"SELECT * FROM candidates {where} ORDER BY {order} {direction}, id",
-                               (status,) if status else ())
+        args: tuple = (status,) if status else ()
+        rows = self.db.execute(f"SELECT * FROM candidates {where} ORDER BY {order} {direction}, id"
+                               + (" LIMIT ?" if limit is not None else ""), args + ((limit,) if limit is not None else ()))
         return [_row(r) for r in rows]
 
     def events(self) -> list[dict]:
@@ -227,8 +256,7 @@ class RunStore:
             "note": "; ".join(result.events) or None, "finished_at": result.finished_at,
         }
         sets = ", ".join(f"{k} = ?" for k in fields)
-        with self.db:
-            self.db.execute("BEGIN")
+        with self.transaction():
             self.db.execute(f"UPDATE trained SET {sets} WHERE candidate_id = ? AND mode = ? AND settings = ?",
                             (*fields.values(), result.candidate_id, mode, settings))
             for message in result.events:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import selectors
 import signal
 import time
-from multiprocessing.connection import wait
 
 from wtnas_cli.errors import WtnasError
 from wtnas_cli.hookspecs import hookimpl
@@ -77,6 +77,7 @@ class LocalExecutor:
         self.replaced = 0
         self.recycled = 0
         self._deaths_in_a_row = 0  # deaths with no result in between: workers that cannot run at all
+        self._selector: selectors.BaseSelector | None = None
 
     def _env(self, index: int) -> dict:
         env = {"OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads)}
@@ -85,7 +86,21 @@ class LocalExecutor:
         return env
 
     def start(self) -> None:
-        self._workers = [_Worker(self._ctx, i, self.threads, self._env(i)) for i in range(self.capacity)]
+        self._selector = selectors.DefaultSelector()   # kept across polls: one poll per result at scale
+        self._workers = [self._spawn(i) for i in range(self.capacity)]
+
+    def _spawn(self, index: int) -> _Worker:
+        worker = _Worker(self._ctx, index, self.threads, self._env(index))
+        self._selector.register(worker.conn, selectors.EVENT_READ, index)
+        self._selector.register(worker.process.sentinel, selectors.EVENT_READ, index)
+        return worker
+
+    def _forget(self, w: _Worker) -> None:
+        for obj in (w.conn, w.process.sentinel):
+            try:
+                self._selector.unregister(obj)
+            except (KeyError, ValueError):
+                pass
 
     def idle(self) -> int:
         return sum(w.job is None for w in self._workers)
@@ -93,30 +108,32 @@ class LocalExecutor:
     def submit(self, job: Job) -> None:
         for w in self._workers:
             if w.job is None:
+                message = job.to_dict()
+                try:
+                    w.conn.send(message)
+                except OSError:    # it died while idle (killed, out of memory): a fresh one takes the job
+                    self._count_death(f"exit code {w.process.exitcode}" if not w.process.is_alive() else "broken pipe")
+                    self._respawn(w)
+                    self.replaced += 1
+                    w = self._workers[w.index]
+                    w.conn.send(message)
                 w.job = job
                 w.sent_at = time.time()
-                w.conn.send(job.to_dict())
                 return
         raise RuntimeError("no idle worker: the scheduler submitted more jobs than capacity")
 
     def poll(self, timeout: float) -> list[Result]:
-        busy = [w for w in self._workers if w.job is not None]
-        if not busy:
+        if not any(w.job is not None for w in self._workers):
             return []
-        waitables = {}
-        for w in busy:
-            waitables[w.conn] = w
-            waitables[w.process.sentinel] = w
-        ready = wait(list(waitables), timeout)
         results: list[Result] = []
         handled: set[int] = set()
-        for obj in ready:
-            w = waitables[obj]
-            if w.index in handled:
+        for key, _ in self._selector.select(timeout):
+            w = self._workers[key.data]
+            if w.index in handled or (key.fileobj is not w.conn and key.fileobj != w.process.sentinel):
                 continue
             handled.add(w.index)
-            try:
-                if w.conn.poll():
+            try:   # the pipe said readable: no need to ask it again (one system call less per result)
+                if w.job is not None and (key.fileobj is w.conn or w.conn.poll()):
                     results.append(Result.from_dict(w.conn.recv()))
                     w.job = None
                     w.jobs_done += 1
@@ -127,7 +144,12 @@ class LocalExecutor:
             except (EOFError, OSError):
                 pass
             if not w.process.is_alive():
-                results.append(self._replace(w))
+                if w.job is not None:
+                    results.append(self._replace(w))
+                else:   # died between jobs: nothing to fail, a fresh worker takes its place
+                    self._count_death(f"exit code {w.process.exitcode}")
+                    self._respawn(w)
+                    self.replaced += 1
         return results
 
     def _retire(self, w: _Worker) -> None:
@@ -139,8 +161,7 @@ class LocalExecutor:
         w.process.join(timeout=10)
         if w.process.is_alive():
             w.process.terminate()
-        w.conn.close()
-        self._workers[w.index] = _Worker(self._ctx, w.index, self.threads, self._env(w.index))
+        self._respawn(w)
         self.recycled += 1
 
     def _replace(self, w: _Worker) -> Result:
@@ -149,16 +170,23 @@ class LocalExecutor:
         code = w.process.exitcode
         reason = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         job = w.job
+        self._count_death(reason)
+        result = Result(job.candidate_id, "failed", error=f"worker process died ({reason}) while evaluating",
+                        worker=f"local:{w.index}", started_at=w.sent_at, finished_at=time.time())
+        self._respawn(w)
+        self.replaced += 1
+        return result
+
+    def _count_death(self, reason: str) -> None:
         self._deaths_in_a_row += 1
         if self._deaths_in_a_row > 2 * self.capacity + 1:
             raise WtnasError(f"local workers died {self._deaths_in_a_row} times in a row without finishing a job "
                              f"(last: {reason}); run with --workers 1 and WTNAS_DEBUG=1 to see why")
-        result = Result(job.candidate_id, "failed", error=f"worker process died ({reason}) while evaluating",
-                        worker=f"local:{w.index}", started_at=w.sent_at, finished_at=time.time())
+
+    def _respawn(self, w: _Worker) -> None:
+        self._forget(w)
         w.conn.close()
-        self._workers[w.index] = _Worker(self._ctx, w.index, self.threads, self._env(w.index))
-        self.replaced += 1
-        return result
+        self._workers[w.index] = self._spawn(w.index)
 
     def shutdown(self) -> None:
         for w in self._workers:
@@ -174,6 +202,9 @@ class LocalExecutor:
                 w.process.join(timeout=2)
             w.conn.close()
         self._workers = []
+        if self._selector is not None:
+            self._selector.close()
+            self._selector = None
 
 
 @hookimpl

@@ -9,38 +9,58 @@ from wtnas_cli.space import SearchSpace
 
 
 class _Known:
-    """Candidates that finished with a checkpoint (only those can provide weights)."""
+    """Candidates that finished with a checkpoint (only those can provide weights). Their
+    arch_seqs (one row per variable node, one column per candidate) and scores live in numpy
+    buffers that grow by doubling, so observing a candidate costs O(1) and a nearest query over
+    100,000 of them is one vectorized comparison per node (under 1 ms)."""
 
     def __init__(self, space: SearchSpace):
         self.space = space
         self.ids: list[int] = []
-        self.scores: list[float] = []
-        self._seqs: list[tuple[int, ...]] = []
-        self._matrix = np.zeros((0, len(space.variable_nodes)), dtype=np.int32)
         self.index: dict[int, int] = {}
+        dtype = np.uint8 if max(space.num_choices, default=0) <= 256 else np.int32
+        self._nodes = np.zeros((len(space.variable_nodes), 64), dtype=dtype)
+        self._scores = np.zeros(64)
 
     def observe(self, candidate_id: int, arch_seq, score: float | None, has_checkpoint: bool) -> None:
         if score is None or not has_checkpoint:
             return
-        self.index[candidate_id] = len(self.ids)
+        n = len(self.ids)
+        if n == len(self._scores):
+            self._nodes = np.concatenate([self._nodes, np.zeros_like(self._nodes)], axis=1)
+            self._scores = np.concatenate([self._scores, np.zeros_like(self._scores)])
+        self._nodes[:, n] = arch_seq
+        self._scores[n] = float(score)
+        self.index[candidate_id] = n
         self.ids.append(candidate_id)
-        self.scores.append(float(score))
-        self._seqs.append(tuple(arch_seq))
 
     def forget(self, candidate_id: int) -> None:
         """Its checkpoint was deleted (`--keep needed --max-checkpoints`): never a provider again."""
         at = self.index.pop(candidate_id, None)
         if at is None:
             return
-        for seq in (self.ids, self.scores, self._seqs):
-            del seq[at]
-        self.index = {cid: i for i, cid in enumerate(self.ids)}
-        self._matrix = np.zeros((0, len(self.space.variable_nodes)), dtype=np.int32)
+        n = len(self.ids)
+        self._nodes[:, at:n - 1] = self._nodes[:, at + 1:n]
+        self._scores[at:n - 1] = self._scores[at + 1:n]
+        del self.ids[at]
+        for cid in self.ids[at:]:
+            self.index[cid] -= 1
+
+    @property
+    def scores(self) -> np.ndarray:
+        return self._scores[:len(self.ids)]
 
     def matrix(self) -> np.ndarray:
-        if len(self._matrix) != len(self._seqs):
-            self._matrix = np.array(self._seqs, dtype=np.int32).reshape(len(self._seqs), -1)
-        return self._matrix
+        """One row per candidate (a view)."""
+        return self._nodes[:, :len(self.ids)].T
+
+    def distances(self, arch_seq) -> np.ndarray:
+        """d from `arch_seq` to every known candidate, in `ids` order."""
+        n = len(self.ids)
+        dist = np.zeros(n, dtype=np.int32)
+        for node, choice in enumerate(arch_seq):
+            dist += self._nodes[node, :n] != choice
+        return dist
 
 
 class ParentSelector(_Known):
@@ -62,11 +82,9 @@ class NearestSelector(_Known):
     def select(self, proposal) -> int | None:
         if not self.ids:
             return None
-        seq = np.asarray(proposal.arch_seq, dtype=np.int32)
-        dist = (self.matrix() != seq).sum(axis=1)
+        dist = self.distances(proposal.arch_seq)
         best = np.flatnonzero(dist == dist.min())
-        scores = np.asarray(self.scores)[best]
-        return self.ids[int(best[int(np.argmax(scores))])]
+        return self.ids[int(best[int(np.argmax(self.scores[best]))])]
 
 
 class NoSelector(_Known):
