@@ -214,7 +214,7 @@ def test_report_on_a_live_run_does_not_block_it(tmp_path):
     harness.check_run(run_dir, harness.finished(run_dir))
 
 
-def test_a_worker_killed_while_idle_is_replaced_not_fatal(plugins):
+def test_a_worker_killed_while_idle_is_replaced_not_fatal():
     """A local worker that dies between jobs (OOM killer, an admin's kill) is replaced: its next
     job goes to a fresh worker instead of failing the scheduler with a broken pipe."""
     from wtnas_builtins.executors import LocalExecutor

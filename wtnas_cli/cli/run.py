@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -23,8 +24,12 @@ class RichObserver:
             TextColumn("best [cyan]{task.fields[best]}[/]"), TextColumn("transfer {task.fields[transfer]}"),
             TextColumn("failed {task.fields[failed]}"), TextColumn("lift {task.fields[lift]}"),
             TimeElapsedColumn(), TextColumn("ETA"),
-            TimeRemainingColumn(), console=err_console, transient=False)
+            TimeRemainingColumn(), console=err_console, transient=False,
+            # a log file (a batch job) gets the final line only; a terminal a redraw 4 times a second
+            auto_refresh=err_console.is_terminal, refresh_per_second=4)
         self.task = None
+        self._latest = None
+        self._updated = 0.0
 
     def started(self, cfg, run_dir, total, done, workers) -> None:
         err_console.print(f"[bold]wtnas run[/] problem={cfg.problem} backend={cfg.backend} "
@@ -34,14 +39,28 @@ class RichObserver:
         self.task = self.progress.add_task("search", total=total, completed=done, best="-", transfer="-",
                                            failed=0, lift="-")
 
+    # Updating the line after every candidate costs more than a redraw shows: it takes the newest
+    # state at most this often (the progress line was a fifth of the scheduler's CPU at scale).
+    UPDATE_S = 0.1
+
     def candidate_done(self, record, summary) -> None:
+        self._due(summary)
+
+    def control_done(self, summary) -> None:
+        self._due(summary)
+
+    def _due(self, summary) -> None:
+        self._latest = summary
+        now = time.monotonic()
+        if now - self._updated >= self.UPDATE_S:
+            self._updated = now
+            self._show(summary)
+
+    def _show(self, summary) -> None:
         self.progress.update(self.task, completed=summary.done,
                              best=fmt_score(summary.best["score"] if summary.best else None),
                              transfer=f"{summary.transfer_rate:.0%}", failed=summary.failed,
                              lift=summary.controls.line())
-
-    def control_done(self, summary) -> None:
-        self.progress.update(self.task, lift=summary.controls.line())
 
     def stopping(self, reason: str) -> None:
         self.progress.console.print(f"[yellow]{escape(reason)}[/]")
@@ -50,6 +69,8 @@ class RichObserver:
         err_console.print(f"[yellow]Warning:[/] {escape(message)}", soft_wrap=True)
 
     def close(self) -> None:
+        if self._latest is not None:    # the last state, whenever it came
+            self._show(self._latest)
         self.progress.stop()
 
 
