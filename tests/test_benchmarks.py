@@ -127,6 +127,6 @@ def test_scheduler_benchmark_runs_the_cli_with_its_benchmark_only_backend(tmp_pa
     # one worker: evolution's random start is exactly the population (20); more workers would let
     # asynchronous scheduling ask for one or two more random candidates
     assert search["ok"] == 40 and search["with_provider"] == 40 - 20
-    assert 0 < search["checkpoints_kept"] <= 40 and search["samples"]
+    assert 0 < search["checkpoints_kept"] <= 40      # (how many 0.2 s samples a run this short gets depends on load)
     assert result["nearest_queries"]["checkpointed"] == 300
     assert "null" not in load_plugins().registry.names("backend")
