@@ -130,3 +130,24 @@ def test_scheduler_benchmark_runs_the_cli_with_its_benchmark_only_backend(tmp_pa
     assert 0 < search["checkpoints_kept"] <= 40      # (how many 0.2 s samples a run this short gets depends on load)
     assert result["nearest_queries"]["checkpointed"] == 300
     assert "null" not in load_plugins().registry.names("backend")
+
+
+@pytest.mark.slow
+def test_backends_benchmark_measures_each_backend_in_its_own_process(tmp_path):
+    """torch and keras side by side, each in a fresh process (Keras fixes its engine per process)."""
+    pytest.importorskip("torch")
+    import importlib.util
+    import json
+
+    if importlib.util.find_spec("keras") is None:
+        pytest.skip("keras is not installed")
+    import bench_backends
+
+    out = tmp_path / "b.json"
+    bench_backends.main(["--candidates", "2", "--uno-candidates", "0", "--run-evals", "0", "--variants",
+                         "torch,keras", "--out", str(out)])
+    digits = json.loads(out.read_text())["digits"]
+    for name in ("torch", "keras"):
+        assert digits[name]["candidates"] == 2 and digits[name]["per_candidate_s"] > 0
+        assert set(digits[name]["rss_mb"]) == {"1", "2"}
+    assert digits["ratio_to_torch"]["keras"] > 0

@@ -1,18 +1,27 @@
-"""Keras 3 (TensorFlow) backend plugin. Imports TensorFlow only when the backend is created."""
+"""Keras 3 backend plugin: `keras` (Keras 3 on PyTorch) and `keras-tensorflow` (on TensorFlow, the
+paper's engine). Imports Keras and its engine only when a backend is created."""
 
 from wtnas_cli.hookspecs import hookimpl
 
 
-def _create():
-    from .backend import KerasBackend
+def _factory(engine: str, name: str):
+    def create():
+        from .backend import KerasBackend
 
-    return KerasBackend()
+        return KerasBackend(engine, name)
+
+    return create
 
 
 @hookimpl
 def wtnas_register_backends(register):
-    register("keras", _create, requires=("tensorflow", "keras"), install_hint="pip install 'wtnas[keras]'",
-             description="Keras 3 on TensorFlow: the paper's framework; same shape sequences as torch",
-             # TensorFlow keeps ~8 MB per built-and-fitted model even after clear_session():
-             # a fresh worker process every 50 candidates bounds a worker's memory
+    register("keras", _factory("torch", "keras"), requires=("keras", "torch"),
+             install_hint="pip install 'wtnas[keras]'",
+             description="Keras 3 on PyTorch: Keras layers, initializers and Adam at close to torch speed; "
+                         "same shape sequences and checkpoints as torch")
+    register("keras-tensorflow", _factory("tensorflow", "keras-tensorflow"), requires=("keras", "tensorflow"),
+             install_hint="pip install 'wtnas[keras-tensorflow]'",
+             description="Keras 3 on TensorFlow, the paper's engine: ~1 s of graph tracing per candidate",
+             # TensorFlow keeps ~2.4 MB per built-and-trained model even after clear_session()
+             # (docs/benchmarks.md, Keras speed): a fresh worker every 50 candidates bounds it
              options={"max_jobs_per_worker": 50})

@@ -1,56 +1,39 @@
-"""Keras 3 (TensorFlow) implementation of the backend protocol.
+"""Keras 3 implementation of the backend protocol, on the engine its registered name selects.
 
 Keras' weight layout *is* the canonical layout, so tensors go in and out unchanged; the shape
 sequence is the architecture's layer order and, within a layer, Keras' weight order (kernel,
 bias; gamma, beta, moving_mean, moving_variance), exactly as the torch backend's. Training uses
 the paper's Adam (lr 1e-3, betas 0.9/0.999, eps 1e-7) on batches shuffled by the job's seed.
-Every build clears the Keras session, so a worker's memory does not grow over many candidates.
+
+A model is the architecture's Keras layers, built and called directly in graph order: Keras'
+Functional graph, `fit` and `predict` machinery cost more per candidate than training a small
+model does (docs/benchmarks.md, "Keras speed"), and nothing of it is needed here.
 """
 
 from __future__ import annotations
 
-import os
+import numpy as np
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from wtnas_cli import ops as O
+from wtnas_cli.errors import WtnasError
+from wtnas_cli.problem import Dataset, Problem, as_inputs, extra_metrics, objective_value
+from wtnas_cli.space import Architecture, Layer
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+from .engines import create_engine
 
-from wtnas_cli import ops as O  # noqa: E402
-from wtnas_cli.errors import WtnasError  # noqa: E402
-from wtnas_cli.problem import Dataset, Problem, as_inputs, extra_metrics, objective_value  # noqa: E402
-from wtnas_cli.space import Architecture, Layer  # noqa: E402
-
-_LOSSES = {"categorical_crossentropy": "sparse_categorical_crossentropy", "mse": "mse", "mae": "mae"}
+_WITH_TRAINING = (O.Dropout, O.BatchNorm)   # layers whose call differs between training and inference
 
 
-class AddByPadding(keras.layers.Layer):
-    """Zero-pad every input's last axis to the widest, then add (DeepHyper's residual cells)."""
-
-    def call(self, inputs):
-        width = max(int(t.shape[-1]) for t in inputs)
-        padded = [keras.ops.pad(t, [[0, 0]] * (len(t.shape) - 1) + [[0, width - int(t.shape[-1])]]) for t in inputs]
-        out = padded[0]
-        for t in padded[1:]:
-            out = out + t
-        return out
-
-
-def _act(name):
-    return None if name in (None, "linear") else name
-
-
-def _keras_layer(layer: Layer):
+def _keras_layer(keras, layer: Layer):
     op, name = layer.op, layer.name
+    act = lambda a: None if a in (None, "linear") else a
     reg = lambda l2: keras.regularizers.L2(l2) if l2 else None
     if isinstance(op, O.Dense):
-        return keras.layers.Dense(op.units, activation=_act(op.activation), kernel_regularizer=reg(op.l2), name=name)
+        return keras.layers.Dense(op.units, activation=act(op.activation), kernel_regularizer=reg(op.l2), name=name)
     if isinstance(op, (O.Conv1D, O.Conv2D)):
         cls = keras.layers.Conv1D if isinstance(op, O.Conv1D) else keras.layers.Conv2D
         return cls(op.filters, op.kernel_size, strides=op.strides, padding=op.padding,
-                   activation=_act(op.activation), kernel_regularizer=reg(op.l2), name=name)
+                   activation=act(op.activation), kernel_regularizer=reg(op.l2), name=name)
     if isinstance(op, O._Pool):
         cls = {"MaxPool1D": keras.layers.MaxPooling1D, "MaxPool2D": keras.layers.MaxPooling2D,
                "AvgPool1D": keras.layers.AveragePooling1D, "AvgPool2D": keras.layers.AveragePooling2D}[op.kind]
@@ -68,32 +51,82 @@ def _keras_layer(layer: Layer):
     if isinstance(op, O.Concatenate):
         return keras.layers.Concatenate(axis=-1, name=name)
     if isinstance(op, O.AddByPadding):
-        return AddByPadding(name=name)
+        return _add_by_padding(keras)(name=name)
     raise WtnasError(f"keras backend has no implementation of op {op.kind}")
 
 
-class KerasModel:
-    def __init__(self, problem: Problem, arch: Architecture):
-        self.problem, self.arch = problem, arch
-        inputs = [keras.Input(shape=i.shape, name=i.name) for i in arch.inputs]
-        values = {i.name: t for i, t in zip(arch.inputs, inputs)}
-        self._weights = []
-        for layer in arch.layers:
-            k = _keras_layer(layer)
-            args = [values[n] for n in layer.inputs]
-            values[layer.name] = k(args if isinstance(layer.op, O.Merge) else args[0])
-            if layer.weights:
-                self._weights += list(k.weights)
-        self.model = keras.Model(inputs, values[arch.output])
-        self.specs = arch.tensor_specs()
-        if [tuple(w.shape) for w in self._weights] != [s.shape for s in self.specs]:
-            raise RuntimeError("keras model tensors do not follow the architecture's shape sequence")
-        self.num_params = arch.num_params
-        self.model.compile(optimizer=keras.optimizers.Adam(1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7),
-                           loss=_LOSSES[problem.loss], jit_compile=False)  # graph mode: eager was 2x slower
+_ADD_BY_PADDING: dict = {}
 
+
+def _add_by_padding(keras):
+    """Zero-pad every input's last axis to the widest, then add (DeepHyper's residual cells)."""
+    if "cls" not in _ADD_BY_PADDING:
+        class AddByPadding(keras.layers.Layer):
+            def call(self, inputs):
+                width = max(int(t.shape[-1]) for t in inputs)
+                out = None
+                for t in inputs:
+                    pad = [[0, 0]] * (len(t.shape) - 1) + [[0, width - int(t.shape[-1])]]
+                    t = keras.ops.pad(t, pad) if int(t.shape[-1]) < width else t
+                    out = t if out is None else out + t
+                return out
+
+            def compute_output_shape(self, shapes):
+                return tuple(shapes[0][:-1]) + (max(s[-1] for s in shapes),)
+
+        _ADD_BY_PADDING["cls"] = AddByPadding
+    return _ADD_BY_PADDING["cls"]
+
+
+class KerasModel:
+    def __init__(self, engine, problem: Problem, arch: Architecture):
+        keras = engine.keras
+        self.engine, self.problem, self.arch = engine, problem, arch
+        self._nodes, self._weights, self._penalties = [], [], []
+        with engine.scope():
+            for layer in arch.layers:
+                k = _keras_layer(keras, layer)
+                if isinstance(layer.op, O.Merge):
+                    k.build([(None,) + tuple(s) for s in layer.input_shapes])
+                else:
+                    k.build((None,) + tuple(layer.input_shape))
+                self._nodes.append((layer, k, isinstance(layer.op, O.Merge), isinstance(layer.op, _WITH_TRAINING)))
+                if layer.weights:
+                    self._weights += list(k.weights)
+                if getattr(k, "kernel_regularizer", None) is not None:
+                    self._penalties.append((k.kernel_regularizer, k.kernel))
+            self.specs = arch.tensor_specs()
+            if [tuple(w.shape) for w in self._weights] != [s.shape for s in self.specs]:
+                raise RuntimeError("keras model tensors do not follow the architecture's shape sequence")
+            self._trainable = [w for _, k, _, _ in self._nodes for w in k.trainable_weights]
+        self.num_params = arch.num_params
+        self._step = None
+
+    def forward(self, xs, training: bool):
+        values = dict(zip((i.name for i in self.arch.inputs), xs))
+        for layer, k, merge, with_training in self._nodes:
+            args = [values[n] for n in layer.inputs]
+            x = args if merge else args[0]
+            values[layer.name] = k.call(x, training=training) if with_training else k.call(x)
+        return values[self.arch.output]
+
+    def loss(self, xs, y):
+        """The training loss of one batch: the problem's loss plus the layers' L2 penalties."""
+        ops, losses = self.engine.keras.ops, self.engine.keras.losses
+        out = self.forward(xs, training=True)
+        if self.problem.loss == "categorical_crossentropy":
+            loss = ops.mean(losses.sparse_categorical_crossentropy(y, out))
+        elif self.problem.loss == "mse":
+            loss = ops.mean(ops.square(out - ops.reshape(y, ops.shape(out))))
+        else:
+            loss = ops.mean(ops.abs(out - ops.reshape(y, ops.shape(out))))
+        for regularizer, kernel in self._penalties:
+            loss = loss + regularizer(kernel)
+        return loss
+
+    # -- canonical tensors ----------------------------------------------------------------
     def get_tensors(self) -> list[np.ndarray]:
-        return [np.ascontiguousarray(w.numpy(), dtype=np.float32) for w in self._weights]
+        return [np.ascontiguousarray(self.engine.numpy(w.value), dtype=np.float32) for w in self._weights]
 
     def set_tensors(self, tensors: dict[int, np.ndarray]) -> None:
         for i, arr in tensors.items():
@@ -101,19 +134,32 @@ class KerasModel:
                 raise ValueError(f"tensor {i}: shape {arr.shape} does not fit {self.specs[i].shape}")
             self._weights[i].assign(np.asarray(arr, dtype=np.float32))
 
+    # -- training -------------------------------------------------------------------------
     def train_epoch(self, data: Dataset, seed: int) -> float:
+        xs, y, _, _ = _engine_data(self.engine, data, self.problem.loss)
         order = np.random.default_rng(seed).permutation(len(data.y_train))
-        xs = [np.asarray(x, np.float32)[order] for x in as_inputs(data.x_train)]
-        keras.utils.set_random_seed(seed % (2 ** 31))  # dropout
-        history = self.model.fit(xs, np.asarray(data.y_train)[order],
-                                 batch_size=self.problem.batch_size, epochs=1, shuffle=False, verbose=0)
-        return float(history.history["loss"][-1])
+        self.engine.seed(seed % (2 ** 31))  # dropout
+        if self._step is None:
+            signature = ([(tuple(a.shape[1:]), "float32") for a in as_inputs(data.x_train)],
+                         (tuple(np.shape(data.y_train)[1:]), _label_dtype(self.problem.loss)))
+            self._step = self.engine.train_step(self.loss, self._trainable, signature)
+        bs = self.problem.batch_size
+        with self.engine.scope():
+            xs = [self.engine.permute(x, order) for x in xs]
+            y = self.engine.permute(y, order)
+            total = 0.0
+            for start in range(0, len(order), bs):
+                stop = min(start + bs, len(order))
+                total = total + self._step([x[start:stop] for x in xs], y[start:stop]) * (stop - start)
+        return float(total) / max(len(order), 1)
 
     def predict(self, x, batch: int = 1024) -> np.ndarray:
-        """Direct calls in inference mode: no per-model graph tracing as Model.predict would do."""
-        xs = [np.asarray(a, np.float32) for a in as_inputs(x)]
-        outs = [self.model([a[i:i + batch] for a in xs], training=False) for i in range(0, len(xs[0]), batch)]
-        return np.concatenate([np.asarray(o) for o in outs])
+        """Predictions for one input array, or a list of arrays for multi-input models."""
+        xs = [self.engine.tensor(np.asarray(a, np.float32)) for a in as_inputs(x)]
+        with self.engine.scope(), self.engine.inference():
+            outs = [self.engine.numpy(self.forward([a[i:i + batch] for a in xs], training=False))
+                    for i in range(0, len(xs[0]), batch)]
+        return np.concatenate(outs)
 
     def evaluate(self, data: Dataset) -> float:
         pred, y = self.predict(data.x_val), np.asarray(data.y_val)
@@ -121,23 +167,42 @@ class KerasModel:
         return objective_value(self.problem.objective, pred, y)
 
 
+def _label_dtype(loss: str) -> str:
+    return "int64" if loss == "categorical_crossentropy" else "float32"
+
+
+_DATA_CACHE: dict[tuple, tuple] = {}
+
+
+def _engine_data(engine, data: Dataset, loss: str) -> tuple:
+    """The dataset as engine tensors, converted once per worker (the last dataset only)."""
+    key = (id(data), engine.name, str(getattr(engine, "device", "")))
+    if key not in _DATA_CACHE:
+        ytype = _label_dtype(loss)
+        with engine.scope():
+            arrays = ([engine.tensor(np.asarray(a, np.float32)) for a in as_inputs(data.x_train)],
+                      engine.tensor(np.asarray(data.y_train, ytype)),
+                      [engine.tensor(np.asarray(a, np.float32)) for a in as_inputs(data.x_val)],
+                      engine.tensor(np.asarray(data.y_val, ytype)))
+        _DATA_CACHE.clear()
+        _DATA_CACHE[key] = (arrays, data)  # holding `data` keeps its id from being reused
+    return _DATA_CACHE[key][0]
+
+
 class KerasBackend:
-    name = "keras"
+    """`keras` runs Keras 3 on PyTorch, `keras-tensorflow` on TensorFlow (engines.py)."""
+
+    def __init__(self, engine: str = "torch", name: str = "keras"):
+        self.name, self.engine_name = name, engine
+        self.engine = None
 
     def configure(self, *, threads: int | None = None, device: str = "cpu") -> None:
-        if threads:
-            try:
-                tf.config.threading.set_intra_op_parallelism_threads(int(threads))
-                tf.config.threading.set_inter_op_parallelism_threads(1)
-            except RuntimeError:  # already initialized in this process
-                pass
-        gpus = tf.config.list_physical_devices("GPU")
-        if device.startswith("cuda") and not gpus:
-            raise WtnasError(f"device {device!r} asked for but TensorFlow sees no GPU; use --device cpu")
-        if device == "cpu" and gpus:
-            tf.config.set_visible_devices([], "GPU")
+        self.engine = create_engine(self.engine_name, threads=threads, device=device)
 
     def build(self, problem: Problem, arch: Architecture, seed: int) -> KerasModel:
-        keras.backend.clear_session()
-        keras.utils.set_random_seed(seed % (2 ** 31))
-        return KerasModel(problem, arch)
+        if self.engine is None:
+            self.configure()
+        keras = self.engine.keras
+        keras.backend.clear_session(free_memory=self.engine.collect_per_build)  # layer names restart
+        self.engine.seed(seed % (2 ** 31))
+        return KerasModel(self.engine, problem, arch)

@@ -123,7 +123,8 @@ def run_command(
                                                     help="Ray executor: GPUs per candidate task \\[default: 0]."),
     max_jobs_per_worker: Optional[int] = typer.Option(None, "--max-jobs-per-worker",
                                                       help="Start a fresh worker process after N candidates "
-                                                           "\\[default: the backend's hint; keras 50, torch never]."),
+                                                           "\\[default: the backend's hint; keras-tensorflow 50, "
+                                                           "torch and keras never]."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray executor: address of an existing "
                                                                           "cluster \\[default: start a local one]."),
     seed: Optional[int] = typer.Option(None, help="Random seed \\[default: 0]."),

@@ -1,0 +1,197 @@
+"""Keras 3 engines: where a Keras model's tensors live and how one training step runs.
+
+Keras 3 runs on one engine per process (TensorFlow, PyTorch or JAX), fixed when `keras` is first
+imported. wtnas offers two, measured side by side in docs/benchmarks.md:
+
+- `torch` (backend `keras`): eager steps with torch autograd; a candidate's first step costs no
+  more than its others, so small models train at close to plain-torch speed.
+- `tensorflow` (backend `keras-tensorflow`, the paper's engine): one graph-compiled step per
+  model; tracing it costs ~1 s per candidate, whatever the model's size.
+
+Both run the same Keras layers, initializers, Adam and losses, so checkpoints are identical in
+layout and predictions agree with the torch backend to < 1e-4 (tests/test_keras_backend.py).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import random
+import sys
+from contextlib import nullcontext
+from typing import Any, Callable
+
+import numpy as np
+
+from wtnas_cli.errors import WtnasError
+
+ENGINES = ("torch", "tensorflow")
+ADAM = {"learning_rate": 1e-3, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}  # the paper's (Keras defaults)
+
+
+def load_keras(engine: str):
+    """Import Keras on `engine`, or refuse if this process already runs Keras on another one."""
+    if engine not in ENGINES:
+        raise WtnasError(f"unknown Keras engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if "keras" in sys.modules:
+        import keras
+
+        if keras.backend.backend() != engine:
+            raise WtnasError(f"this process already runs Keras on {keras.backend.backend()}, and Keras cannot "
+                             f"switch engines in a process; run the {engine} backend in its own process")
+        return keras
+    os.environ["KERAS_BACKEND"] = engine  # overrides a KERAS_BACKEND the user's shell may set
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    # the engines leave ~10^6 long-lived objects: move them out of the collector's reach, or each
+    # full collection (Keras' clear_session runs one per candidate) walks them all: 0.5 s, now ~2 ms
+    gc.freeze()
+    return keras
+
+
+class TorchEngine:
+    """Keras on PyTorch: eager steps, gradients by torch autograd, Keras' Adam applied in place."""
+
+    name = "torch"
+    # a full collection per build frees the last model at once (a dead Uno-sized model holds
+    # ~150 MB until the collector's next full pass) and costs ~2 ms here
+    collect_per_build = True
+
+    def __init__(self, keras, *, threads: int | None, device: str):
+        import torch
+        from wtnas_torch.backend import TorchBackend
+
+        self.keras, self.torch = keras, torch
+        # threads, device checks and full float32 on CUDA exactly as the torch backend sets them,
+        # so checkpoints reproduce across backends and devices
+        torch_backend = TorchBackend()
+        torch_backend.configure(threads=threads, device=device)
+        self.device = str(torch_backend.device)
+
+    def scope(self):
+        """Variables and tensors made inside live on the configured device."""
+        return self.keras.device(self.device)
+
+    def seed(self, seed: int) -> None:
+        """What keras.utils.set_random_seed does for this engine (Keras draws its default seeds from
+        Python's `random`), without it also importing TensorFlow (~300 MB) to seed that too."""
+        random.seed(seed)
+        np.random.seed(seed)
+        self.torch.manual_seed(seed)
+
+    def tensor(self, array: np.ndarray):
+        return self.torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+
+    def numpy(self, value) -> np.ndarray:
+        return value.detach().cpu().numpy()
+
+    def permute(self, value, order: np.ndarray):
+        return value[self.torch.from_numpy(order).to(value.device)]
+
+    def inference(self):
+        return self.torch.no_grad()
+
+    def train_step(self, loss_fn: Callable, variables: list, signature: Any) -> Callable:
+        params = [v.value for v in variables]
+        adam = InPlaceAdam(self.torch, params)
+        torch = self.torch
+
+        def step(xs, y):
+            loss = loss_fn(xs, y)
+            adam.step(torch.autograd.grad(loss, params))
+            return loss.detach()
+
+        return step
+
+
+class InPlaceAdam:
+    """Keras' Adam update rule (epsilon added outside the bias-corrected root, step size in
+    float32), applied with in-place torch ops. `keras.optimizers.Adam` on torch computes the same
+    update through five full-size temporaries per step: on Uno's 10 M-parameter models that made
+    Keras 1.8x slower than torch; here one temporary remains (tests check the two agree)."""
+
+    def __init__(self, torch, params: list):
+        self.torch, self.params, self.t = torch, params, 0
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+
+    def step(self, grads) -> None:
+        torch, f32 = self.torch, np.float32
+        self.t += 1
+        b1, b2, eps = f32(ADAM["beta_1"]), f32(ADAM["beta_2"]), float(ADAM["epsilon"])
+        alpha = float(f32(ADAM["learning_rate"]) * np.sqrt(f32(1) - b2 ** f32(self.t)) / (f32(1) - b1 ** f32(self.t)))
+        with torch.no_grad():
+            torch._foreach_mul_(self.m, float(b1))
+            torch._foreach_add_(self.m, grads, alpha=1 - float(b1))
+            torch._foreach_mul_(self.v, float(b2))
+            torch._foreach_addcmul_(self.v, grads, grads, value=1 - float(b2))
+            denom = torch._foreach_sqrt(self.v)
+            torch._foreach_add_(denom, eps)
+            torch._foreach_addcdiv_(self.params, self.m, denom, value=-alpha)
+
+
+class TensorFlowEngine:
+    """Keras on TensorFlow: one step traced per model (with a free batch axis, so the last, shorter
+    batch reuses it) and run as a graph; eager steps were 2.5x slower."""
+
+    name = "tensorflow"
+    # TensorFlow keeps Python objects of every traced step: a full collection per build walked
+    # them all (0.9 s per digits candidate); its workers are replaced every 50 candidates instead
+    collect_per_build = False
+
+    def __init__(self, keras, *, threads: int | None, device: str):
+        import tensorflow as tf
+
+        self.keras, self.tf = keras, tf
+        if threads:
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+                tf.config.threading.set_inter_op_parallelism_threads(1)
+            except RuntimeError:  # already initialized in this process
+                pass
+        gpus = tf.config.list_physical_devices("GPU")
+        if device.startswith("cuda") and not gpus:
+            raise WtnasError(f"device {device!r} asked for but TensorFlow sees no GPU; use --device cpu")
+        if device == "cpu" and gpus:
+            tf.config.set_visible_devices([], "GPU")
+
+    def scope(self):
+        return nullcontext()
+
+    def seed(self, seed: int) -> None:
+        self.keras.utils.set_random_seed(seed)
+
+    def tensor(self, array: np.ndarray):
+        return self.tf.convert_to_tensor(array)
+
+    def numpy(self, value) -> np.ndarray:
+        return np.asarray(value)
+
+    def permute(self, value, order: np.ndarray):
+        return self.tf.gather(value, order)
+
+    def inference(self):
+        return nullcontext()
+
+    def train_step(self, loss_fn: Callable, variables: list, signature: Any) -> Callable:
+        tf = self.tf
+        optimizer = self.keras.optimizers.Adam(**ADAM)
+        optimizer.build(variables)
+        xs_spec, y_spec = signature
+        spec = ([tf.TensorSpec((None,) + s, tf.as_dtype(d)) for s, d in xs_spec],
+                tf.TensorSpec((None,) + y_spec[0], tf.as_dtype(y_spec[1])))
+
+        def step(xs, y):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(xs, y)
+            optimizer.apply(tape.gradient(loss, variables), variables)
+            return loss
+
+        return tf.function(step, input_signature=spec, autograph=False)
+
+
+def create_engine(engine: str, *, threads: int | None, device: str):
+    keras = load_keras(engine)
+    cls = TorchEngine if engine == "torch" else TensorFlowEngine
+    return cls(keras, threads=threads, device=device)
