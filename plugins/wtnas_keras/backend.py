@@ -136,7 +136,7 @@ class KerasModel:
 
     # -- training -------------------------------------------------------------------------
     def train_epoch(self, data: Dataset, seed: int) -> float:
-        xs, y, _, _ = _engine_data(self.engine, data, self.problem.loss)
+        xs, y = _engine_data(self.engine, data, self.problem.loss)
         order = np.random.default_rng(seed).permutation(len(data.y_train))
         self.engine.seed(seed % (2 ** 31))  # dropout
         if self._step is None:
@@ -175,15 +175,13 @@ _DATA_CACHE: dict[tuple, tuple] = {}
 
 
 def _engine_data(engine, data: Dataset, loss: str) -> tuple:
-    """The dataset as engine tensors, converted once per worker (the last dataset only)."""
+    """The training split as engine tensors, converted once per worker (the last dataset only)."""
     key = (id(data), engine.name, str(getattr(engine, "device", "")))
     if key not in _DATA_CACHE:
         ytype = _label_dtype(loss)
         with engine.scope():
             arrays = ([engine.tensor(np.asarray(a, np.float32)) for a in as_inputs(data.x_train)],
-                      engine.tensor(np.asarray(data.y_train, ytype)),
-                      [engine.tensor(np.asarray(a, np.float32)) for a in as_inputs(data.x_val)],
-                      engine.tensor(np.asarray(data.y_val, ytype)))
+                      engine.tensor(np.asarray(data.y_train, ytype)))
         _DATA_CACHE.clear()
         _DATA_CACHE[key] = (arrays, data)  # holding `data` keeps its id from being reused
     return _DATA_CACHE[key][0]
