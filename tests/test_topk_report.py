@@ -45,7 +45,11 @@ def test_topk_early_stopping_numbers(runs):
     summary = run_topk(runs["lcs"], cfg)   # selection by score alone (tests/test_selection.py has the rest)
     trained, candidates, _ = _trained(runs["lcs"])
     assert summary.trained_now == len(trained) == summary.selected
-    top_scores = sorted((c["score"] for c in candidates if c["status"] == "ok"), reverse=True)[:3]
+    seen, top_scores = set(), []   # min_distance=1 keeps the best of identical arch_seqs (async runs may repeat one)
+    for c in sorted((c for c in candidates if c["status"] == "ok"), key=lambda c: -c["score"]):
+        if tuple(c["arch_seq"]) not in seen and len(top_scores) < 3:
+            seen.add(tuple(c["arch_seq"]))
+            top_scores.append(c["score"])
     assert sorted((t["estimated_score"] for t in trained if t["in_topk"]), reverse=True) == top_scores
     assert sum(t["in_tau_sample"] for t in trained) == 5
     for t in trained:
