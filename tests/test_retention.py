@@ -128,3 +128,93 @@ def test_keep_needed_bounds_disk_and_changes_nothing_else(tmp_path):
     stray_path.write_bytes(b"left behind")
     run_search(resume=tmp_path / "needed", overrides={"max_evals": 41})
     assert not stray_path.exists()
+
+
+def test_a_job_carries_committed_deletions_and_its_worker_removes_them(tmp_path, plugins):
+    """The scheduler marks checkpoints deleted in its store; the next job's worker removes the
+    files (file-system work off the scheduler); one that cannot be removed is left for resume."""
+    from wtnas_cli.evaluator import Evaluator
+    from wtnas_cli.job import Job
+
+    doomed = [tmp_path / f"c{i:05d}.h5" for i in range(3)]
+    for path in doomed:
+        path.write_bytes(b"x")
+    space = plugins.registry.create("problem", "digits").space
+    job = Job(candidate_id=9, arch_seq=list(space.sample(__import__("numpy").random.default_rng(0))),
+              problem="digits", backend="torch", matcher="lcs", epochs=0, seed=1,
+              checkpoint_path=str(tmp_path / "c00009.h5"), write_checkpoint=False,
+              remove_checkpoints=[str(p) for p in doomed] + [str(tmp_path / "already-gone.h5")])
+    assert Job.from_dict(job.to_dict()).remove_checkpoints == job.remove_checkpoints   # survives the pipe
+    Evaluator(plugins).run(job)
+    assert not any(p.exists() for p in doomed)
+
+
+def test_store_transactions_nest_and_roll_back_as_one(tmp_path):
+    from wtnas_cli.store import RunStore
+
+    store = RunStore(tmp_path / "s.sqlite")
+    with store.transaction():
+        store.set_meta("a", 1)
+        with store.transaction():
+            store.set_meta("b", 2)
+        assert store.db.in_transaction                     # the inner block did not commit
+    assert (store.get_meta("a"), store.get_meta("b")) == (1, 2)
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.set_meta("c", 3)
+            with store.transaction():
+                store.set_meta("d", 4)
+                raise RuntimeError("boom")
+    assert (store.get_meta("c"), store.get_meta("d")) == (None, None) and not store.db.in_transaction
+    with pytest.raises(KeyboardInterrupt):                 # Ctrl-C keeps what was stored
+        with store.transaction():
+            store.set_meta("k", 6)
+            raise KeyboardInterrupt
+    assert store.get_meta("k") == 6 and not store.db.in_transaction
+    with store.transaction():                              # usable again after a rollback
+        store.set_meta("e", 5)
+    assert RunStore(tmp_path / "s.sqlite").get_meta("e") == 5
+
+
+class _InProcess:
+    """An executor that runs jobs in this process (the Executor protocol, for pump's ordering)."""
+
+    capacity = 2
+
+    def __init__(self, log):
+        self.log, self.running = log, []
+
+    def submit(self, job):
+        self.log.append(("submit", job))
+        self.running.append(job)
+
+    def poll(self, timeout):
+        done, self.running = self.running[:1], self.running[1:]
+        return done
+
+
+def test_pump_submits_a_batch_s_jobs_only_after_the_batch_closed():
+    from contextlib import contextmanager
+
+    from wtnas_cli.executor import pump
+
+    log, queue = [], list(range(5))
+
+    @contextmanager
+    def batch():
+        log.append("begin")
+        yield
+        log.append("commit")
+
+    def next_job():
+        if queue:
+            log.append(("made", queue[0]))
+            return queue.pop(0)
+        return None
+
+    pump(_InProcess(log), next_job, lambda r: log.append(("result", r)), batch=batch)
+    for job in range(5):
+        made, submitted = log.index(("made", job)), log.index(("submit", job))
+        assert "commit" in log[made:submitted]               # made inside a batch, submitted after it
+    assert [e for e in log if isinstance(e, tuple) and e[0] == "result"] == [("result", j) for j in range(5)]
+    assert log.count("begin") == log.count("commit") == 6    # the first fill + one per poll

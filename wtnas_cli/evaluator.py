@@ -30,6 +30,16 @@ from .stats import early_stop_epoch
 from .transfer import assemble, plan_stats
 
 
+def remove_files(paths) -> None:
+    """Remove checkpoints the scheduler has already marked deleted in its store. One that cannot
+    be removed stays behind as a stray file, which `wtnas run --resume` removes."""
+    for path in paths:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
 class Evaluator:
     """Caches problems (with their data), backends and matchers across the jobs of one worker."""
 
@@ -65,6 +75,7 @@ class Evaluator:
     def run(self, job: Job) -> Result:
         result = Result(job.candidate_id, "failed", role=job.role, worker=self.worker, started_at=time.time())
         timings = result.timings
+        remove_files(job.remove_checkpoints)
         try:
             self._run(job, result, timings)
         except WtnasError as exc:

@@ -30,6 +30,9 @@ class Job:
     # "candidate", or "control": the same architecture trained from scratch beside it (controls.py)
     role: str = "candidate"
     write_checkpoint: bool = True
+    # checkpoints the scheduler has marked deleted (committed) since its last job: the worker
+    # removes them before it trains, so file-system work stays off the scheduler (retention.py)
+    remove_checkpoints: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return _plain(self)

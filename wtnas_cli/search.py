@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -264,7 +265,7 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
             return None
         if control_queue:
             state["in_flight"] += 1
-            return control_queue.pop(0)
+            return with_removals(control_queue.pop(0))
         if not (requeue or submitted < cfg.max_evals):
             return None
         if requeue:
@@ -287,10 +288,35 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
             control_queue.append(control_job(job))
             awaiting_control.add(cid)
         state["in_flight"] += 1
+        return with_removals(job)
+
+    def with_removals(job: Job) -> Job:
+        if removals["committed"]:
+            job.remove_checkpoints, removals["committed"] = removals["committed"], []
         return job
 
     disk_full: list[str] = []
     hook_failures: set[tuple[str, str]] = set()
+    # checkpoint files marked deleted in the batch under way (staged) and in committed batches: the
+    # next job's worker removes the committed ones before it trains (Job.remove_checkpoints), what
+    # is left when the run ends is removed here; a rolled-back mark never loses its file
+    removals = {"staged": [], "committed": []}
+
+    @contextmanager
+    def batch():
+        """One poll's results and the jobs refilling its capacity: one store transaction (pump)."""
+        try:
+            with store.transaction():
+                yield
+        except KeyboardInterrupt:     # the store committed what the batch stored, its marks too
+            removals["committed"] += removals["staged"]
+            removals["staged"] = []
+            raise
+        except BaseException:         # rolled back: the marked files stay
+            removals["staged"].clear()
+            raise
+        removals["committed"] += removals["staged"]
+        removals["staged"] = []
 
     def on_result(result) -> None:
         state["in_flight"] -= 1
@@ -315,11 +341,10 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
         candidates_in_flight.discard(result.candidate_id)
         with store.transaction():   # the result and the deletions it allows: one commit
             record = store.record(result, elapsed_offset + time.time() - t0)
-            _absorb(record, strategy, selector, summary, seqs, checkpoints, retention)
+            _absorb(record, strategy, selector, summary, seqs, checkpoints, retention, live=True)
             if record["provider_id"] is not None:
                 retention.release(record["provider_id"])
-            doomed = prune()
-        _unlink(doomed)
+            removals["staged"] += [path for path in prune() if path]
         summary.elapsed_s = record["elapsed_s"]
         scratch_score = scratch_open.pop(record["id"], None)
         if record["status"] == "ok" and record["n_transferred"]:
@@ -339,7 +364,7 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
         with GracefulInterrupt(first_interrupt):
             executor.start()
             observer.started(cfg, run_dir, cfg.max_evals, summary.done, executor.capacity)
-            pump(executor, next_job, on_result)
+            pump(executor, next_job, on_result, batch=batch)
     except KeyboardInterrupt:
         summary.interrupted = True
         observer.stopping("stopped at once; candidates in flight will be re-run on --resume")
@@ -362,6 +387,7 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
             disk_full.append(f"{run_dir}: {exc}")
         finally:
             store.close()
+            _unlink(removals["committed"])
     if disk_full:
         raise StorageFullError(f"disk full ({disk_full[0]}); the run stopped with {summary.done} of "
                                f"{summary.total} candidates stored: free space, then run "
@@ -416,12 +442,14 @@ def _unlink(paths: list[str | None]) -> None:
 
 
 def _absorb(record: dict, strategy, selector, summary: RunSummary, seqs: dict, checkpoints: dict,
-            retention: Retention) -> None:
-    """Feed one finished candidate to the strategy, the selector, retention and the running summary."""
+            retention: Retention, live: bool = False) -> None:
+    """Feed one finished candidate to the strategy, the selector, retention and the running summary.
+    A `live` result says whether its worker wrote the checkpoint; a replayed one's file is looked for."""
     cid, seq = record["id"], tuple(record["arch_seq"])
     ok = record["status"] == "ok"
     score = record["score"] if ok else None
-    has_ckpt = bool(ok and record.get("checkpoint") and Path(record["checkpoint"]).is_file())
+    has_ckpt = bool(ok and record.get("checkpoint") and (
+        record.get("checkpoint_bytes") is not None if live else Path(record["checkpoint"]).is_file()))
     strategy.tell(cid, seq, score)
     selector.observe(cid, seq, score, has_ckpt)
     retention.observe(cid, score, has_ckpt)

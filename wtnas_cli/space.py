@@ -121,6 +121,9 @@ class SearchSpace:
     def validate(self, arch_seq: Sequence[int]) -> ArchSeq:
         """Return arch_seq as a tuple of ints, or raise ArchSeqError naming what is wrong."""
         counts = self.num_choices
+        if type(arch_seq) is tuple and len(arch_seq) == len(counts) and all(
+                type(value) is int and 0 <= value < n for value, n in zip(arch_seq, counts)):
+            return arch_seq   # the common case (the scheduler's own proposals), checked cheaply
         seq = tuple(arch_seq)
         if len(seq) != len(counts):
             raise ArchSeqError(
@@ -144,7 +147,7 @@ class SearchSpace:
 
     def is_valid(self, arch_seq: Sequence[int]) -> bool:
         try:
-            self.resolve(arch_seq)
+            self._resolve_layers(self.validate(arch_seq))
             return True
         except InvalidArchitecture:
             return False
@@ -159,7 +162,7 @@ class SearchSpace:
     def mutate(self, arch_seq: Sequence[int], rng: np.random.Generator) -> ArchSeq:
         """Change exactly one variable node to a different choice (distance 1)."""
         base = self.validate(arch_seq)
-        mutable = [i for i, n in enumerate(self.num_choices) if n > 1]
+        mutable = self._mutable
         if not mutable:
             raise ArchSeqError(f"search space {self.name!r} has no node with more than one choice")
         for _ in range(self.MAX_TRIES):
@@ -182,17 +185,20 @@ class SearchSpace:
     def resolve(self, arch_seq: Sequence[int]) -> Architecture:
         """Pick each variable node's op and infer every shape (raises InvalidArchitecture)."""
         seq = self.validate(arch_seq)
+        last = self.nodes[-1].name if self.nodes else (self.inputs[0].name if self.inputs else None)
+        return Architecture(seq, self.inputs, self._resolve_layers(seq), self.output or last)
+
+    def _resolve_layers(self, seq: ArchSeq) -> tuple[Layer, ...]:
         shapes: dict[str, Shape] = {i.name: i.shape for i in self.inputs}
-        previous = self.inputs[0].name if self.inputs else None
         layers = []
-        choice_iter = iter(seq)
-        for position, node in enumerate(self.nodes):
-            choice = next(choice_iter) if isinstance(node, VariableNode) else -1
-            inputs = node.inputs or ((previous,) if previous else ())
-            missing = [name for name in inputs if name not in shapes]
-            if missing:
-                raise InvalidArchitecture(f"node {node.name!r} reads {missing}, which no earlier node or input defines")
-            in_shapes = tuple(shapes[name] for name in inputs)
+        for position, node, inputs, variable in self._plan:
+            choice = seq[variable] if variable >= 0 else -1
+            try:
+                in_shapes = (shapes[inputs[0]],) if len(inputs) == 1 else tuple([shapes[name] for name in inputs])
+            except KeyError:
+                missing = [name for name in inputs if name not in shapes]
+                raise InvalidArchitecture(f"node {node.name!r} reads {missing}, which no earlier node or input "
+                                          f"defines") from None
             key = (position, choice, in_shapes)
             layer = self._layers.get(key)
             if layer is None:
@@ -200,9 +206,27 @@ class SearchSpace:
                 self._layers[key] = layer
             layers.append(layer)
             shapes[node.name] = layer.output_shape
+        return tuple(layers)
+
+    @cached_property
+    def _plan(self) -> tuple[tuple[int, Node, tuple[str, ...], int], ...]:
+        """Per node: position, node, the names it reads (default: the node before it) and its
+        index among the variable nodes (-1 for a constant node), fixed by the space."""
+        plan, previous, variable = [], self.inputs[0].name if self.inputs else None, 0
+        for position, node in enumerate(self.nodes):
+            inputs = tuple(node.inputs or ((previous,) if previous else ()))
+            if isinstance(node, VariableNode):
+                plan.append((position, node, inputs, variable))
+                variable += 1
+            else:
+                plan.append((position, node, inputs, -1))
             previous = node.name
-        output = self.output or previous
-        return Architecture(seq, self.inputs, tuple(layers), output)
+        return tuple(plan)
+
+    @cached_property
+    def _mutable(self) -> list[int]:
+        """Variable nodes with more than one choice (the ones a mutation can change)."""
+        return [i for i, n in enumerate(self.num_choices) if n > 1]
 
     @cached_property
     def _layers(self) -> dict[tuple, Layer]:

@@ -7,10 +7,10 @@ Every candidate is a row from the moment it is submitted (status 'pending') unti
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import sqlite3
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,25 +78,16 @@ class RunStore:
                 if column not in have:
                     self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         self._next_finish_seq: int | None = None
+        self._transaction = _Transaction(self.db)
         self._pending: dict[int, dict] = {}   # rows this process submitted, as candidate() returns them
         if self.get_meta("schema_version") is None:
             self.set_meta("schema_version", SCHEMA_VERSION)
 
-    @contextmanager
-    def transaction(self):
+    def transaction(self) -> "_Transaction":
         """One transaction for the block; inside an open one, part of it. The scheduler stores a
-        result and the checkpoint deletions it allows in one commit: each transaction costs
-        several file-lock and WAL system calls, the largest share of the scheduler's time."""
-        if self.db.in_transaction:
-            yield
-            return
-        self.db.execute("BEGIN")
-        try:
-            yield
-        except BaseException:
-            self.db.rollback()
-            raise
-        self.db.commit()
+        poll's results, the checkpoint deletions they allow and the jobs refilling the workers in
+        one commit: each transaction costs several file-lock and WAL system calls."""
+        return self._transaction
 
     # -- meta -------------------------------------------------------------------------------
     def set_meta(self, key: str, value: Any) -> None:
@@ -141,9 +132,8 @@ class RunStore:
         }
         if result.status != "ok":
             fields["checkpoint"] = None
-        sets = ", ".join(f"{k} = ?" for k in fields)
         with self.transaction():
-            self.db.execute(f"UPDATE candidates SET {sets} WHERE id = ?", (*fields.values(), result.candidate_id))
+            self.db.execute(_update_sql(tuple(fields)), (*fields.values(), result.candidate_id))
             for message in result.events:
                 self.add_event(result.candidate_id, "transfer_fallback", message)
             if result.status != "ok" and result.error:
@@ -281,6 +271,37 @@ class RunStore:
 
     def close(self) -> None:
         self.db.close()
+
+
+@functools.lru_cache(maxsize=8)
+def _update_sql(columns: tuple[str, ...]) -> str:
+    return f"UPDATE candidates SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?"
+
+
+class _Transaction:
+    """A re-entrant transaction (a class, not a generator: the scheduler enters several per
+    candidate). An error rolls it back; Ctrl-C commits what its statements stored (each one is
+    complete, and a result the scheduler already received is not thrown away)."""
+
+    __slots__ = ("db", "depth")
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+        self.depth = 0
+
+    def __enter__(self) -> None:
+        if self.depth == 0:
+            self.db.execute("BEGIN")
+        self.depth += 1
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        self.depth -= 1
+        if self.depth == 0:
+            if kind is None or issubclass(kind, KeyboardInterrupt):
+                self.db.commit()
+            else:
+                self.db.rollback()
+        return False
 
 
 def _row(row: sqlite3.Row | None) -> dict:

@@ -9,13 +9,28 @@ from wtnas_cli.space import SearchSpace
 
 
 class _Known:
-    """Candidates that finished with a checkpoint (only those can provide weights). Their
-    arch_seqs (one row per variable node, one column per candidate) and scores live in numpy
-    buffers that grow by doubling, so observing a candidate costs O(1) and a nearest query over
-    100,000 of them is one vectorized comparison per node (under 1 ms)."""
+    """Candidates that finished with a checkpoint (only those can provide weights)."""
 
     def __init__(self, space: SearchSpace):
         self.space = space
+        self.index: set[int] = set()
+
+    def observe(self, candidate_id: int, arch_seq, score: float | None, has_checkpoint: bool) -> None:
+        if score is not None and has_checkpoint:
+            self.index.add(candidate_id)
+
+    def forget(self, candidate_id: int) -> None:
+        """Its checkpoint was deleted (`--keep needed`): never a provider again."""
+        self.index.discard(candidate_id)
+
+
+class _Indexed(_Known):
+    """Known candidates with their arch_seqs (one row per variable node, one column per
+    candidate) and scores in numpy buffers that grow by doubling, so observing a candidate costs
+    O(1) and a nearest query over 100,000 of them is one vectorized comparison per node (under 1 ms)."""
+
+    def __init__(self, space: SearchSpace):
+        super().__init__(space)
         self.ids: list[int] = []
         self.index: dict[int, int] = {}
         dtype = np.uint8 if max(space.num_choices, default=0) <= 256 else np.int32
@@ -74,7 +89,7 @@ class ParentSelector(_Known):
         return set()   # only the strategy's parents, which the strategy keeps
 
 
-class NearestSelector(_Known):
+class NearestSelector(_Indexed):
     """Smallest distance d among checkpointed candidates; ties go to the higher score, then the
     older candidate. Vectorized over all candidates: O(candidates x nodes) per selection. Any
     checkpoint may be the nearest, so it declares no `checkpoints_needed`: all are kept."""
