@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import run_cli
 from wtnas_cli.normalize import Normalization, fit, load_normalization, scale_warning
 from wtnas_cli.problem import Dataset
 from wtnas_cli.spacefile import file_problem, normalized
@@ -184,6 +184,15 @@ def test_resume_refuses_a_changed_normalize(tmp_path):
     data.write_text("\n".join(rows) + "\n")
     changed = run_cli("run", "--resume", run, "--max-evals", "2")
     assert changed.returncode == 1 and "normalization statistics" in changed.stderr, changed.stderr
+    # a run made before data.normalize existed saw raw data: the new default may not slip in
+    (run / "normalization.json").unlink()
+    with sqlite3.connect(run / "wtnas.sqlite") as db:
+        db.execute("DELETE FROM meta WHERE key = 'space_document'")
+    space.write_text(space.read_text().replace('normalize = "minmax"', ""))
+    old = run_cli("run", "--resume", run, "--max-evals", "2")
+    assert old.returncode == 1 and "the run predates data.normalize" in old.stderr, old.stderr
+    space.write_text(space.read_text().replace('label = "diagnosis"', 'label = "diagnosis"\nnormalize = "none"'))
+    assert run_cli("run", "--resume", run, "--max-evals", "2").returncode == 0
 
 
 @pytest.mark.slow

@@ -425,6 +425,10 @@ def definition_changes(cfg: RunConfig, run_dir: Path, store: RunStore, problem, 
     if not changes and stored_norm is not None and norm is not None and stored_norm != norm:
         changes["normalization statistics"] = [stored_norm.method + " of the original data",
                                                norm.method + " of the current data (the data file changed)"]
+    if (stored_norm is None and norm is not None and norm.method != "none" and stored_doc is None
+            and store.next_id() > 0):   # made before data.normalize existed: its models saw raw data
+        changes["data.normalize"] = ["none (the run predates data.normalize; set it to \"none\" to resume)",
+                                     norm.method]
     if changes and not force:
         listed = "; ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in list(changes.items())[:3])
         more = f" (and {len(changes) - 3} more)" if len(changes) > 3 else ""
