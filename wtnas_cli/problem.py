@@ -47,8 +47,12 @@ class Problem:
     min_delta: float = 0.001  # early-stopping threshold for top-K training (paper: 0.001 on MNIST)
     description: str = ""
     options: dict[str, Any] = field(default_factory=dict)
-    # optional: load and validate the data in the scheduler before any worker trains
+    # optional: load and validate the data in the scheduler before any worker trains; it may
+    # return a list of one-line warnings, which the run shows once (e.g. badly scaled features)
     check_data: Callable[[], Any] | None = field(default=None, repr=False)
+    # the statistics applied to the raw inputs (normalize.Normalization), set when the data is
+    # loaded; None for problems that scale their own data (every built-in problem)
+    normalization: Any = field(default=None, init=False, repr=False)
     _data: Dataset | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):

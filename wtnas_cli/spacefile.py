@@ -10,6 +10,7 @@ See docs/search-spaces.md for the format.
 from __future__ import annotations
 
 import csv
+import difflib
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from . import normalize as N
 from . import ops as O
 from .errors import WtnasError
 from .problem import LOSSES, OBJECTIVES, Dataset, Problem, as_inputs
@@ -29,7 +31,7 @@ else:  # pragma: no cover
 
 TOP_KEYS = {"name", "description", "loss", "objective", "direction", "batch_size", "min_delta", "inputs", "nodes",
             "output", "data"}
-DATA_KEYS = {"path", "x", "y", "features", "label", "val_fraction", "split_seed"}
+DATA_KEYS = {"path", "x", "y", "features", "label", "val_fraction", "split_seed", "normalize"}
 
 
 class SpaceFileError(WtnasError):
@@ -42,6 +44,12 @@ class _Ctx:
 
     def fail(self, where: str, message: str) -> SpaceFileError:
         return SpaceFileError(f"{self.path}: {where}: {message}")
+
+
+def did_you_mean(word: str, valid) -> str:
+    """' (did you mean 'x'?)' for a near miss among `valid`, else ''."""
+    close = difflib.get_close_matches(str(word), sorted(valid), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def read_document(path: Path) -> dict:
@@ -122,7 +130,8 @@ def parse_space(path: str | Path) -> tuple[SearchSpace, dict]:
     doc = read_document(path)
     unknown = sorted(set(doc) - TOP_KEYS)
     if unknown:
-        raise ctx.fail(unknown[0], f"unknown key; valid keys: {', '.join(sorted(TOP_KEYS))}")
+        raise ctx.fail(unknown[0], f"unknown key{did_you_mean(unknown[0], TOP_KEYS)}; valid keys: "
+                                   f"{', '.join(sorted(TOP_KEYS))}")
     inputs = []
     for i, item in enumerate(_list(doc, "inputs", ctx)):
         where = f"inputs[{i}]"
@@ -172,8 +181,18 @@ def parse_space(path: str | Path) -> tuple[SearchSpace, dict]:
         raise ctx.fail("direction", "objectives are maximized; use objective = \"neg_mse\" to minimize an error")
     if not (isinstance(settings["batch_size"], int) and settings["batch_size"] > 0):
         raise ctx.fail("batch_size", f"must be a positive integer, got {settings['batch_size']!r}")
-    if not isinstance(settings["data"], dict) or set(settings["data"]) - DATA_KEYS:
+    if not isinstance(settings["data"], dict):
         raise ctx.fail("data", f"must be a table with keys among {', '.join(sorted(DATA_KEYS))}")
+    unknown = sorted(set(settings["data"]) - DATA_KEYS)
+    if unknown:
+        raise ctx.fail(f"data.{unknown[0]}", f"unknown key{did_you_mean(unknown[0], DATA_KEYS)}; valid keys: "
+                                             f"{', '.join(sorted(DATA_KEYS))}")
+    normalize = settings["data"].get("normalize", N.DEFAULT_METHOD)
+    if normalize not in N.METHODS:
+        hint = did_you_mean(normalize, N.METHODS) if isinstance(normalize, str) else ""
+        raise ctx.fail("data.normalize", f"{normalize!r} is not a valid choice{hint}; choose one of "
+                                         f"{', '.join(repr(m) for m in N.METHODS)} (default {N.DEFAULT_METHOD!r})")
+    settings["normalize"] = normalize
     # every architecture must at least resolve its first choices; shape errors show up here early
     try:
         space.resolve([0] * len(space.variable_nodes))
@@ -184,6 +203,14 @@ def parse_space(path: str | Path) -> tuple[SearchSpace, dict]:
 
 def load_data(space: SearchSpace, settings: dict, data_path: str | Path | None, space_path: Path,
               loss: str) -> Dataset:
+    """The data of a space file, normalized as `data.normalize` says (statistics from the
+    training split only); see load_prepared for the statistics and the warnings."""
+    return load_prepared(space, settings, data_path, space_path, loss)[0]
+
+
+def load_prepared(space: SearchSpace, settings: dict, data_path: str | Path | None, space_path: Path,
+                  loss: str) -> tuple[Dataset, N.Normalization, list[str]]:
+    """(normalized data, the statistics applied, one-line warnings about the data)."""
     spec = settings["data"]
     raw = data_path or spec.get("path")
     if not raw:
@@ -193,10 +220,11 @@ def load_data(space: SearchSpace, settings: dict, data_path: str | Path | None, 
         raise SpaceFileError(f"{path}: data file not found")
     names = [i.name for i in space.inputs]
     suffix = path.suffix.lower()
+    columns = None
     if suffix == ".csv":
         if len(names) != 1:
             raise SpaceFileError(f"{path}: CSV data feeds one input, the space has {len(names)}; use .npz or .h5")
-        arrays = _read_csv(path, spec)
+        arrays, columns = _read_csv(path, spec)
     elif suffix == ".npz":
         with np.load(path) as z:
             arrays = {k: z[k] for k in z.files}
@@ -235,10 +263,27 @@ def load_data(space: SearchSpace, settings: dict, data_path: str | Path | None, 
         if top >= out or min(data.y_train.min(initial=0), data.y_val.min(initial=0)) < 0:
             raise SpaceFileError(f"{path}: class labels go up to {top} but the output layer has {out} units "
                                  f"(labels must be 0..{out - 1})")
-    return data
+    return normalized(data, settings.get("normalize", N.DEFAULT_METHOD), [i.name for i in space.inputs], path,
+                      space_path, columns)
 
 
-def _read_csv(path: Path, spec: dict) -> dict[str, np.ndarray]:
+def normalized(data: Dataset, method: str, names: list[str], data_path, space_path,
+               columns: list[str] | None = None) -> tuple[Dataset, N.Normalization, list[str]]:
+    """Fit `method` on the training split, apply it to both splits; warn when `method` is none
+    and the feature scales differ by more than normalize.SCALE_RATIO_WARN."""
+    xt, xv = as_inputs(data.x_train), as_inputs(data.x_val)
+    norm = N.fit(method, xt, names)
+    warnings = []
+    if method == "none":
+        found = N.scale_warning(xt, N.channel_labels(xt, names, columns), data_path, space_path)
+        warnings = [found] if found else []
+        return data, norm, warnings
+    xt, xv = norm.apply(xt), norm.apply(xv)
+    one = lambda xs: xs[0] if len(xs) == 1 else xs
+    return Dataset(one(xt), data.y_train, one(xv), data.y_val), norm, warnings
+
+
+def _read_csv(path: Path, spec: dict) -> tuple[dict[str, np.ndarray], list[str]]:
     with open(path, newline="") as f:
         reader = csv.reader(f)
         try:
@@ -258,7 +303,7 @@ def _read_csv(path: Path, spec: dict) -> dict[str, np.ndarray]:
         table = np.array([[float(r[i]) for i in idx + [header.index(label)]] for r in rows], dtype=np.float64)
     except (ValueError, IndexError) as exc:
         raise SpaceFileError(f"{path}: non-numeric or missing value ({exc})") from None
-    return {"x": table[:, :-1].astype(np.float32), "y": table[:, -1]}
+    return {"x": table[:, :-1].astype(np.float32), "y": table[:, -1]}, list(features)
 
 
 def file_problem(space: str | None = None, data: str | None = None, **_) -> Problem:
@@ -266,10 +311,17 @@ def file_problem(space: str | None = None, data: str | None = None, **_) -> Prob
         raise WtnasError("problem 'file' needs --space FILE (.toml or .yaml) and --data FILE")
     space_path = Path(space)
     search_space, settings = parse_space(space_path)
-    loader = lambda: load_data(search_space, settings, data, space_path, settings["loss"])
+    warnings: list[str] = []
+
+    def loader() -> Dataset:
+        loaded, problem.normalization, found = load_prepared(search_space, settings, data, space_path,
+                                                             settings["loss"])
+        warnings[:] = found
+        return loaded
+
     problem = Problem(search_space.name, search_space, loader, loss=settings["loss"],
                       objective=settings["objective"], batch_size=settings["batch_size"],
                       min_delta=float(settings["min_delta"]), description=settings["description"],
                       options={"space": space, "data": data})
-    problem.check_data = lambda: problem.data()
+    problem.check_data = lambda: (problem.data(), list(warnings))[1]   # the scheduler shows the warnings once
     return problem
