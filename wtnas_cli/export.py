@@ -135,10 +135,10 @@ def choose(run_dir: str | Path, candidate_id: int | None = None, source: str | N
 def check_output(output: str | Path, suffix: str, fmt: str) -> Path:
     """The output path, refused in one line if it cannot be written as asked."""
     output = Path(output)
-    if output.suffix != suffix:
-        raise ConfigError(f"-o {output}: --format {fmt} writes {suffix} files; name it {output.stem}{suffix}")
     if output.is_dir():
         raise ConfigError(f"-o {output} is a directory; give a file name such as {output / ('model' + suffix)}")
+    if output.suffix != suffix:
+        raise ConfigError(f"-o {output}: --format {fmt} writes {suffix} files; name it {output.stem}{suffix}")
     if not output.parent.is_dir():
         raise ConfigError(f"-o {output}: directory {output.parent} does not exist; create it first")
     if not os.access(output.parent, os.W_OK):
@@ -168,9 +168,9 @@ def export_model(run_dir: str | Path, fmt: str, output: str | Path, *, candidate
         component = plugins.registry.get("format", fmt)
     except WtnasError as exc:
         raise ConfigError(f"--format: {exc}") from None
+    choice = choose(run_dir, candidate_id, source)
     exporter = component.create()
     output = check_output(output, exporter.suffix, fmt)
-    choice = choose(run_dir, candidate_id, source)
     run_cfg = run_config(run_dir)
     problem = run_problem(run_cfg, plugins)
     backend = plugins.registry.create("backend", exporter.backend)

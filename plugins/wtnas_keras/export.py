@@ -68,11 +68,28 @@ class KerasExporter:
         return "keras"
 
     def export(self, model, path: str, inputs: list[np.ndarray]) -> None:
+        _skip_tensorflow()
         functional_model(model).save(path)
 
     def predict(self, path: str, inputs: list[np.ndarray]) -> np.ndarray:
         import keras
 
+        _skip_tensorflow()
         loaded = keras.saving.load_model(path)
         x = [np.asarray(a, np.float32) for a in inputs]
         return np.asarray(loaded.predict(x if len(x) > 1 else x[0], batch_size=1024, verbose=0))
+
+
+def _skip_tensorflow() -> None:
+    """Keras' (de)serialization imports TensorFlow whenever it is installed, only to recognise TF
+    shapes (~8 s, ~300 MB); on another engine nothing it saves is a TF object. Tell Keras' lazy
+    TF module it is unavailable unless TF is loaded already (a private attribute: if Keras renames
+    it, this does nothing and TF is imported as before)."""
+    if "tensorflow" in sys.modules:
+        return
+    try:
+        from keras.src.utils.module_utils import tensorflow as lazy_tf
+    except ImportError:
+        return
+    if getattr(lazy_tf, "module", None) is None and hasattr(lazy_tf, "_available"):
+        lazy_tf._available = False
