@@ -26,7 +26,7 @@ from .rundir import STORE_NAME, checkpoint_path
 from .store import RunStore
 
 SOURCES = ("search", "topk")
-VERIFY_SAMPLES = 256   # validation samples the written file must reproduce
+VERIFY_SAMPLES = 1000  # validation samples the written file must reproduce
 TOLERANCE = 1e-5       # largest accepted |file - wtnas| prediction difference (relative to outputs > 1)
 
 
