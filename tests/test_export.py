@@ -198,6 +198,21 @@ def test_from_topk_without_topk_and_bad_sources(run):
         choose(run, candidate_id=99)
 
 
+def test_a_candidate_without_checkpoint_is_refused_and_skipped(run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    best = choose(copy)
+    store = RunStore(copy / "wtnas.sqlite")
+    try:
+        store.drop_checkpoint(best.candidate_id, "test")   # what --keep needed records when it deletes one
+    finally:
+        store.close()
+    with pytest.raises(WtnasError, match=f"--id {best.candidate_id}: candidate {best.candidate_id} has no checkpoint "
+                                         "left \\(deleted by --keep needed"):
+        choose(copy, candidate_id=best.candidate_id)
+    assert choose(copy).candidate_id != best.candidate_id   # the best that exists
+
+
 def test_bad_inputs_are_one_line_errors(run, tmp_path, capsys):
     _one_line_error(run_cli("export", run, "--id", "99", "-o", tmp_path / "m.pt2"), "--id 99", "no candidate 99")
 

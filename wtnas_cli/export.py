@@ -104,8 +104,9 @@ def choose(run_dir: str | Path, candidate_id: int | None = None, source: str | N
     if candidate_id is not None and candidate_id not in by_id:
         span = f"ids {min(by_id)}-{max(by_id)}" if by_id else "no candidates yet"
         raise ConfigError(f"--id {candidate_id}: {run_dir} has no candidate {candidate_id} ({span})")
-    topk = [c for r in trained if (candidate_id is None or r["candidate_id"] == candidate_id) and r["candidate_id"] in by_id
-            for c in [_topk_choice(run_dir, r, list(by_id[r["candidate_id"]]["arch_seq"]))] if c]
+    topk = [_topk_choice(run_dir, r, list(by_id[r["candidate_id"]]["arch_seq"])) for r in trained
+            if r["candidate_id"] in by_id and candidate_id in (None, r["candidate_id"])]
+    topk = [c for c in topk if c is not None]
     if source == "topk" or (source is None and topk):
         if not topk:
             if candidate_id is None:
@@ -126,7 +127,7 @@ def choose(run_dir: str | Path, candidate_id: int | None = None, source: str | N
             raise ConfigError(f"--id {candidate_id}: candidate {candidate_id} {why}; choose another --id "
                               f"(`wtnas report {run_dir}` lists them) or omit it for the best")
         return choice
-    choice = _best([c for r in rows for c in [_search_choice(run_dir, r)] if c])
+    choice = _best([c for c in (_search_choice(run_dir, r) for r in rows) if c is not None])
     if choice is None:
         raise ConfigError(f"{run_dir}: no finished candidate with a checkpoint to export")
     return choice
