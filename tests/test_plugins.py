@@ -120,6 +120,11 @@ class _Everything:
     def wtnas_register_problems(register):
         _Everything._reg("problem", register)
 
+    @staticmethod
+    @hookimpl
+    def wtnas_register_export_formats(register):
+        _Everything._reg("format", register)
+
 
 def test_every_registration_hook_is_called():
     plugins = load_plugins(plugins=[_Everything])

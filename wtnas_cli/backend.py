@@ -37,3 +37,19 @@ class Backend(Protocol):
         """Called once per worker process before any build."""
 
     def build(self, problem: Problem, arch: Architecture, seed: int) -> CandidateModel: ...
+
+
+class Exporter(Protocol):
+    """A model file format for `wtnas export` (registered with `wtnas_register_export_formats`).
+    The file must load without wtnas: plain framework layers, no wtnas classes inside."""
+
+    backend: str   # the backend whose built model this exporter writes (e.g. "torch")
+    suffix: str    # the file name's ending, e.g. ".pt2"
+    layout: str    # one line on what the file takes and returns, for users
+
+    def export(self, model: CandidateModel, path: str, inputs: list[np.ndarray]) -> None:
+        """Write `model` (built by `backend`, checkpoint loaded) as the inference function its
+        `predict` computes; `inputs` are example arrays, one per model input, in canonical layout."""
+
+    def predict(self, path: str, inputs: list[np.ndarray]) -> np.ndarray:
+        """Load the file at `path` as a user would and predict `inputs`."""

@@ -125,6 +125,26 @@ def wtnas_register_problems(register):
 
 
 @hookspec
+def wtnas_register_export_formats(register):
+    """Register model file formats for ``wtnas export`` (standalone files that load without wtnas).
+
+    :param register: ``register(name, factory, ...)``; ``factory()`` returns an Exporter
+        (``wtnas_cli/backend.py``): ``backend`` (the backend that builds the model to export),
+        ``suffix`` (e.g. ``".pt2"``), ``layout`` (one line on the inputs the file expects),
+        ``export(model, path, inputs)`` (write the built, checkpoint-loaded model to ``path``;
+        ``inputs`` are a few example input arrays) and ``predict(path, inputs)`` (load the file as a
+        user would and predict, so ``wtnas export`` can check the file against ``model.predict``).
+
+    Example::
+
+        @hookimpl
+        def wtnas_register_export_formats(register):
+            register("tflite", TfliteExporter, requires=("tensorflow",),
+                     install_hint="pip install 'wtnas[keras-tensorflow]'", description="TensorFlow Lite")
+    """
+
+
+@hookspec
 def wtnas_add_commands(app):
     """Add commands to the ``wtnas`` Typer application.
 

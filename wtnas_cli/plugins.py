@@ -31,6 +31,7 @@ _REGISTER_HOOKS = {
     "matcher": "wtnas_register_matchers",
     "executor": "wtnas_register_executors",
     "problem": "wtnas_register_problems",
+    "format": "wtnas_register_export_formats",
 }
 
 

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from .errors import PluginError
 
-KINDS = ("backend", "strategy", "selector", "matcher", "executor", "problem")
+KINDS = ("backend", "strategy", "selector", "matcher", "executor", "problem", "format")
 
 
 @dataclass

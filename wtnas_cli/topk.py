@@ -14,15 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import RunConfig, load_config_file
-from .errors import ConfigError, RunDirError, StorageFullError
+from .candidate import run_config, run_problem
+from .config import RunConfig
+from .errors import ConfigError, StorageFullError
 from .interrupts import GracefulInterrupt
 from .executor import pump
 from .job import Job
 from .lease import RunLease
 from .matching import SAME_MODEL
 from .plugins import Plugins, default_plugins
-from .rundir import CONFIG_NAME, STORE_NAME, is_run_dir
+from .rundir import STORE_NAME
 from .search import candidate_seed, create_executor, scratch_twin
 from .lineage import count_lineages, founders_and_depths
 from .selection import (CHECK_POOL, MIN_REFERENCE, RANKS, VERIFY_MODES, families, known_checks, rerank_by_check,
@@ -116,13 +117,10 @@ def run_topk(run_dir: str | Path, cfg: TopKConfig | None = None, *, plugins: Plu
              observer=None) -> TopKSummary | None:
     cfg = (cfg or TopKConfig()).validate()
     run_dir = Path(run_dir)
-    if not is_run_dir(run_dir):
-        raise RunDirError(f"{run_dir} holds no wtnas run (no {STORE_NAME}); give the directory of a `wtnas run`")
+    run_cfg = run_config(run_dir)
     plugins = plugins or default_plugins()
     observer = observer or _Silent()
-    run_values = load_config_file(run_dir / CONFIG_NAME)
-    run_cfg = RunConfig(**{k: v for k, v in run_values.items() if k in RunConfig.__dataclass_fields__})
-    problem = plugins.registry.create("problem", run_cfg.problem, **run_cfg.problem_options())
+    problem = run_problem(run_cfg, plugins)
     min_delta = problem.min_delta if cfg.min_delta is None else cfg.min_delta
     settings = settings_key(cfg, min_delta)
     tag = hashlib.sha1(settings.encode()).hexdigest()[:8]

@@ -1,5 +1,6 @@
 """Keras 3 backend plugin: `keras` (Keras 3 on PyTorch) and `keras-tensorflow` (on TensorFlow, the
-paper's engine). Imports Keras and its engine only when a backend is created."""
+paper's engine), and the `keras` format of `wtnas export`. Imports Keras and its engine only when
+a backend or the exporter is created."""
 
 from wtnas_cli.hookspecs import hookimpl
 
@@ -25,3 +26,15 @@ def wtnas_register_backends(register):
              # TensorFlow keeps ~2.4 MB per built-and-trained model even after clear_session()
              # (docs/benchmarks.md, Keras speed): a fresh worker every 50 candidates bounds it
              options={"max_jobs_per_worker": 50})
+
+
+def _exporter():
+    from .export import KerasExporter
+
+    return KerasExporter()
+
+
+@hookimpl
+def wtnas_register_export_formats(register):
+    register("keras", _exporter, requires=("keras", "torch"), install_hint="pip install 'wtnas[keras]'",
+             description="Keras 3 model (.keras): keras.saving.load_model(path), any Keras engine")

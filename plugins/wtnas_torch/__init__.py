@@ -1,6 +1,9 @@
-"""PyTorch backend plugin. Imports torch only when the backend is created."""
+"""PyTorch backend plugin, and the `torch` and `onnx` formats of `wtnas export`. Imports torch
+only when the backend or an exporter is created."""
 
 from wtnas_cli.hookspecs import hookimpl
+
+INSTALL_HINT = "pip install 'wtnas[torch]'  (CPU build: pip install torch==2.13.0)"
 
 
 def _create():
@@ -9,8 +12,25 @@ def _create():
     return TorchBackend()
 
 
+def _exporter(name: str):
+    def create():
+        from . import export
+
+        return getattr(export, name)()
+
+    return create
+
+
 @hookimpl
 def wtnas_register_backends(register):
-    register("torch", _create, requires=("torch",),
-             install_hint="pip install 'wtnas[torch]'  (CPU build: pip install torch==2.13.0)",
+    register("torch", _create, requires=("torch",), install_hint=INSTALL_HINT,
              description="PyTorch: builds every built-in op, canonical (Keras) tensor layout")
+
+
+@hookimpl
+def wtnas_register_export_formats(register):
+    register("torch", _exporter("TorchExporter"), requires=("torch",), install_hint=INSTALL_HINT,
+             description="PyTorch program (.pt2, torch.export): torch.export.load(path).module()")
+    register("onnx", _exporter("OnnxExporter"), requires=("torch", "onnx", "onnxscript", "onnxruntime"),
+             install_hint="pip install 'wtnas[torch,export]'",
+             description="ONNX (.onnx, via torch.export), checked with onnxruntime")

@@ -12,7 +12,7 @@ import sys
 import typer
 
 from ..errors import WtnasError
-from . import checkpoints, info, report, run, topk
+from . import checkpoints, export, info, report, run, topk
 
 app = typer.Typer(
     name="wtnas", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -24,6 +24,7 @@ topk.register(app)
 report.register(app)
 info.register(app)
 checkpoints.register(app)
+export.register(app)
 
 
 def _add_plugin_commands() -> None:
