@@ -70,7 +70,7 @@ def main(argv=None) -> Path:
     results.update({"date": time.strftime("%Y-%m-%d %H:%M"), "host": socket.gethostname(), "machine": machine()})
     quick = args.quick
     runners = {
-        "startup": lambda: bench_startup.main(),
+        "startup": lambda: bench_startup.main([]),
         "matching": lambda: bench_matching.main(20 if quick else 50),
         "checkpoint": lambda: bench_checkpoint.main(5 if quick else 10),
         "overhead": lambda: {

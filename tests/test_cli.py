@@ -8,7 +8,8 @@ import pytest
 
 from conftest import run_cli
 
-HEAVY = ("torch", "tensorflow", "keras", "ray", "mpi4py", "h5py", "matplotlib", "sklearn")
+HEAVY = ("torch", "tensorflow", "keras", "ray", "mpi4py", "h5py", "matplotlib", "sklearn",
+         "numpy", "wtnas_builtins")   # built-in plugins add no commands: --help need not load them
 
 
 def test_help_imports_no_heavy_library():

@@ -23,6 +23,7 @@ from .errors import PluginError
 from .registry import KINDS, Registry
 
 ENTRY_POINT_GROUP = "wtnas"
+DISTRIBUTION = "wtnas"   # this package: its entry points are the built-in plugins
 
 _REGISTER_HOOKS = {
     "backend": "wtnas_register_backends",
@@ -55,8 +56,10 @@ def _names_from_env(var: str) -> set[str] | None:
     return {n.strip() for n in value.split(",") if n.strip()}
 
 
-def get_plugin_manager(*, entry_points: bool = True, plugins: Iterable[object] = ()) -> tuple[pluggy.PluginManager, list]:
-    """A fresh manager: specs → blocked names → entry points (or allow-list) → extra plugins."""
+def get_plugin_manager(*, entry_points: bool = True, plugins: Iterable[object] = (),
+                       skip_distribution: str | None = None) -> tuple[pluggy.PluginManager, list]:
+    """A fresh manager: specs → blocked names → entry points (or allow-list; none of
+    `skip_distribution`'s) → extra plugins."""
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     broken: list[tuple[str, str]] = []
@@ -67,6 +70,8 @@ def get_plugin_manager(*, entry_points: bool = True, plugins: Iterable[object] =
         seen: set[str] = set()
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             if ep.name in seen or pm.is_blocked(ep.name) or (allow is not None and ep.name not in allow):
+                continue
+            if skip_distribution is not None and ep.dist is not None and ep.dist.name == skip_distribution:
                 continue
             seen.add(ep.name)
             try:
@@ -116,3 +121,11 @@ def load_plugins(*, entry_points: bool = True, plugins: Iterable[object] = ()) -
 def default_plugins() -> Plugins:
     """The process-wide plugin set used by the CLI and by workers (tests make their own)."""
     return load_plugins()
+
+
+def command_plugins() -> pluggy.PluginManager:
+    """The plugins that may add commands: every installed one except wtnas's own built-ins,
+    which register components only. Every `wtnas` invocation, `--help` included, asks for
+    commands first, and the built-ins import numpy and the problems (most of `--help`'s time)."""
+    pm, _ = get_plugin_manager(skip_distribution=DISTRIBUTION)
+    return pm

@@ -14,6 +14,7 @@ A finished candidate's checkpoint is kept while any of these may still read it:
 Everything here follows from the finished candidates in finish order, so a resumed run rebuilds
 the same state by replay. Deletion is recorded in the store before the file goes (store.py), so
 after a crash a file is at worst left over, never referenced while missing; resume removes it.
+The next job's worker removes the files once their marks are committed (Job.remove_checkpoints).
 """
 
 from __future__ import annotations

@@ -112,10 +112,8 @@ class LocalExecutor:
                 try:
                     w.conn.send(message)
                 except OSError:    # it died while idle (killed, out of memory): a fresh one takes the job
-                    self._count_death(f"exit code {w.process.exitcode}" if not w.process.is_alive() else "broken pipe")
-                    self._respawn(w)
-                    self.replaced += 1
-                    w = self._workers[w.index]
+                    w = self._replace_idle(w, f"exit code {w.process.exitcode}" if not w.process.is_alive()
+                                           else "broken pipe")
                     w.conn.send(message)
                 w.job = job
                 w.sent_at = time.time()
@@ -147,9 +145,7 @@ class LocalExecutor:
                 if w.job is not None:
                     results.append(self._replace(w))
                 else:   # died between jobs: nothing to fail, a fresh worker takes its place
-                    self._count_death(f"exit code {w.process.exitcode}")
-                    self._respawn(w)
-                    self.replaced += 1
+                    self._replace_idle(w, f"exit code {w.process.exitcode}")
         return results
 
     def _retire(self, w: _Worker) -> None:
@@ -176,6 +172,13 @@ class LocalExecutor:
         self._respawn(w)
         self.replaced += 1
         return result
+
+    def _replace_idle(self, w: _Worker, reason: str) -> _Worker:
+        """A worker that died between jobs: nothing to fail; a fresh one takes its place."""
+        self._count_death(reason)
+        self._respawn(w)
+        self.replaced += 1
+        return self._workers[w.index]
 
     def _count_death(self, reason: str) -> None:
         self._deaths_in_a_row += 1

@@ -28,10 +28,10 @@ export.register(app)
 
 
 def _add_plugin_commands() -> None:
-    from ..plugins import default_plugins
+    from ..plugins import command_plugins
 
     try:
-        default_plugins().hook.wtnas_add_commands(app=app)
+        command_plugins().hook.wtnas_add_commands(app=app)
     except WtnasError as exc:
         _fail(str(exc))
 
