@@ -347,3 +347,11 @@ def test_export_of_a_normalized_run_takes_raw_inputs(norm_run, tmp_path, fmt):
     assert diff < 1e-5
     # fed normalized inputs instead, the file would be wrong: the statistics are inside it
     assert float(np.abs(standalone_predict(fmt, out, seen, names, tmp_path) - expected).max()) > 1e-3
+
+
+@pytest.mark.slow
+def test_an_exporter_that_cannot_normalize_refuses_a_normalized_run(norm_run, tmp_path):
+    plugins = load_plugins(plugins=[_BrokenFormats])   # its export() takes no `normalization`
+    with pytest.raises(WtnasError, match="normalizes its inputs .* cannot write that into the file; nothing written"):
+        export_model(norm_run, "wrong", tmp_path / "m.bin", plugins=plugins)
+    assert list(tmp_path.iterdir()) == []
