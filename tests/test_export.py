@@ -307,3 +307,51 @@ def test_multi_input_uno_exports(uno_run, tmp_path, fmt):
     assert "dose (N, 1), cell_rnaseq (N, 942), drug_descriptors (N, 5270), drug_fingerprints (N, 2048)" in res.stdout
     choice = choose(uno_run)
     check_export(uno_run, out, fmt, tmp_path, choice.checkpoint, choice.arch_seq)
+
+
+@pytest.fixture(scope="module")
+def norm_run(tmp_path_factory):
+    """A run on a raw CSV (breast cancer, values ~0.001 to ~4,000) whose space file normalizes
+    (data.normalize = "standard"): 3 candidates, one worker, fixed seed, torch backend."""
+    from test_normalize import breast_cancer
+
+    base = tmp_path_factory.mktemp("export-norm")
+    space, data = breast_cancer(base, "standard")
+    cfg = RunConfig(problem="file", space=str(space), data=str(data), backend="torch", max_evals=3, population=2,
+                    sample=1, workers=1, threads_per_worker=1, seed=0, controls=0.0, run_dir=str(base / "run"))
+    run_search(cfg)
+    return Path(cfg.run_dir)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["torch", "onnx", "keras"])
+def test_export_of_a_normalized_run_takes_raw_inputs(norm_run, tmp_path, fmt):
+    _need(fmt)
+    from wtnas_cli.normalize import load_normalization
+
+    stored = load_normalization(norm_run)
+    assert stored.method == "standard"
+    out = tmp_path / f"bc{SUFFIX[fmt]}"
+    res = run_cli("export", norm_run, "--format", fmt, "-o", out)
+    assert res.returncode == 0, res.stderr
+    assert "applies the run's standard normalization" in res.stdout and "raw inputs" in res.stdout
+    choice = choose(norm_run)
+    expected, seen, names = wtnas_predict(norm_run, choice.checkpoint, choice.arch_seq)   # on normalized data
+    raw = as_inputs(run_problem(run_config(norm_run)).raw_data().x_val)   # the CSV's own values
+    assert float(np.abs(raw[0]).max()) > 1000                 # raw indeed, not normalized
+    np.testing.assert_array_equal(stored.apply(raw), seen)     # the stored statistics are what wtnas applied
+    got = standalone_predict(fmt, out, raw, names, tmp_path)
+    assert got.shape == expected.shape
+    diff = float(np.abs(got.astype(np.float64) - expected).max())
+    print(f"{fmt} (normalized run, raw inputs): max abs diff {diff:.3g} on {len(expected)} validation samples")
+    assert diff < 1e-5
+    # fed normalized inputs instead, the file would be wrong: the statistics are inside it
+    assert float(np.abs(standalone_predict(fmt, out, seen, names, tmp_path) - expected).max()) > 1e-3
+
+
+@pytest.mark.slow
+def test_an_exporter_that_cannot_normalize_refuses_a_normalized_run(norm_run, tmp_path):
+    plugins = load_plugins(plugins=[_BrokenFormats])   # its export() takes no `normalization`
+    with pytest.raises(WtnasError, match="normalizes its inputs .* cannot write that into the file; nothing written"):
+        export_model(norm_run, "wrong", tmp_path / "m.bin", plugins=plugins)
+    assert list(tmp_path.iterdir()) == []

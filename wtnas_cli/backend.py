@@ -47,9 +47,12 @@ class Exporter(Protocol):
     suffix: str    # the file name's ending, e.g. ".pt2"
     layout: str    # one line on what the file takes and returns, for users
 
-    def export(self, model: CandidateModel, path: str, inputs: list[np.ndarray]) -> None:
+    def export(self, model: CandidateModel, path: str, inputs: list[np.ndarray], normalization=None) -> None:
         """Write `model` (built by `backend`, checkpoint loaded) as the inference function its
-        `predict` computes; `inputs` are example arrays, one per model input, in canonical layout."""
+        `predict` computes; `inputs` are example arrays, one per model input, in canonical layout.
+        `normalization` (a `wtnas_cli.normalize.Normalization`, passed only for runs that
+        normalize) must be written in front of the model, so the file takes raw inputs; an
+        exporter without this parameter refuses such runs (one line)."""
 
     def predict(self, path: str, inputs: list[np.ndarray]) -> np.ndarray:
         """Load the file at `path` as a user would and predict `inputs`."""

@@ -7,10 +7,16 @@ backend that builds the model it writes; the candidate's checkpoint (canonical l
 that backend whatever backend trained it. The file is checked before it gets its name: loaded
 back as a user would load it, it must predict what `model.predict` (the function `evaluate`
 scores) predicts; then it is renamed into place, so no partial or wrong file is ever left.
+
+A run whose space file normalizes its data (`data.normalize`) stored the statistics training saw
+(RUN/normalization.json); the exporter writes them into the file, in front of the model, so the
+file takes raw inputs (what the user's data file holds). It is checked on raw validation inputs
+against wtnas's predictions on the same inputs normalized with the stored statistics.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import tempfile
 from dataclasses import dataclass
@@ -20,6 +26,7 @@ import numpy as np
 
 from .candidate import load_candidate, run_config, run_problem
 from .errors import ConfigError, WtnasError
+from .normalize import Normalization, load_normalization
 from .plugins import Plugins, default_plugins
 from .problem import as_inputs
 from .rundir import STORE_NAME, checkpoint_path
@@ -57,6 +64,7 @@ class ExportResult:
     inputs: str          # the model's inputs, e.g. "image (N, 8, 8, 1)"
     max_abs_diff: float
     verified_on: str
+    normalization: str | None = None   # the method the file applies to raw inputs, if any
 
 
 def _existing(stored: str | None, fallback: Path) -> Path | None:
@@ -177,14 +185,23 @@ def export_model(run_dir: str | Path, fmt: str, output: str | Path, *, candidate
     backend = plugins.registry.create("backend", exporter.backend)
     backend.configure(threads=threads, device="cpu")
     model = load_candidate(problem, backend, choice.arch_seq, choice.checkpoint)
-    inputs, verified_on = _check_inputs(problem)
-    expected = np.asarray(model.predict(inputs if len(inputs) > 1 else inputs[0]))
+    norm = applied_normalization(run_dir)
+    options = {}
+    if norm is not None:
+        if "normalization" not in inspect.signature(exporter.export).parameters:
+            raise ConfigError(f"--format {fmt}: {run_dir} normalizes its inputs (data.normalize = {norm.method!r}) "
+                              f"and the {component.plugin} plugin's exporter cannot write that into the file; "
+                              f"nothing written")
+        options["normalization"] = norm
+    inputs, verified_on = _check_inputs(problem, norm)   # raw inputs: what the file takes
+    seen = norm.apply(inputs) if norm is not None else inputs   # what the model saw in training
+    expected = np.asarray(model.predict(seen if len(seen) > 1 else seen[0]))
 
     fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.tmp-", suffix=exporter.suffix, dir=output.parent)
     os.close(fd)
     try:
         os.unlink(tmp)   # exporters write the file themselves (some refuse to overwrite)
-        exporter.export(model, tmp, [a[:8] for a in inputs])
+        exporter.export(model, tmp, [a[:8] for a in inputs], **options)
         got = np.asarray(exporter.predict(tmp, inputs))
         if got.shape != expected.shape:
             raise WtnasError(f"--format {fmt}: the written model predicts shape {got.shape}, wtnas {expected.shape}; "
@@ -198,14 +215,25 @@ def export_model(run_dir: str | Path, fmt: str, output: str | Path, *, candidate
         if os.path.exists(tmp):
             os.unlink(tmp)
     inputs_text = ", ".join(f"{i.name} (N, {', '.join(map(str, i.shape))})" for i in problem.space.inputs)
-    return ExportResult(choice, fmt, output, exporter.layout, inputs_text, diff, verified_on)
+    return ExportResult(choice, fmt, output, exporter.layout, inputs_text, diff, verified_on,
+                        norm.method if norm is not None else None)
 
 
-def _check_inputs(problem) -> tuple[list[np.ndarray], str]:
-    """Inputs to compare the written file with wtnas on: the first validation samples, or seeded
-    random inputs of the right shapes when the data cannot be loaded here."""
+def applied_normalization(run_dir: str | Path) -> Normalization | None:
+    """The statistics an export of `run_dir` writes into the file: the ones stored with the run
+    (not recomputed from today's data file); None when the run normalizes nothing."""
+    norm = load_normalization(run_dir)
+    if norm is None or norm.method == "none" or not norm.inputs:
+        return None
+    return norm
+
+
+def _check_inputs(problem, norm: Normalization | None = None) -> tuple[list[np.ndarray], str]:
+    """Raw inputs to compare the written file with wtnas on: the first validation samples as the
+    data file holds them, or seeded random inputs of the right shapes (spread as the stored
+    statistics say, if any) when the data cannot be loaded here."""
     try:
-        x = problem.data().x_val
+        x = (problem.raw_data() if norm is not None else problem.data()).x_val
         arrays = [np.ascontiguousarray(np.asarray(a, np.float32)[:VERIFY_SAMPLES]) for a in as_inputs(x)]
         if len(arrays[0]):
             return arrays, f"{len(arrays[0])} validation samples"
@@ -213,5 +241,8 @@ def _check_inputs(problem) -> tuple[list[np.ndarray], str]:
     except (WtnasError, OSError) as exc:
         reason = f"the data did not load: {exc}"
     rng = np.random.default_rng(0)
-    arrays = [rng.standard_normal((64,) + tuple(i.shape)).astype(np.float32) for i in problem.space.inputs]
+    arrays = [rng.standard_normal((64,) + tuple(i.shape)) for i in problem.space.inputs]
+    if norm is not None:
+        arrays = [a * np.asarray(spec["scale"]) + np.asarray(spec["shift"]) for a, spec in zip(arrays, norm.inputs)]
+    arrays = [a.astype(np.float32) for a in arrays]
     return arrays, f"64 random inputs ({reason})"

@@ -53,6 +53,9 @@ class Problem:
     # the statistics applied to the raw inputs (normalize.Normalization), set when the data is
     # loaded; None for problems that scale their own data (every built-in problem)
     normalization: Any = field(default=None, init=False, repr=False)
+    # optional: the data as the user's file holds it, before `normalization` (exports take raw
+    # inputs and verify on them); None when `load_data` returns the raw data itself
+    load_raw_data: Callable[[], Dataset] | None = field(default=None, init=False, repr=False)
     _data: Dataset | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
@@ -66,6 +69,11 @@ class Problem:
         if self._data is None:
             self._data = self.load_data()
         return self._data
+
+    def raw_data(self) -> Dataset:
+        """The data before any normalization wtnas applied (loaded again, not kept): what a user
+        feeds an exported model. The same as `data()` for problems that normalize nothing."""
+        return self.load_raw_data() if self.load_raw_data is not None else self.data()
 
 
 def objective_name(objective) -> str:

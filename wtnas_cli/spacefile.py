@@ -211,6 +211,14 @@ def load_data(space: SearchSpace, settings: dict, data_path: str | Path | None, 
 def load_prepared(space: SearchSpace, settings: dict, data_path: str | Path | None, space_path: Path,
                   loss: str) -> tuple[Dataset, N.Normalization, list[str]]:
     """(normalized data, the statistics applied, one-line warnings about the data)."""
+    data, path, columns = load_raw(space, settings, data_path, space_path, loss)
+    return normalized(data, settings.get("normalize", N.DEFAULT_METHOD), [i.name for i in space.inputs], path,
+                      space_path, columns)
+
+
+def load_raw(space: SearchSpace, settings: dict, data_path: str | Path | None, space_path: Path,
+             loss: str) -> tuple[Dataset, Path, list[str] | None]:
+    """(the data as the file holds it, split but not normalized, the data file, CSV columns)."""
     spec = settings["data"]
     raw = data_path or spec.get("path")
     if not raw:
@@ -263,8 +271,7 @@ def load_prepared(space: SearchSpace, settings: dict, data_path: str | Path | No
         if top >= out or min(data.y_train.min(initial=0), data.y_val.min(initial=0)) < 0:
             raise SpaceFileError(f"{path}: class labels go up to {top} but the output layer has {out} units "
                                  f"(labels must be 0..{out - 1})")
-    return normalized(data, settings.get("normalize", N.DEFAULT_METHOD), [i.name for i in space.inputs], path,
-                      space_path, columns)
+    return data, path, columns
 
 
 def normalized(data: Dataset, method: str, names: list[str], data_path, space_path,
@@ -324,4 +331,5 @@ def file_problem(space: str | None = None, data: str | None = None, **_) -> Prob
                       min_delta=float(settings["min_delta"]), description=settings["description"],
                       options={"space": space, "data": data})
     problem.check_data = lambda: (problem.data(), list(warnings))[1]   # the scheduler shows the warnings once
+    problem.load_raw_data = lambda: load_raw(search_space, settings, data, space_path, settings["loss"])[0]
     return problem

@@ -5,6 +5,10 @@ format `keras.saving.load_model` reads back without custom code. Every layer is 
 layer; the one wtnas layer, AddByPadding (Uno's residual cells), is written as built-in layers
 (reshape, zero-pad the last axis, add), so no custom object is needed to load the file, on any
 Keras engine. Inputs are channels-last (N, ..., C), as Keras takes them.
+
+A run that normalizes its data (`data.normalize`) gets its stored statistics as a built-in
+`Rescaling` layer per input (scale 1/scale, offset -shift/scale per channel, in float64, then
+float32 for the model), so the file takes raw inputs.
 """
 
 from __future__ import annotations
@@ -34,14 +38,25 @@ def _padded(keras, x, width: int, name: str):
     return keras.layers.Permute(tuple(range(2, rank + 1)) + (1,), name=f"{name}_clast")(x)
 
 
-def functional_model(model):
+def _normalizing(keras, x, spec: dict, name: str):
+    """`(x - shift) / scale` per channel of a raw input, with built-in layers only: a float64
+    Rescaling (x * (1/scale) + (-shift/scale)), then back to float32."""
+    shift, scale = np.asarray(spec["shift"], np.float64), np.asarray(spec["scale"], np.float64)
+    x = keras.layers.Rescaling(scale=1.0 / scale, offset=-shift / scale, dtype="float64", name=f"{name}_normalize")(x)
+    return keras.layers.Identity(dtype="float32", name=f"{name}_normalized")(x)
+
+
+def functional_model(model, normalization=None):
     """The KerasModel's layers, called in graph order on symbolic inputs: a keras.Model that
-    predicts what `model.predict` does."""
+    predicts what `model.predict` does (on raw inputs, if `normalization` is given)."""
     keras = model.engine.keras
     arch = model.arch
     with model.engine.scope():
         inputs = [keras.Input(shape=tuple(i.shape), name=i.name) for i in arch.inputs]
         values = dict(zip((i.name for i in arch.inputs), inputs))
+        if normalization is not None:
+            for i, spec in zip(arch.inputs, normalization.inputs):
+                values[i.name] = _normalizing(keras, values[i.name], spec, i.name)
         for layer, k, merge, _ in model._nodes:
             args = [values[n] for n in layer.inputs]
             if isinstance(layer.op, O.AddByPadding):
@@ -67,9 +82,9 @@ class KerasExporter:
             return "keras-tensorflow"
         return "keras"
 
-    def export(self, model, path: str, inputs: list[np.ndarray]) -> None:
+    def export(self, model, path: str, inputs: list[np.ndarray], normalization=None) -> None:
         _skip_tensorflow()
-        functional_model(model).save(path)
+        functional_model(model, normalization).save(path)
 
     def predict(self, path: str, inputs: list[np.ndarray]) -> np.ndarray:
         import keras

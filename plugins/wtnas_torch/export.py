@@ -9,6 +9,10 @@ invalid Transpose for the negative axis of a channels-last view). The batch dime
 dynamic. Inputs are channels-last (N, ..., C), as wtnas' data and the torch backend's layers
 take them (the backend views them as channels-first inside, without copying): not torch's
 usual NCHW.
+
+A run that normalizes its data (`data.normalize`) gets its stored statistics written into the
+program as buffers, `(x - shift) / scale` per channel of each input in front of the model
+(computed in float64, then float32, as wtnas computes it), so the file takes raw inputs.
 """
 
 from __future__ import annotations
@@ -34,8 +38,28 @@ class _Inference(torch.nn.Module):
         return self.model(xs)
 
 
-def export_program(model: TorchModel, inputs: list[np.ndarray]) -> torch.export.ExportedProgram:
+class _Normalized(torch.nn.Module):
+    """`(x - shift) / scale` per channel (last axis) of each raw input, then the model: the run's
+    stored statistics as float64 buffers, so the file takes what the user's data file holds."""
+
+    def __init__(self, inner: torch.nn.Module, normalization):
+        super().__init__()
+        self.inner = inner
+        self.count = len(normalization.inputs)
+        for j, spec in enumerate(normalization.inputs):
+            self.register_buffer(f"shift{j}", torch.tensor(spec["shift"], dtype=torch.float64))
+            self.register_buffer(f"scale{j}", torch.tensor(spec["scale"], dtype=torch.float64))
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        ready = [((x.to(torch.float64) - getattr(self, f"shift{j}")) / getattr(self, f"scale{j}")).to(torch.float32)
+                 for j, x in enumerate(xs)]
+        return self.inner(*ready)
+
+
+def export_program(model: TorchModel, inputs: list[np.ndarray], normalization=None) -> torch.export.ExportedProgram:
     module = _Inference(model).eval()
+    if normalization is not None:
+        module = _Normalized(module, normalization).eval()
     # a batch of one would make torch.export fix the batch size at 1
     examples = tuple(torch.from_numpy(np.ascontiguousarray(a if len(a) >= 2 else np.concatenate([a, a]), np.float32))
                      for a in inputs)
@@ -50,8 +74,8 @@ class TorchExporter:
     layout = ("torch.export program: `torch.export.load(path).module()(*inputs)`, one float32 tensor per input "
               "in the order above, channels-last (N, ..., C), not torch's usual NCHW")
 
-    def export(self, model: TorchModel, path: str, inputs: list[np.ndarray]) -> None:
-        torch.export.save(export_program(model, inputs), path)
+    def export(self, model: TorchModel, path: str, inputs: list[np.ndarray], normalization=None) -> None:
+        torch.export.save(export_program(model, inputs, normalization), path)
 
     def predict(self, path: str, inputs: list[np.ndarray]) -> np.ndarray:
         module = torch.export.load(path).module()
@@ -65,8 +89,8 @@ class OnnxExporter:
     layout = ("ONNX model: float32 inputs named as above, channels-last (N, ..., C), one output named "
               "'output'; e.g. onnxruntime.InferenceSession(path).run(None, {name: array})")
 
-    def export(self, model: TorchModel, path: str, inputs: list[np.ndarray]) -> None:
-        program = export_program(model, inputs)
+    def export(self, model: TorchModel, path: str, inputs: list[np.ndarray], normalization=None) -> None:
+        program = export_program(model, inputs, normalization)
         names = [i.name for i in model.arch.inputs]
         quiet = logging.getLogger("torch.onnx")
         level = quiet.level

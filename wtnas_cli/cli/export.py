@@ -38,7 +38,11 @@ def export_command(
     console.print(f"Exported {escape(result.choice.describe())} as {result.format} → [bold]{escape(str(result.path))}[/]",
                   soft_wrap=True)
     console.print(f"inputs: {escape(result.inputs)}; {escape(result.layout)}", soft_wrap=True)
-    console.print(f"checked: loaded back, it predicts what wtnas predicts on {escape(result.verified_on)} "
+    if result.normalization:
+        console.print(f"normalization: the file applies the run's {result.normalization} normalization "
+                      f"(normalization.json) itself: feed it raw inputs, as in your data file", soft_wrap=True)
+    console.print(f"checked: loaded back, it predicts what wtnas predicts on {escape(result.verified_on)}"
+                  f"{' (raw)' if result.normalization else ''} "
                   f"(max abs difference {result.max_abs_diff:.2g})", soft_wrap=True)
 
 
