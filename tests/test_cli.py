@@ -77,7 +77,10 @@ def test_config_file_errors(tmp_path):
 
 def test_bad_option_values(tmp_path):
     _one_line_error(run_cli("run", "--population", "5", "--sample", "9", "--run-dir", tmp_path / "r"),
-                    "sample (9) must be between 1 and population (5)")
+                    "--sample must be between 1 and --population (5), got 9", "`sample` in a config file")
+    _one_line_error(run_cli("run", "--max-evals", "-5", "--run-dir", tmp_path / "r"),
+                    "--max-evals must be at least 1, got -5", "`max_evals`")   # the flag, not the field
+    _one_line_error(run_cli("spaces", "--arch-seq", "0,1"), "--arch-seq", "PROBLEM")   # not silently ignored
 
 
 @pytest.mark.slow

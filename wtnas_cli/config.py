@@ -59,27 +59,29 @@ class RunConfig:
     run_dir: str | None = None
 
     def validate(self) -> "RunConfig":
+        """One line per bad setting, naming the flag, the config-file key and the value given."""
+        s = self
         checks = [
-            (self.max_evals >= 1, "max_evals must be at least 1"),
-            (self.epochs >= 1, "epochs must be at least 1"),
-            (0.0 <= self.controls <= 1.0, f"controls ({self.controls}) must be a fraction between 0 and 1"),
-            (self.keep in ("needed", "all"), f"keep ({self.keep!r}) must be 'needed' or 'all'"),
-            (self.keep_top >= 0, "keep_top must be 0 or more"),
-            (self.tau_reserve >= 0, "tau_reserve must be 0 or more"),
-            (self.max_checkpoints is None or self.max_checkpoints >= 1, "max_checkpoints must be at least 1"),
-            (self.population >= 1, "population must be at least 1"),
-            (1 <= self.sample <= self.population, f"sample ({self.sample}) must be between 1 and population "
-                                                  f"({self.population})"),
-            (self.workers is None or self.workers >= 1, "workers must be at least 1"),
-            (self.threads_per_worker is None or self.threads_per_worker >= 1, "threads_per_worker must be at least 1"),
-            (self.gpus_per_worker >= 0, "gpus_per_worker must be 0 or more"),
-            (self.max_jobs_per_worker is None or self.max_jobs_per_worker >= 1, "max_jobs_per_worker must be at least 1"),
-            (self.time_budget is None or self.time_budget > 0, "time_budget must be positive (seconds)"),
-            (self.seed >= 0, "seed must be non-negative"),
+            (s.max_evals >= 1, "max_evals", "must be at least 1"),
+            (s.epochs >= 1, "epochs", "must be at least 1"),
+            (0.0 <= s.controls <= 1.0, "controls", "must be a fraction between 0 and 1"),
+            (s.keep in ("needed", "all"), "keep", "must be 'needed' or 'all'"),
+            (s.keep_top >= 0, "keep_top", "must be 0 or more"),
+            (s.tau_reserve >= 0, "tau_reserve", "must be 0 or more"),
+            (s.max_checkpoints is None or s.max_checkpoints >= 1, "max_checkpoints", "must be at least 1"),
+            (s.population >= 1, "population", "must be at least 1"),
+            (1 <= s.sample <= s.population, "sample", f"must be between 1 and --population ({s.population})"),
+            (s.workers is None or s.workers >= 1, "workers", "must be at least 1"),
+            (s.threads_per_worker is None or s.threads_per_worker >= 1, "threads_per_worker", "must be at least 1"),
+            (s.gpus_per_worker >= 0, "gpus_per_worker", "must be 0 or more"),
+            (s.max_jobs_per_worker is None or s.max_jobs_per_worker >= 1, "max_jobs_per_worker", "must be at least 1"),
+            (s.time_budget is None or s.time_budget > 0, "time_budget", "must be positive (seconds)"),
+            (s.seed >= 0, "seed", "must be non-negative"),
         ]
-        for ok, message in checks:
+        for ok, key, requirement in checks:
             if not ok:
-                raise ConfigError(message)
+                raise ConfigError(f"--{key.replace('_', '-')} {requirement}, got {getattr(s, key)!r} "
+                                  f"(`{key}` in a config file)")
         return self
 
     def to_dict(self) -> dict:

@@ -45,6 +45,9 @@ def spaces_command(
     reg = default_plugins().registry
     if space is not None:
         problem = "file"
+    if problem is None and arch_seq is not None:
+        raise WtnasError("--arch-seq needs a PROBLEM (or --space FILE) to decode it against, "
+                         "e.g. `wtnas spaces digits --arch-seq 0,2,1`")
     if problem is None:
         table = Table(title="search spaces")
         for col in ("problem", "variable nodes", "size", "objective", "description"):

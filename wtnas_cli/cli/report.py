@@ -26,6 +26,41 @@ def _tau_cell(row: dict) -> str:
     return f"{_cell(row['tau'], 3)} (n={row['tau_n']}{over})"
 
 
+def _print_table(title: str, rows: list, run_scheme, groups: list[list[tuple]]) -> None:
+    """One table of `rows`; on a narrow terminal (< 120 columns) one table per group of columns,
+    each led by run and scheme, so no number is cut short (report.md has everything)."""
+    if console.width >= 120:
+        groups = [[column for group in groups for column in group]]
+    for i, columns in enumerate(groups):
+        t = Table(title=title if i == 0 else None)
+        t.add_column("run", overflow="fold")
+        t.add_column("scheme", overflow="fold", min_width=10)
+        for name, _ in columns:
+            t.add_column(name, no_wrap=True)
+        for row in rows:
+            t.add_row(*run_scheme(row), *(cell(row) for _, cell in columns))
+        console.print(t)
+
+
+def _print_topk(rows: list[dict], title: str) -> None:
+    """The top-K comparison; one objective column when early stopping kept the final weights
+    (then at-stop and final are the same number)."""
+    same = all(r["objective_at_stop"] == r["objective_final"] for r in rows)
+    objective = [("objective", lambda r: _cell(r["objective_final"]))] if same else [
+        ("obj. at stop", lambda r: _cell(r["objective_at_stop"])), ("obj. final", lambda r: _cell(r["objective_final"]))]
+    epochs = [("K", lambda r: str(r["topk_n"])), ("epochs (geo. mean)", lambda r: _cell(r["epochs_gmean"], 2)),
+              ("speed-up", lambda r: _cell(r["speedup_vs_baseline"], 2, "x")),
+              ("speed-up (kept)", lambda r: _cell(r["kept_speedup_vs_baseline"], 2, "x"))]
+    quality = [*objective, ("diff vs baseline", lambda r: _cell(r["objective_diff_vs_baseline"])),
+               ("Kendall tau", _tau_cell)]
+    _print_table(title, rows, lambda r: (r["run"], r["scheme"]), [epochs, quality])
+
+
+def _lift_cell(report) -> str:
+    st = report.control_stats
+    return f"{st.lift:+.4f} ± {st.lift_ci:.4f}, τ {_cell(st.tau, 2)} (n={st.n})" if st.n else "-"
+
+
 def report_command(
     runs: List[Path] = typer.Argument(..., help="One or more run directories of the same problem "
                                                 "(e.g. baseline, LP and LCS runs)."),
@@ -39,35 +74,20 @@ def report_command(
     from ..report import comparison, write_report
 
     md, plots, reports, note = write_report(runs, out, slot)
-    table = Table(title="runs")
-    for col in ("run", "scheme", "candidates", "failed", "with transfer", "mean score 2nd half", "fallbacks",
-                "inheritance lift (controls)"):
-        table.add_column(col)
-    for r in reports:
-        st = r.control_stats
-        lift = f"{st.lift:+.4f} ± {st.lift_ci:.4f}, τ {_cell(st.tau, 2)} (n={st.n})" if st.n else "-"
-        table.add_row(r.name, r.scheme, str(len(r.ok)), str(r.failed), f"{r.transfer_share:.0%}",
-                      _cell(r.mean_score_second_half), str(r.fallbacks), lift)
-    console.print(table)
+    counts = [("candidates", lambda r: str(len(r.ok))), ("failed", lambda r: str(r.failed)),
+              ("with transfer", lambda r: f"{r.transfer_share:.0%}"), ("fallbacks", lambda r: str(r.fallbacks))]
+    scores = [("mean score 2nd half", lambda r: _cell(r.mean_score_second_half)),
+              ("inheritance lift (controls)", _lift_cell)]
+    _print_table("runs", reports, lambda r: (r.name, r.scheme), [counts, scores])
     for mode in ("warm", "scratch"):
         rows = comparison(reports, mode)
-        if not any(row["topk_n"] for row in rows):
-            continue
-        t = Table(title=f"top-K ({'warm-started' if mode == 'warm' else 'from scratch'})")
-        for col in ("run", "scheme", "K", "epochs (geo. mean)", "speed-up", "speed-up (kept epoch)",
-                    "obj. at stop", "obj. final", "diff vs baseline", "Kendall tau"):
-            t.add_column(col)
-        for row in rows:
-            t.add_row(row["run"], row["scheme"], str(row["topk_n"]), _cell(row["epochs_gmean"], 2),
-                      _cell(row["speedup_vs_baseline"], 2, "x"), _cell(row["kept_speedup_vs_baseline"], 2, "x"),
-                      _cell(row["objective_at_stop"]),
-                      _cell(row["objective_final"]), _cell(row["objective_diff_vs_baseline"]),
-                      _tau_cell(row))
-        console.print(t)
+        if any(row["topk_n"] for row in rows):
+            _print_topk(rows, f"top-K ({'warm-started' if mode == 'warm' else 'from scratch'})")
     if not any(r.trained for r in reports):
         console.print(f"No top-K training yet: run [bold]wtnas topk {reports[0].run_dir}[/] first for epochs "
                       f"to converge and Kendall tau.")
-    console.print(f"Report: {md}" + (f" with {len(plots)} plots" if plots else ""))
+    console.print(f"Report: {md}" + (f" with {len(plots)} plot{'s' if len(plots) != 1 else ''}" if plots else "")
+                  + " (every table in full, per-model rows, plots)")
     if note:
         console.print(f"[yellow]{escape(note)}[/]")
 
