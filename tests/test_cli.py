@@ -110,6 +110,25 @@ def test_run_then_refuse_existing_run_dir_then_inspect_and_match(tmp_path):
     out = run_cli("match", ckpts[0], ckpts[0], "--matcher", "lp")
     assert out.returncode == 0 and f"{meta and len(meta['tensors'])} of {len(meta['tensors'])}" in out.stdout
 
+    # the weight lineage of every candidate, founder first (whichever got providers: async order)
+    from wtnas_cli.lineage import founders_and_depths
+    from wtnas_cli.store import RunStore
+
+    rows = RunStore(run_dir / "wtnas.sqlite").candidates()
+    founder, depth = founders_and_depths(rows)
+    for r in rows:
+        shown = json.loads(run_cli("show", run_dir, str(r["id"]), "--json").stdout)
+        chain = shown["chain"]
+        assert chain[-1]["id"] == r["id"] and shown["depth"] == depth[r["id"]] == len(chain) - 1
+        assert shown["founder"] == founder[r["id"]] == chain[0]["id"] and chain[0]["received_from"] is None
+        for above, row in zip(chain, chain[1:]):
+            assert row["received_from"] == row["provider_id"] == above["id"] and row["n_transferred"] > 0
+            assert len(row["changed_nodes"]) == row["distance"]
+    deepest = max(rows, key=lambda r: depth[r["id"]])
+    out = run_cli("show", run_dir, str(deepest["id"]))
+    assert out.returncode == 0 and f"depth {depth[deepest['id']]}" in out.stdout
+    _one_line_error(run_cli("show", run_dir, "99"), "no candidate 99", "ids 0-7")
+
     # a truncated checkpoint is refused by match with one line
     data = ckpts[1].read_bytes()
     trunc = tmp_path / "trunc.h5"

@@ -111,7 +111,7 @@ def test_report_end_to_end(runs):
         rows = r.trained["warm"].tau_rows
         expected = kendalltau([x["estimated_score"] for x in rows], [x["objective_final"] for x in rows]).statistic
         assert tau == pytest.approx(expected)
-    assert {p.name for p in plots} == {"score_over_time.png", "topk.png", "tau.png"}
+    assert {p.name for p in plots} == {"score_over_time.png", "topk.png", "tau.png", "lineage.png"}
     for p in plots:
         assert p.stat().st_size > 10_000 and p.read_bytes()[:4] == b"\x89PNG"
     out = run_cli("report", runs["none"], runs["lcs"])

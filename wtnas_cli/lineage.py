@@ -42,3 +42,22 @@ def founders_and_depths(candidates: list[dict]) -> tuple[dict[int, int], dict[in
 def count_lineages(ids: list[int], founder: dict[int, int]) -> int:
     """How many distinct lineages the given candidates come from."""
     return len({founder.get(i, i) for i in ids})
+
+
+def ancestry(candidates: list[dict], candidate_id: int) -> list[dict]:
+    """The chain of `candidate_id`'s weights, founder first: each row is the candidate's record
+    plus `received` (tensors received from the row above it: none for the founder) and
+    `changed` (the variable nodes whose choice differs from the row above)."""
+    by_id = {r["id"]: r for r in candidates}
+    chain, cur = [], candidate_id
+    while cur is not None and cur not in {r["id"] for r in chain}:
+        chain.append(by_id[cur])
+        cur = _provider(by_id[cur], by_id)
+    chain.reverse()
+    out = []
+    for above, row in zip([None, *chain], chain):
+        changed = [] if above is None else [i for i, (a, b) in enumerate(zip(above["arch_seq"], row["arch_seq"]))
+                                            if a != b]
+        out.append({**row, "received_from": above["id"] if above is not None else None,
+                    "changed_nodes": changed})
+    return out
