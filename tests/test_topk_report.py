@@ -205,3 +205,13 @@ def test_report_describes_the_latest_topk_selection_not_the_union(tmp_path):
     _, candidates, _ = _trained(tmp_path / "r")
     best = sorted((c for c in candidates if c["status"] == "ok"), key=lambda c: (-c["score"], c["id"]))[:2]
     assert len(top) == 2 and {r["candidate_id"] for r in top} == {c["id"] for c in best}
+
+
+def test_a_flat_model_from_scratch_is_not_called_converged():
+    from wtnas_cli.report import _converged
+
+    at_chance = {"warm_started": 0, "converged": 1, "curve": "[0.078, 0.078, 0.075]"}
+    assert _converged(at_chance).startswith("flat")
+    assert _converged({**at_chance, "warm_started": 1}) == "yes"      # a warm start may begin at its best
+    assert _converged({**at_chance, "curve": [0.5, 0.7, 0.69]}) == "yes"
+    assert _converged({**at_chance, "converged": 0, "curve": [0.5, 0.7]}) == "no (cap)"

@@ -408,7 +408,7 @@ def render_markdown(reports: list[RunReport], plots: list[Path], plot_note: str 
                     start = "warm" if t["warm_started"] else "scratch"
                     lines.append(f"| {t['candidate_id']} | {_f(t['estimated_score'])} | "
                                  f"{_f(checks.get(t['candidate_id']))} | {t['epochs_to_converge']} | "
-                                 f"{'yes' if t['converged'] else 'no (cap)'} | {_f(t['objective_at_stop'])} | "
+                                 f"{_converged(t)} | {_f(t['objective_at_stop'])} | "
                                  f"{_f(t['objective_final'])} | {t['num_params']:,} | {start} | {t['note'] or ''} |")
     lines += ["", "## Per-candidate overhead (medians, ms)", "",
               "| run | " + " | ".join(k[:-2] for k in TIMING_KEYS) + " | checkpoint MB |",
@@ -507,6 +507,17 @@ def make_plots(reports: list[RunReport], out_dir: Path) -> tuple[list[Path], str
         ax.legend(fontsize=8)
         out.append(_save(fig, out_dir / "tau.png"))
     return out, ""
+
+
+def _converged(trained: dict) -> str:
+    """'yes' / 'no (cap)', and 'flat' for a model trained from random weights whose objective
+    never rose after its first epoch: early stopping ends it quickly, but that is not a model that
+    learned (e.g. one at chance). A warm start may rightly begin at its best."""
+    curve = trained.get("curve") or []
+    curve = json.loads(curve) if isinstance(curve, str) else curve
+    if not trained.get("warm_started") and len(curve) >= 2 and max(curve[1:]) <= curve[0]:
+        return "flat (never beat its first epoch)"
+    return "yes" if trained["converged"] else "no (cap)"
 
 
 def _lineage_plot(reports: list[RunReport], path: Path) -> Path:
