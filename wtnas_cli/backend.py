@@ -29,6 +29,12 @@ class CandidateModel(Protocol):
         """The problem's objective on the validation data (larger is better). May set
         `self.last_metrics` (e.g. MAE and MSE for regression), which is stored with the result."""
 
+    def native(self, normalization=None):
+        """Optional: this model as the framework's own model object (e.g. a torch `nn.Module`, a
+        Keras `Model`), weights included, computing what `predict` computes; with `normalization`
+        (a `wtnas_cli.normalize.Normalization`) in front, so it takes raw inputs. Used by
+        `wtnas_cli.api.load_model`; a backend without it cannot give native models."""
+
 
 class Backend(Protocol):
     name: str

@@ -161,6 +161,14 @@ class KerasModel:
                     for i in range(0, len(xs[0]), batch)]
         return np.concatenate(outs)
 
+    def native(self, normalization=None):
+        """This model as a Keras Functional `Model` of its trained layers (`wtnas_cli.api.load_model`):
+        `model.predict(x)` on channels-last inputs returns what `predict` does. With `normalization`
+        (the run's stored statistics) it takes raw inputs, as the `.keras` export does."""
+        from .export import functional_model
+
+        return functional_model(self, normalization)
+
     def evaluate(self, data: Dataset) -> float:
         pred, y = self.predict(data.x_val), np.asarray(data.y_val)
         self.last_metrics = extra_metrics(self.problem.loss, pred, y)

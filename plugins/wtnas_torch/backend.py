@@ -186,6 +186,18 @@ class TorchModel(nn.Module):
         outs = [self(tuple(a[i:i + batch] for a in xs)) for i in range(0, n, batch)]
         return torch.cat(outs).cpu().numpy()
 
+    def native(self, normalization=None) -> nn.Module:
+        """This model as a plain `nn.Module` in eval mode (`wtnas_cli.api.load_model`): called as
+        `module(*inputs)`, one float32 tensor per input, channels-last (N, ..., C), it returns what
+        `predict` does (softmax outputs for classification). With `normalization` (the run's stored
+        statistics) it takes raw inputs, as the `.pt2` export does."""
+        from .export import _Inference, _Normalized   # export.py imports this module
+
+        module = _Inference(self)
+        if normalization is not None:
+            module = _Normalized(module, normalization)
+        return module.eval()
+
     @torch.no_grad()
     def evaluate(self, data: Dataset) -> float:
         _, _, xv, yv = _device_data(data, self.device, self.problem.loss)
