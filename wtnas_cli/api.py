@@ -24,12 +24,10 @@ when a model is trained or loaded.
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
-from typing import Any
 
-from .config import RunConfig
+from .config import RunConfig, toml_document
 from .errors import ConfigError, WtnasError
 from .export import Choice, ExportResult, choose, export_model
 from .lineage import ancestry
@@ -49,44 +47,6 @@ SPACE_SUFFIXES = (".toml", ".yaml", ".yml")
 
 
 # -- search spaces ------------------------------------------------------------------------------
-
-def _toml_value(value: Any, where: str) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        escaped = (value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-                   .replace("\r", "\\r").replace("\t", "\\t"))
-        return f'"{escaped}"'
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v, f"{where}[{i}]") for i, v in enumerate(value)) + "]"
-    if isinstance(value, dict):
-        items = [(k, v) for k, v in value.items() if v is not None]
-        return "{" + ", ".join(f"{_toml_key(k, where)} = {_toml_value(v, f'{where}.{k}')}" for k, v in items) + "}"
-    if value is None:
-        raise ConfigError(f"space {where}: None has no TOML form; leave the key out, or write a .yaml space file")
-    raise ConfigError(f"space {where}: {type(value).__name__} {value!r} is not a number, string, list or table")
-
-
-def _toml_key(key: Any, where: str) -> str:
-    if not isinstance(key, str):
-        raise ConfigError(f"space {where}: key {key!r} must be a string")
-    bare = key and all(c.isalnum() or c in "_-" for c in key)
-    return key if bare else _toml_value(key, where)
-
-
-def _toml_document(spec: dict) -> str:
-    """`spec` as TOML, one `key = value` line per top-level key (inline arrays and tables); keys
-    whose value is None are left out (None means the default)."""
-    return "".join(f"{_toml_key(k, k)} = {_toml_value(v, str(k))}\n" for k, v in spec.items() if v is not None)
-
 
 def space_file(path: str | Path, spec: dict | str | Path) -> Path:
     """Write a search-space file from `spec`, a dict with exactly the structure of a TOML space
@@ -108,7 +68,7 @@ def space_file(path: str | Path, spec: dict | str | Path) -> Path:
     if suffix not in SPACE_SUFFIXES:
         raise ConfigError(f"space_file: {path}: name the file .toml, .yaml or .yml")
     if suffix == ".toml":
-        text = _toml_document(spec)
+        text = toml_document(spec, what="space")
     else:
         import yaml
 

@@ -6,6 +6,8 @@ Nothing in it is executed. Unknown keys and wrong types are refused with the fil
 
 from __future__ import annotations
 
+import math
+
 import sys
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -185,15 +187,43 @@ def resume_config(stored: dict[str, Any], overrides: dict[str, Any] | None, *, f
 
 def to_toml(values: dict[str, Any]) -> str:
     """Flat TOML for run.toml (None values are omitted: they mean 'default')."""
-    lines = []
-    for key, value in values.items():
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            text = "true" if value else "false"
-        elif isinstance(value, (int, float)):
-            text = repr(value)
-        else:
-            text = '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-        lines.append(f"{key} = {text}")
-    return "\n".join(lines) + "\n"
+    return toml_document(values, what="run.toml")
+
+
+def toml_document(values: dict[str, Any], what: str) -> str:
+    """`values` as TOML, one `key = value` line per top-level key (lists and tables inline); keys
+    whose value is None are left out (None means the default). `what` names the document in errors."""
+    return "".join(f"{_toml_key(k, f'{what} {k}')} = {_toml_value(v, f'{what} {k}')}\n"
+                   for k, v in values.items() if v is not None)
+
+
+def _toml_value(value: Any, where: str) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        escaped = (value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+                   .replace("\r", "\\r").replace("\t", "\\t"))
+        return f'"{escaped}"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v, f"{where}[{i}]") for i, v in enumerate(value)) + "]"
+    if isinstance(value, dict):
+        items = [(k, v) for k, v in value.items() if v is not None]
+        return "{" + ", ".join(f"{_toml_key(k, where)} = {_toml_value(v, f'{where}.{k}')}" for k, v in items) + "}"
+    if value is None:
+        raise ConfigError(f"{where}: None has no TOML form; leave the key out, or write a .yaml file")
+    raise ConfigError(f"{where}: {type(value).__name__} {value!r} is not a number, string, list or table")
+
+
+def _toml_key(key: Any, where: str) -> str:
+    if not isinstance(key, str):
+        raise ConfigError(f"{where}: key {key!r} must be a string")
+    bare = key and all(c.isalnum() or c in "_-" for c in key)
+    return key if bare else _toml_value(key, where)
