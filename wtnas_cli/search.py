@@ -314,18 +314,17 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
     @contextmanager
     def batch():
         """One poll's results and the jobs refilling its capacity: one store transaction (pump)."""
+        kept = True
         try:
             with store.transaction():
                 yield
-        except KeyboardInterrupt:     # the store committed what the batch stored, its marks too
-            removals["committed"] += removals["staged"]
+        except BaseException as exc:  # rolled back (its marked files stay), unless Ctrl-C: then committed
+            kept = isinstance(exc, KeyboardInterrupt)
+            raise
+        finally:
+            if kept:
+                removals["committed"] += removals["staged"]
             removals["staged"] = []
-            raise
-        except BaseException:         # rolled back: the marked files stay
-            removals["staged"].clear()
-            raise
-        removals["committed"] += removals["staged"]
-        removals["staged"] = []
 
     def on_result(result) -> None:
         state["in_flight"] -= 1
