@@ -274,16 +274,47 @@ def test_check_matcher_accepts_generators_and_spec_matchers():
         check_matcher(takes_specs(lambda a, b: [(0, 0)] if a and b else [], partial=True))
 
 
-def test_every_hook_is_documented():
-    import inspect
+def _hook_doc_generator():
+    import importlib.util
 
-    from wtnas_cli import hookspecs
     from conftest import ROOT
 
-    doc = (ROOT / "docs" / "plugin-hooks.md").read_text()
-    for name, _ in inspect.getmembers(hookspecs, inspect.isfunction):
-        if name.startswith("wtnas_"):
-            assert f"## `{name}(" in doc, f"{name} missing from docs/plugin-hooks.md"
+    spec = importlib.util.spec_from_file_location("make_plugin_hooks", ROOT / "docs" / "make_plugin_hooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_hook_reference_is_exactly_what_the_specs_generate():
+    """docs/plugin-hooks.md cannot drift: it must equal a fresh render of wtnas_cli/hookspecs.py."""
+    from conftest import ROOT
+
+    committed = (ROOT / "docs" / "plugin-hooks.md").read_text()
+    assert committed == _hook_doc_generator().render(), \
+        "docs/plugin-hooks.md is stale: run python docs/make_plugin_hooks.py"
+
+
+def test_every_hook_named_in_the_docs_has_its_spec_signature():
+    """Prose docs (README, docs/*.md, the example plugins' READMEs) that write a hook call
+    `wtnas_x(a, b)` must use the spec's parameter names, and name no hook that does not exist."""
+    import inspect
+    import re
+
+    from conftest import ROOT
+
+    specs = _hook_doc_generator().hook_specs()
+    files = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "plugins").glob("*/README.md"))]
+    seen: set[str] = set()
+    for path in files:
+        for name, args in re.findall(r"\b(wtnas_[a-z_]+)\(([^()]*)\)", path.read_text()):
+            if name not in specs and not name.startswith(("wtnas_register_", "wtnas_add_", "wtnas_run_", "wtnas_candidate_", "wtnas_topk_")):
+                continue
+            assert name in specs, f"{path.name} names hook {name}, which has no spec in wtnas_cli/hookspecs.py"
+            expected = list(inspect.signature(specs[name]).parameters)
+            written = [a.split(":")[0].split("=")[0].strip() for a in args.split(",") if a.strip()]
+            assert written == expected, f"{path.name}: {name}({', '.join(written)}) but the spec is {name}({', '.join(expected)})"
+            seen.add(name)
+    assert seen == set(specs)   # plugin-hooks.md is among the files: every spec was checked at least there
 
 
 def test_example_plugin_package_installs_and_runs(tmp_path):
@@ -310,3 +341,30 @@ def test_example_plugin_package_installs_and_runs(tmp_path):
     distances = [r[0] for r in con.execute("SELECT distance FROM candidates WHERE provider_id IS NOT NULL")]
     con.close()
     assert distances and all(d <= 2 for d in distances)
+
+
+def test_architecture_module_map_names_every_module():
+    """docs/architecture.md's module table cannot drift: every module of wtnas_cli/ is in it, and
+    every `x.py` it names exists."""
+    import re
+
+    from conftest import ROOT
+
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    table = doc.split("## Modules", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`([a-z_]+\.py)`", table))
+    modules = {p.name for p in (ROOT / "wtnas_cli").glob("*.py") if p.name not in ("__init__.py", "__main__.py")}
+    assert not modules - named, f"docs/architecture.md's module table lacks {sorted(modules - named)}"
+    assert not named - modules, f"docs/architecture.md's module table names missing modules {sorted(named - modules)}"
+    assert "`cli/`" in table
+
+
+def test_contracts_module_is_one_light_import():
+    """Plugin authors import every contract from one module, which pulls no framework in."""
+    import subprocess
+
+    code = ("import sys, wtnas_cli.contracts as c; missing = [n for n in c.__all__ if not hasattr(c, n)]; "
+            "heavy = [m for m in ('torch', 'tensorflow', 'keras', 'ray', 'mpi4py', 'h5py') if m in sys.modules]; "
+            "print(missing, heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[] []", out.stdout + out.stderr

@@ -219,3 +219,19 @@ def test_a_flat_model_from_scratch_is_not_called_converged():
     assert _converged({**at_chance, "warm_started": 1}) == "yes"      # a warm start may begin at its best
     assert _converged({**at_chance, "curve": [0.5, 0.7, 0.69]}) == "yes"
     assert _converged({**at_chance, "converged": 0, "curve": [0.5, 0.7]}) == "no (cap)"
+
+
+def test_a_store_without_scheme_record_is_labelled_by_what_happened():
+    """Runs stored before the scheme was recorded: baseline iff no candidate received weights,
+    whatever the matcher was called (core names no plugin)."""
+    from pathlib import Path
+
+    from wtnas_cli.report import RunReport
+
+    def report(matcher, transferred):
+        rows = [{"id": i, "status": "ok", "n_transferred": n} for i, n in enumerate(transferred)]
+        return RunReport(Path("r"), {"matcher": matcher}, rows, [])
+
+    assert report("my-own-matcher", [0, 0, 0]).is_baseline
+    assert not report("none", [0, 3, 0]).is_baseline
+    assert not RunReport(Path("r"), {"matcher": "x"}, [], [], scheme_meta={"baseline": False}).is_baseline

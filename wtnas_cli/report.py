@@ -66,7 +66,7 @@ class RunReport:
     events: list[dict]
     trained: dict[str, TrainedSet] = field(default_factory=dict)  # by mode
     slot_s: float = 0.0
-    # what the run used (store meta 'scheme'); runs written before it was recorded: from the config
+    # what the run used (store meta "scheme"); runs written before it was recorded: what happened
     scheme_meta: dict = field(default_factory=dict)
     controls: list[dict] = field(default_factory=list)   # lineage-bias controls (controls.py)
     segments: list[dict] = field(default_factory=list)   # settings forced to change on resume (--force-change)
@@ -94,7 +94,11 @@ class RunReport:
 
     @property
     def is_baseline(self) -> bool:
-        return bool(self.scheme_meta.get("baseline", self.config.get("matcher") == "none"))
+        """The matcher's or selector's `baseline` trait as the store recorded it; a store from
+        before that record: a run in which no candidate received weights (names no plugin)."""
+        if "baseline" in self.scheme_meta:
+            return bool(self.scheme_meta["baseline"])
+        return not any(r["n_transferred"] for r in self.ok)
 
     @property
     def scheme(self) -> str:
