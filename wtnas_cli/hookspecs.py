@@ -212,7 +212,7 @@ def wtnas_topk_finished(run_dir, summary, models):
         ``epochs_trained``, ``epochs_to_converge``, ``converged``, ``curve`` (objective per epoch),
         ``num_params``, ``train_s``, ``wall_s``, ``checkpoint`` (the trained model's ``.h5`` file).
 
-    Example (keep the trained top-K models with a tracker)::
+    Example (keep the trained top-K models with a tracker, as plugins/wtnas-mlflow does)::
 
         @hookimpl
         def wtnas_topk_finished(run_dir, summary, models):
