@@ -13,12 +13,14 @@ import hashlib
 import logging
 import math
 import os
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
-try:
+if sys.version_info >= (3, 11):
     import tomllib
-except ImportError:   # Python 3.10: wtnas depends on tomli there
+else:   # wtnas depends on tomli there
     import tomli as tomllib
 
 DEFAULT_STORE = "mlflow.db"          # in the run directory
@@ -46,9 +48,9 @@ class Tracker:
     def __init__(self, run_dir: Path):
         self.run_dir = run_dir
         self.key = hashlib.sha1(str(run_dir).encode()).hexdigest()[:16]
-        self.client = None
-        self.experiment_id: str | None = None
-        self.parent_id: str | None = None
+        self.client: Any = None           # an mlflow.tracking.MlflowClient once set up
+        self.experiment_id = ""
+        self.parent_id = ""
         self.setup_error: str | None = None
         self.founder: dict[int, int] = {}
         self.depth: dict[int, int] = {}
@@ -90,6 +92,7 @@ class Tracker:
         created = not found
         if found:
             self.parent_id = found[0].info.run_id
+            self.best = found[0].data.metrics.get("search.best_score")   # the search so far
             if resume_parent and found[0].info.status != "RUNNING":   # `wtnas run --resume`
                 client.update_run(self.parent_id, status="RUNNING")
         else:
