@@ -185,12 +185,38 @@ def wtnas_run_finished(run_dir, summary):
         ``elapsed_s``, ``interrupted`` (bool), ``controls`` (count), ``inheritance_lift`` and
         ``warm_scratch_tau`` (see ``wtnas run --controls``).
 
-    Notification hooks (this one and ``wtnas_candidate_evaluated``) are called plugin by plugin;
-    one that raises is reported once and skipped, and the search goes on.
+    Notification hooks (this one, ``wtnas_candidate_evaluated`` and ``wtnas_topk_finished``) are
+    called plugin by plugin; one that raises is reported once and skipped, and the search goes on.
 
     Example::
 
         @hookimpl
         def wtnas_run_finished(run_dir, summary):
             notify(f"{run_dir}: best {summary['best_score']}")
+    """
+
+
+@hookspec
+def wtnas_topk_finished(run_dir, summary, models):
+    """Called once when ``wtnas topk`` (or ``api.topk``) has trained the top-K, also when it was
+    interrupted (then some models are missing); like every notification hook, one that raises is
+    reported once and skipped.
+
+    :param run_dir: the run directory (``pathlib.Path``).
+    :param summary: dict with ``mode`` (``"warm"`` or ``"scratch"``), ``settings`` (the training
+        settings key), ``k``, ``selected``, ``trained_now``, ``reused``, ``failed`` (counts) and
+        ``interrupted`` (bool).
+    :param models: one dict per model selected with these settings (the run store's ``trained``
+        rows, best estimated score first): ``candidate_id``, ``status``, ``in_topk``,
+        ``in_tau_sample``, ``estimated_score``, ``objective_at_stop``, ``objective_final``,
+        ``epochs_trained``, ``epochs_to_converge``, ``converged``, ``curve`` (objective per epoch),
+        ``num_params``, ``train_s``, ``wall_s``, ``checkpoint`` (the trained model's ``.h5`` file).
+
+    Example (keep the trained top-K models with a tracker, as plugins/wtnas-mlflow does)::
+
+        @hookimpl
+        def wtnas_topk_finished(run_dir, summary, models):
+            for m in models:
+                if m["in_topk"] and m["status"] == "ok":
+                    tracker.log_artifact(m["checkpoint"], step=m["candidate_id"])
     """

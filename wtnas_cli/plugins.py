@@ -14,7 +14,7 @@ import importlib.metadata
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Iterable
+from typing import Callable, Iterable
 
 import pluggy
 
@@ -129,3 +129,19 @@ def command_plugins() -> pluggy.PluginManager:
     commands first, and the built-ins import numpy and the problems (most of `--help`'s time)."""
     pm, _ = get_plugin_manager(skip_distribution=DISTRIBUTION)
     return pm
+
+
+def notify(plugins: Plugins, hook: str, warn: Callable[[str], None], failed: set, **kwargs) -> None:
+    """Call a notification hook (a tracker, a notifier) plugin by plugin: one that raises is
+    reported through `warn` once per command (`failed` remembers it) and skipped, never the end
+    of a search or a top-K training. Ctrl-C still goes through."""
+    for impl in getattr(plugins.hook, hook).get_hookimpls():
+        try:
+            impl.function(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - a plugin's failure must not stop the command
+            key = (hook, impl.plugin_name)
+            if key not in failed:
+                failed.add(key)
+                text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                warn(f"plugin {impl.plugin_name}: {hook} failed ({type(exc).__name__}: {text}); "
+                     f"wtnas goes on without it (reported once)")

@@ -23,7 +23,7 @@ from .interrupts import GracefulInterrupt
 from .lease import RunLease, describe as describe_lease
 from .executor import pump
 from .job import Job
-from .plugins import Plugins, default_plugins
+from .plugins import Plugins, default_plugins, notify
 from .scheme import baseline_component, check_scheme, is_baseline
 from .rundir import CONFIG_NAME, STORE_NAME, checkpoint_path, default_run_dir, is_run_dir, prepare_run_dir
 from .retention import Retention
@@ -360,7 +360,7 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
                 summary.control_tally.add(record["id"], record["score"], scratch_score)
             elif record["id"] in awaiting_control:
                 warm_open[record["id"]] = record["score"]
-        notify(plugins, "wtnas_candidate_evaluated", observer, hook_failures, run_dir=run_dir, record=record)
+        notify(plugins, "wtnas_candidate_evaluated", observer.warning, hook_failures, run_dir=run_dir, record=record)
         observer.candidate_done(record, summary)
 
     def first_interrupt() -> None:
@@ -400,28 +400,12 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
         raise StorageFullError(f"disk full ({disk_full[0]}); the run stopped with {summary.done} of "
                                f"{summary.total} candidates stored: free space, then run "
                                f"`wtnas run --resume {run_dir}`")
-    notify(plugins, "wtnas_run_finished", observer, hook_failures, run_dir=run_dir, summary={
+    notify(plugins, "wtnas_run_finished", observer.warning, hook_failures, run_dir=run_dir, summary={
         "ok": summary.ok, "failed": summary.failed, "with_transfer": summary.with_transfer,
         "best_score": summary.best["score"] if summary.best else None, "elapsed_s": summary.elapsed_s,
         "interrupted": summary.interrupted, "controls": len(summary.control_pairs),
         "inheritance_lift": summary.controls.lift, "warm_scratch_tau": summary.controls.tau})
     return summary
-
-
-def notify(plugins: Plugins, hook: str, observer, failed: set, **kwargs) -> None:
-    """Call a notification hook (a tracker, a notifier) plugin by plugin: one that raises is
-    reported once per run (`failed` remembers it) and skipped, never the end of the search.
-    Ctrl-C still goes through."""
-    for impl in getattr(plugins.hook, hook).get_hookimpls():
-        try:
-            impl.function(**kwargs)
-        except Exception as exc:  # noqa: BLE001 - a plugin's failure must not stop the search
-            key = (hook, impl.plugin_name)
-            if key not in failed:
-                failed.add(key)
-                text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                observer.warning(f"plugin {impl.plugin_name}: {hook} failed ({type(exc).__name__}: {text}); "
-                                 f"the search goes on without it (reported once)")
 
 
 def _make_job(cfg: RunConfig, run_dir: Path, cid: int, proposal: Proposal, selector, checkpoints: dict,

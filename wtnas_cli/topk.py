@@ -22,7 +22,7 @@ from .executor import pump
 from .job import Job
 from .lease import RunLease
 from .matching import SAME_MODEL
-from .plugins import Plugins, default_plugins
+from .plugins import Plugins, default_plugins, notify
 from .rundir import STORE_NAME
 from .search import candidate_seed, create_executor, scratch_twin
 from .lineage import count_lineages, founders_and_depths
@@ -137,9 +137,14 @@ def run_topk(run_dir: str | Path, cfg: TopKConfig | None = None, *, plugins: Plu
         executor.shutdown()
         raise
     try:
-        return _train_top(run_dir, cfg, run_cfg, problem, settings, tag, summary, executor, device, observer)
+        _train_top(run_dir, cfg, run_cfg, problem, settings, tag, summary, executor, device, observer)
     finally:
         lease.release()
+    notify(plugins, "wtnas_topk_finished", observer.note, set(), run_dir=run_dir, models=summary.rows, summary={
+        "mode": summary.mode, "settings": summary.settings, "k": cfg.k, "selected": summary.selected,
+        "trained_now": summary.trained_now, "reused": summary.reused, "failed": summary.failed,
+        "interrupted": summary.interrupted})
+    return summary
 
 
 def _train_top(run_dir: Path, cfg: TopKConfig, run_cfg: RunConfig, problem, settings: str, tag: str,
