@@ -225,7 +225,7 @@ def _nice_slot(duration_s: float) -> float:
     return next(m * base for m in (1, 2, 5, 10) if m * base >= raw)
 
 
-def load_runs(run_dirs: list[str | Path], slot_s: float | None = None) -> list[RunReport]:
+def load_runs(run_dirs: Sequence[str | Path], slot_s: float | None = None) -> list[RunReport]:
     if not run_dirs:
         raise WtnasError("give at least one run directory")
     reports = [load_run(d, slot_s) for d in run_dirs]
@@ -579,7 +579,7 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def write_report(run_dirs: list[str | Path], out_dir: str | Path | None = None,
+def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path | None = None,
                  slot_s: float | None = None) -> tuple[Path, list[Path], list[RunReport], str]:
     reports = load_runs(run_dirs, slot_s)
     out = Path(out_dir) if out_dir else reports[0].run_dir / "report"
