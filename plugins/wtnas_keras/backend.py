@@ -12,7 +12,7 @@ model does (docs/benchmarks.md, "Keras speed"), and nothing of it is needed here
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -63,7 +63,9 @@ _ADD_BY_PADDING: dict = {}
 def _add_by_padding(keras):
     """Zero-pad every input's last axis to the widest, then add (DeepHyper's residual cells)."""
     if "cls" not in _ADD_BY_PADDING:
-        class AddByPadding(keras.layers.Layer):
+        layer_base: Any = keras.layers.Layer   # a runtime base class (the engine's keras)
+
+        class AddByPadding(layer_base):
             def call(self, inputs):
                 width = max(int(t.shape[-1]) for t in inputs)
                 out = None
