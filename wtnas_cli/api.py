@@ -88,8 +88,9 @@ def space_file(path: str | Path, spec: dict | str | Path) -> Path:
 # -- search and top-K ---------------------------------------------------------------------------
 
 def run(problem: str | None = None, *, space: str | Path | None = None, data: str | Path | None = None,
-        run_dir: str | Path | None = None, workers: int = 1, observer=None, **options) -> RunSummary:
-    """Run a search and return its summary (`RunSummary`); quiet unless an `observer` is given
+        run_dir: str | Path | None = None, workers: int = 1, observer=None,
+        **options) -> RunSummary | None:
+    """Run a search and return its summary (`RunSummary`; None on an MPI worker rank); quiet unless an `observer` is given
     (the `search.SearchObserver` protocol). `problem` is a built-in problem name ("digits", ...);
     `space` a space file (e.g. from `space_file`), which means the `file` problem with `data`.
     Other keyword options are `RunConfig` fields (max_evals, epochs, strategy, seed, backend...),
@@ -108,7 +109,8 @@ def run(problem: str | None = None, *, space: str | Path | None = None, data: st
     return run_search(cfg, observer=observer)
 
 
-def topk(run_dir: str | Path, k: int = 10, *, workers: int = 1, observer=None, **options) -> TopKSummary:
+def topk(run_dir: str | Path, k: int = 10, *, workers: int = 1, observer=None,
+         **options) -> TopKSummary | None:   # None on an MPI worker rank
     """Fully train the `k` best candidates of a run (`wtnas topk`); quiet unless an `observer` is
     given. Other keyword options are `TopKConfig` fields (max_epochs, patience, from_scratch...)."""
     unknown = sorted(set(options) - set(TopKConfig.__dataclass_fields__))

@@ -378,6 +378,7 @@ class CheckpointReader:
     def _read_v2(self, i: int) -> np.ndarray:
         import xxhash
 
+        assert self._seal is not None   # only called for sealed (v2) files
         offset, length, digest = self._seal.ranges[i]
         shape = self.meta.specs[i].shape
         try:
@@ -397,6 +398,7 @@ class CheckpointReader:
         return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
 
     def _read_v1(self, i: int) -> np.ndarray:
+        assert self._file is not None   # v1 files are opened with h5py in __init__
         group = self._file.get("tensors")
         if group is None:
             raise CheckpointError(f"{self.path}: damaged checkpoint, no 'tensors' group")
@@ -415,7 +417,7 @@ class CheckpointReader:
             self._file = None
         if getattr(self, "_fd", None) is not None:
             os.close(self._fd)
-            self._fd = None
+            del self._fd   # closed: the getattr above makes a second close a no-op
 
     def __enter__(self) -> "CheckpointReader":
         return self

@@ -93,7 +93,7 @@ class RunConfig:
         """Options for the problem factory (absolute paths: workers may run elsewhere)."""
         from pathlib import Path
 
-        options = {"space": self.space, "data": self.data, "data_dir": self.data_dir, "synthetic": self.synthetic,
+        options: dict[str, Any] = {"space": self.space, "data": self.data, "data_dir": self.data_dir, "synthetic": self.synthetic,
                    "samples": self.samples, "features": self.features}
         for key in ("space", "data", "data_dir"):
             if options[key]:
@@ -143,7 +143,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             raise ConfigError(f"{path}: unknown key {key!r}; valid keys: {valid}")
         expected = _expected(name)
         if isinstance(value, bool) != (expected == (bool,)) or not isinstance(value, expected):
-            kind = {(int,): "an integer", (int, float): "a number", (str,): "a string", (bool,): "true or false"}[expected]
+            kinds: dict[tuple[type, ...], str] = {(int,): "an integer", (int, float): "a number", (str,): "a string",
+                                                  (bool,): "true or false"}
+            kind = kinds[expected]
             raise ConfigError(f"{path}: key {key!r} must be {kind}, got {value!r}")
         values[name] = value
     return values

@@ -165,6 +165,7 @@ class Evaluator:
     def _transfer(self, job: Job, model, result: Result, timings: dict) -> int:
         """Copy matched provider tensors (whole, or their overlapping block for a partial matcher)
         into `model`; on any checkpoint or matcher problem, copy nothing."""
+        assert job.provider_checkpoint is not None   # called only for a job with a provider
         t = time.perf_counter()
         timings["match_s"] = 0.0
         try:

@@ -79,15 +79,15 @@ def _search_choice(run_dir: Path, row: dict) -> Choice | None:
     if row["status"] != "ok" or row["checkpoint_deleted"]:
         return None
     ckpt = _existing(row["checkpoint"], checkpoint_path(run_dir, row["id"]))
-    return ckpt and Choice(row["id"], "search", row["score"], ckpt, list(row["arch_seq"]))
+    return Choice(row["id"], "search", row["score"], ckpt, list(row["arch_seq"])) if ckpt else None
 
 
 def _topk_choice(run_dir: Path, row: dict, arch_seq: list[int]) -> Choice | None:
     if row["status"] != "ok" or not row["checkpoint"]:
         return None
     ckpt = _existing(row["checkpoint"], run_dir / "topk" / Path(row["checkpoint"]).name)
-    return ckpt and Choice(row["candidate_id"], "topk", row["objective_final"], ckpt, arch_seq,
-                           f"{row['mode']} start")
+    return Choice(row["candidate_id"], "topk", row["objective_final"], ckpt, arch_seq,
+                  f"{row['mode']} start") if ckpt else None
 
 
 def _best(choices: list[Choice]) -> Choice | None:
@@ -112,9 +112,9 @@ def choose(run_dir: str | Path, candidate_id: int | None = None, source: str | N
     if candidate_id is not None and candidate_id not in by_id:
         span = f"ids {min(by_id)}-{max(by_id)}" if by_id else "no candidates yet"
         raise ConfigError(f"--id {candidate_id}: {run_dir} has no candidate {candidate_id} ({span})")
-    topk = [_topk_choice(run_dir, r, list(by_id[r["candidate_id"]]["arch_seq"])) for r in trained
+    topk_rows = [_topk_choice(run_dir, r, list(by_id[r["candidate_id"]]["arch_seq"])) for r in trained
             if r["candidate_id"] in by_id and candidate_id in (None, r["candidate_id"])]
-    topk = [c for c in topk if c is not None]
+    topk = [c for c in topk_rows if c is not None]
     if source == "topk" or (source is None and topk):
         if not topk:
             if candidate_id is None:
@@ -123,7 +123,9 @@ def choose(run_dir: str | Path, candidate_id: int | None = None, source: str | N
             done = sorted({r["candidate_id"] for r in trained if r["status"] == "ok"})
             raise ConfigError(f"--id {candidate_id} --from topk: `wtnas topk` did not train candidate {candidate_id}"
                               f" (it trained: {', '.join(map(str, done)) or 'none'}); use --from search")
-        return _best(topk)
+        best = _best(topk)
+        assert best is not None   # topk is not empty here
+        return best
     if candidate_id is not None:
         row = by_id[candidate_id]
         choice = _search_choice(run_dir, row)
@@ -234,7 +236,8 @@ def _check_inputs(problem, norm: Normalization | None = None) -> tuple[list[np.n
     statistics say, if any) when the data cannot be loaded here."""
     try:
         x = (problem.raw_data() if norm is not None else problem.data()).x_val
-        arrays = [np.ascontiguousarray(np.asarray(a, np.float32)[:VERIFY_SAMPLES]) for a in as_inputs(x)]
+        arrays: list[np.ndarray] = [np.ascontiguousarray(np.asarray(a, np.float32)[:VERIFY_SAMPLES])
+                                    for a in as_inputs(x)]
         if len(arrays[0]):
             return arrays, f"{len(arrays[0])} validation samples"
         reason = "the validation split is empty"

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Callable
+from types import FrameType
+from typing import Any, Callable
 
 
 class GracefulInterrupt:
     def __init__(self, on_first: Callable[[], None]):
         self.on_first = on_first
         self.count = 0
-        self._previous: dict[int, object] = {}
+        self._previous: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}
 
     def _handle(self, signum, frame) -> None:
         self.count += 1

@@ -49,7 +49,8 @@ def ancestry(candidates: list[dict], candidate_id: int) -> list[dict]:
     plus `received` (tensors received from the row above it: none for the founder) and
     `changed` (the variable nodes whose choice differs from the row above)."""
     by_id = {r["id"]: r for r in candidates}
-    chain, cur = [], candidate_id
+    chain: list[dict] = []
+    cur: int | None = candidate_id
     while cur is not None and cur not in {r["id"] for r in chain}:
         chain.append(by_id[cur])
         cur = _provider(by_id[cur], by_id)

@@ -21,7 +21,7 @@ role, shape). `apply_matcher` calls either kind and checks what it returns.
 
 from __future__ import annotations
 
-from typing import Callable, Hashable, Iterable, Sequence
+from typing import Any, Callable, Hashable, Iterable, Sequence
 
 import numpy as np
 
@@ -47,7 +47,7 @@ def role_class(role: str) -> str:
 def takes_specs(fn: Callable | None = None, *, partial: bool = False):
     """Mark a matcher as taking `TensorSpec` sequences instead of shape sequences; with
     `partial=True` it may pair tensors of the same rank but different sizes (block copies)."""
-    def mark(f: Callable) -> Callable:
+    def mark(f: Any) -> Callable:   # Any: a function object takes the two marker attributes
         f.takes_specs = True
         f.partial = partial
         return f

@@ -23,9 +23,9 @@ def as_inputs(x) -> list:
 class Dataset:
     """Arrays in canonical layout (channels-last). Classification labels are class indices."""
 
-    x_train: np.ndarray
+    x_train: np.ndarray | list[np.ndarray]   # several arrays for a multi-input problem
     y_train: np.ndarray
-    x_val: np.ndarray
+    x_val: np.ndarray | list[np.ndarray]
     y_val: np.ndarray
 
     @property

@@ -11,6 +11,7 @@ import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 from .errors import WtnasError
 from .job import TIMING_KEYS
@@ -228,7 +229,7 @@ def _nice_slot(duration_s: float) -> float:
     return next(m * base for m in (1, 2, 5, 10) if m * base >= raw)
 
 
-def load_runs(run_dirs: list[str | Path], slot_s: float | None = None) -> list[RunReport]:
+def load_runs(run_dirs: Sequence[str | Path], slot_s: float | None = None) -> list[RunReport]:
     if not run_dirs:
         raise WtnasError("give at least one run directory")
     reports = [load_run(d, slot_s) for d in run_dirs]
@@ -493,9 +494,9 @@ def make_plots(reports: list[RunReport], out_dir: Path) -> tuple[list[Path], str
                   for r, t, mode in sets for x in (t.tau_rows if len(t.tau_rows) >= 2 else t.topk)]
         (x_lo, x_hi), (y_lo, y_hi) = (_robust_limits([p[0][i] for p in points]) for i in (0, 1))
         outside = 0
-        for k, (r, t, mode) in enumerate(sets):
-            xy = [p[0] for p in points if p[2] is t]
-            tau, n, label = t.tau
+        for k, (r, trained, mode) in enumerate(sets):
+            xy = [p[0] for p in points if p[2] is trained]
+            tau, n, label = trained.tau
             outside += sum(not (x_lo <= x <= x_hi and y_lo <= y <= y_hi) for x, y in xy)
             ax.scatter([min(max(x, x_lo), x_hi) for x, _ in xy], [min(max(y, y_lo), y_hi) for _, y in xy], s=18,
                        marker="os^Dv<>p"[k % 8], alpha=0.7, clip_on=False,
@@ -552,10 +553,11 @@ def _lineage_plot(reports: list[RunReport], path: Path) -> Path:
 def _topk_ids(report: RunReport) -> list[int]:
     """The top-K of the run's latest `wtnas topk` (warm-started if there is one), best first."""
     trained = report.trained.get("warm") or report.trained.get("scratch")
+    assert trained is not None   # callers pass runs with a trained top-K (_lineage_plot's filter)
     return [t["candidate_id"] for t in trained.topk]
 
 
-def _geometric_std(values: list[float]) -> float:
+def _geometric_std(values: Sequence[float]) -> float:
     if len(values) < 2 or min(values) <= 0:
         return 1.0
     logs = [math.log(v) for v in values]
@@ -581,7 +583,7 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def write_report(run_dirs: list[str | Path], out_dir: str | Path | None = None,
+def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path | None = None,
                  slot_s: float | None = None) -> tuple[Path, list[Path], list[RunReport], str]:
     reports = load_runs(run_dirs, slot_s)
     out = Path(out_dir) if out_dir else reports[0].run_dir / "report"

@@ -90,6 +90,7 @@ class Retention:
         if not open_ended:
             return sorted(free)
         free.sort(key=lambda c: (self.kept[c], -c))        # worst first; among equals the oldest
+        assert self.max_checkpoints is not None   # open-ended without a cap returned above
         return sorted(free[:len(self.kept) - self.max_checkpoints])
 
     def dropped(self, candidate_id: int) -> None:

@@ -12,7 +12,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Sequence
 
 from .config import RunConfig, load_config_file, resume_config, to_toml
 from .controls import ControlStats, ControlTally, control_job, gets_control
@@ -218,7 +218,7 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
         if r["parent_id"] is not None:
             retention.hold(r["parent_id"])
 
-    def prune() -> list[str]:
+    def prune() -> list[str | None]:
         """Mark the checkpoints nothing can need any more deleted (retention.py) and return their
         files, which the caller removes once the transaction holding the marks has committed."""
         doomed = []
@@ -309,7 +309,7 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
     # checkpoint files marked deleted in the batch under way (staged) and in committed batches: the
     # next job's worker removes the committed ones before it trains (Job.remove_checkpoints), what
     # is left when the run ends is removed here; a rolled-back mark never loses its file
-    removals = {"staged": [], "committed": []}
+    removals: dict[str, list[str]] = {"staged": [], "committed": []}
 
     @contextmanager
     def batch():
@@ -427,7 +427,7 @@ def scratch_twin(cfg: RunConfig, run_dir: Path, cid: int, arch_seq, device: str)
     return control_job(job)
 
 
-def _unlink(paths: list[str | None]) -> None:
+def _unlink(paths: Sequence[str | None]) -> None:
     for path in paths:
         if path:
             Path(path).unlink(missing_ok=True)

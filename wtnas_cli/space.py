@@ -186,7 +186,10 @@ class SearchSpace:
         """Pick each variable node's op and infer every shape (raises InvalidArchitecture)."""
         seq = self.validate(arch_seq)
         last = self.nodes[-1].name if self.nodes else (self.inputs[0].name if self.inputs else None)
-        return Architecture(seq, self.inputs, self._resolve_layers(seq), self.output or last)
+        output = self.output or last
+        if output is None:
+            raise InvalidArchitecture(f"search space {self.name!r} has no inputs and no nodes")
+        return Architecture(seq, self.inputs, self._resolve_layers(seq), output)
 
     def _resolve_layers(self, seq: ArchSeq) -> tuple[Layer, ...]:
         shapes: dict[str, Shape] = {i.name: i.shape for i in self.inputs}
@@ -202,7 +205,7 @@ class SearchSpace:
             key = (position, choice, in_shapes)
             layer = self._layers.get(key)
             if layer is None:
-                layer = self._resolve_node(node, node.choices[choice] if choice >= 0 else node.op, inputs, in_shapes)
+                layer = self._resolve_node(node, node.choices[choice] if isinstance(node, VariableNode) else node.op, inputs, in_shapes)
                 self._layers[key] = layer
             layers.append(layer)
             shapes[node.name] = layer.output_shape
@@ -212,7 +215,8 @@ class SearchSpace:
     def _plan(self) -> tuple[tuple[int, Node, tuple[str, ...], int], ...]:
         """Per node: position, node, the names it reads (default: the node before it) and its
         index among the variable nodes (-1 for a constant node), fixed by the space."""
-        plan, previous, variable = [], self.inputs[0].name if self.inputs else None, 0
+        plan: list[tuple[int, Node, tuple[str, ...], int]] = []
+        previous, variable = self.inputs[0].name if self.inputs else None, 0
         for position, node in enumerate(self.nodes):
             inputs = tuple(node.inputs or ((previous,) if previous else ()))
             if isinstance(node, VariableNode):
@@ -241,7 +245,7 @@ class SearchSpace:
             need = "two or more nodes" if merge else "exactly one node"
             raise InvalidArchitecture(f"node {node.name!r}: {op.label()} reads {need}, got {list(inputs)}")
         try:
-            out_shape = op.merge_shape(list(in_shapes)) if merge else op.output_shape(in_shapes[0])
+            out_shape = op.merge_shape(list(in_shapes)) if isinstance(op, Merge) else op.output_shape(in_shapes[0])
         except InvalidArchitecture as exc:
             raise InvalidArchitecture(f"node {node.name!r}: {exc}") from None
         weights = () if merge else tuple(op.weights(in_shapes[0]))

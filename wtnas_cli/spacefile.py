@@ -22,7 +22,7 @@ from . import normalize as N
 from . import ops as O
 from .errors import WtnasError
 from .problem import LOSSES, OBJECTIVES, Dataset, Problem, as_inputs
-from .space import ConstantNode, Input, SearchSpace, VariableNode
+from .space import ConstantNode, Input, Node, SearchSpace, VariableNode
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -142,7 +142,7 @@ def parse_space(path: str | Path) -> tuple[SearchSpace, dict]:
                                                           for d in shape)):
             raise ctx.fail(f"{where}.shape", f"must be a list of positive integers (channels last), got {shape!r}")
         inputs.append(Input(item["name"], tuple(shape)))
-    nodes = []
+    nodes: list[Node] = []
     for i, item in enumerate(_list(doc, "nodes", ctx)):
         where = f"nodes[{i}]"
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):

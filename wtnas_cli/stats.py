@@ -107,8 +107,7 @@ def permutation_pvalue(a: Sequence[float], b: Sequence[float], *, statistic: str
             mask = np.zeros(total, bool)
             mask[list(idx)] = True
             diffs.append(abs(pooled[mask].mean() - pooled[~mask].mean()))
-        diffs = np.asarray(diffs)
-        return float(np.mean(diffs >= observed - 1e-12))
+        return float(np.mean(np.asarray(diffs) >= observed - 1e-12))
     rng = np.random.default_rng(seed)
     hits = 0
     for _ in range(resamples):

@@ -12,7 +12,7 @@ import json
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .job import TIMING_KEYS, Job, Result
 
@@ -294,7 +294,7 @@ class _Transaction:
             self.db.execute("BEGIN")
         self.depth += 1
 
-    def __exit__(self, kind, exc, tb) -> bool:
+    def __exit__(self, kind, exc, tb) -> Literal[False]:
         self.depth -= 1
         if self.depth == 0:
             if kind is None or issubclass(kind, KeyboardInterrupt):

@@ -68,7 +68,7 @@ class TopKConfig:
 
     @property
     def verify_mode(self) -> str:
-        return {True: "all", False: "off"}.get(self.verify, self.verify) if isinstance(self.verify, bool) else self.verify
+        return {True: "all", False: "off"}[self.verify] if isinstance(self.verify, bool) else self.verify
 
     @property
     def mode(self) -> str:
@@ -185,7 +185,8 @@ def _train_top(run_dir: Path, cfg: TopKConfig, run_cfg: RunConfig, problem, sett
             n = min(cfg.tau_sample, len(pool))
             if n < cfg.tau_sample:
                 summary.notes.append(f"--tau-sample {cfg.tau_sample} asked, {n} finished candidates exist")
-            picks = np.random.default_rng(cfg.seed).choice(len(pool), size=n, replace=False) if n else []
+            picks: np.ndarray | list[int] = (np.random.default_rng(cfg.seed).choice(len(pool), size=n, replace=False)
+                                             if n else [])
             tau = [pool[int(i)] for i in sorted(picks)]
         top_ids = {r["id"] for r in top}
         tau_ids = {r["id"] for r in tau}

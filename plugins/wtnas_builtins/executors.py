@@ -91,11 +91,13 @@ class LocalExecutor:
 
     def _spawn(self, index: int) -> _Worker:
         worker = _Worker(self._ctx, index, self.threads, self._env(index))
+        assert self._selector is not None   # made by start()
         self._selector.register(worker.conn, selectors.EVENT_READ, index)
         self._selector.register(worker.process.sentinel, selectors.EVENT_READ, index)
         return worker
 
     def _forget(self, w: _Worker) -> None:
+        assert self._selector is not None   # made by start()
         for obj in (w.conn, w.process.sentinel):
             try:
                 self._selector.unregister(obj)
@@ -125,6 +127,7 @@ class LocalExecutor:
             return []
         results: list[Result] = []
         handled: set[int] = set()
+        assert self._selector is not None   # made by start()
         for key, _ in self._selector.select(timeout):
             w = self._workers[key.data]
             if w.index in handled or (key.fileobj is not w.conn and key.fileobj != w.process.sentinel):
@@ -166,6 +169,7 @@ class LocalExecutor:
         code = w.process.exitcode
         reason = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         job = w.job
+        assert job is not None   # poll() replaces a busy worker here, an idle one in _replace_idle
         self._count_death(reason)
         result = Result(job.candidate_id, "failed", error=f"worker process died ({reason}) while evaluating",
                         worker=f"local:{w.index}", started_at=w.sent_at, finished_at=time.time())

@@ -24,13 +24,13 @@ class _Known:
         self.index.discard(candidate_id)
 
 
-class _Indexed(_Known):
+class _Indexed:   # not a _Known: its index maps id -> column (a dict, not _Known's set)
     """Known candidates with their arch_seqs (one row per variable node, one column per
     candidate) and scores in numpy buffers that grow by doubling, so observing a candidate costs
     O(1) and a nearest query over 100,000 of them is one vectorized comparison per node (under 1 ms)."""
 
     def __init__(self, space: SearchSpace):
-        super().__init__(space)
+        self.space = space
         self.ids: list[int] = []
         self.index: dict[int, int] = {}
         dtype = np.uint8 if max(space.num_choices, default=0) <= 256 else np.int32

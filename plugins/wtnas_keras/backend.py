@@ -12,6 +12,8 @@ model does (docs/benchmarks.md, "Keras speed"), and nothing of it is needed here
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import numpy as np
 
 from wtnas_cli import ops as O
@@ -19,7 +21,7 @@ from wtnas_cli.errors import WtnasError
 from wtnas_cli.problem import Dataset, Problem, as_inputs, extra_metrics, objective_value
 from wtnas_cli.space import Architecture, Layer
 
-from .engines import create_engine
+from .engines import TensorFlowEngine, TorchEngine, create_engine
 
 _WITH_TRAINING = (O.Dropout, O.BatchNorm)   # layers whose call differs between training and inference
 
@@ -61,7 +63,9 @@ _ADD_BY_PADDING: dict = {}
 def _add_by_padding(keras):
     """Zero-pad every input's last axis to the widest, then add (DeepHyper's residual cells)."""
     if "cls" not in _ADD_BY_PADDING:
-        class AddByPadding(keras.layers.Layer):
+        layer_base: Any = keras.layers.Layer   # a runtime base class (the engine's keras)
+
+        class AddByPadding(layer_base):
             def call(self, inputs):
                 width = max(int(t.shape[-1]) for t in inputs)
                 out = None
@@ -100,7 +104,7 @@ class KerasModel:
                 raise RuntimeError("keras model tensors do not follow the architecture's shape sequence")
             self._trainable = [w for _, k, _, _ in self._nodes for w in k.trainable_weights]
         self.num_params = arch.num_params
-        self._step = None
+        self._step: Callable | None = None
 
     def forward(self, xs, training: bool):
         values = dict(zip((i.name for i in self.arch.inputs), xs))
@@ -200,7 +204,7 @@ class KerasBackend:
 
     def __init__(self, engine: str = "torch", name: str = "keras"):
         self.name, self.engine_name = name, engine
-        self.engine = None
+        self.engine: TorchEngine | TensorFlowEngine | None = None
 
     def configure(self, *, threads: int | None = None, device: str = "cpu") -> None:
         self.engine = create_engine(self.engine_name, threads=threads, device=device)
@@ -208,6 +212,7 @@ class KerasBackend:
     def build(self, problem: Problem, arch: Architecture, seed: int) -> KerasModel:
         if self.engine is None:
             self.configure()
+        assert self.engine is not None   # configure() made it
         keras = self.engine.keras
         keras.backend.clear_session(free_memory=self.engine.collect_per_build)  # layer names restart
         self.engine.seed(seed % (2 ** 31))

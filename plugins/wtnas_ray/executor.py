@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 import ray
 
@@ -43,7 +44,7 @@ class RayExecutor:
         self.capacity = 0
         self._started_ray = False
         self._pending: dict = {}
-        self._remote = None
+        self._remote: Any = None   # ray's remote function for _evaluate, made by start()
 
     def start(self) -> None:
         if not ray.is_initialized():

@@ -9,6 +9,8 @@ zero biases) and the optimizer is the paper's Adam (lr 1e-3, betas 0.9/0.999, ep
 
 from __future__ import annotations
 
+from typing import Iterable, cast
+
 import numpy as np
 import torch
 from torch import nn
@@ -42,7 +44,7 @@ class _Node(nn.Module):
         if isinstance(op, O.Dense):
             self.module = nn.Linear(in_shape[-1], op.units)
         elif isinstance(op, (O.Conv1D, O.Conv2D)):
-            cls = nn.Conv1d if isinstance(op, O.Conv1D) else nn.Conv2d
+            cls: type[nn.Module] = nn.Conv1d if isinstance(op, O.Conv1D) else nn.Conv2d
             pad = "same" if op.padding == "same" else 0
             self.module = cls(in_shape[-1], op.filters, op.kernel_size, stride=op.strides, padding=pad)
         elif isinstance(op, O._Pool):
@@ -61,15 +63,16 @@ class _Node(nn.Module):
         self.channels_first_view = isinstance(op, (O._Conv, O._Pool))
         if isinstance(self.module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
             nn.init.xavier_uniform_(self.module.weight)
-            nn.init.zeros_(self.module.bias)
+            nn.init.zeros_(cast(torch.Tensor, self.module.bias))   # built with the default bias=True
 
     def tensors(self) -> list[tuple[str, torch.Tensor]]:
         m = self.module
+        # casts: built with the defaults bias=True and track_running_stats=True, these are tensors
         if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
-            return [("kernel", m.weight), ("bias", m.bias)]
+            return [("kernel", m.weight), ("bias", cast(torch.Tensor, m.bias))]
         if isinstance(m, nn.BatchNorm1d):
-            return [("gamma", m.weight), ("beta", m.bias),
-                    ("moving_mean", m.running_mean), ("moving_variance", m.running_var)]
+            return [("gamma", m.weight), ("beta", m.bias), ("moving_mean", cast(torch.Tensor, m.running_mean)),
+                    ("moving_variance", cast(torch.Tensor, m.running_var))]
         return []
 
     def forward(self, *xs: torch.Tensor, final_logits: bool = False) -> torch.Tensor:
@@ -79,10 +82,11 @@ class _Node(nn.Module):
             x = torch.cat(xs, dim=-1)
         elif isinstance(op, O.AddByPadding):
             width = max(t.shape[-1] for t in xs)
-            x = sum(F.pad(t, (0, width - t.shape[-1])) for t in xs)
+            x = cast(torch.Tensor, sum(F.pad(t, (0, width - t.shape[-1])) for t in xs))   # xs is not empty
         elif isinstance(op, O.Flatten):
             x = x.reshape(x.shape[0], -1)
         elif self.channels_first_view:
+            assert self.module is not None   # conv and pool layers have one
             x = self.module(x.movedim(-1, 1)).movedim(1, -1)
         elif isinstance(self.module, nn.BatchNorm1d):
             shape = x.shape
@@ -103,20 +107,23 @@ class TorchModel(nn.Module):
         self.nodes = nn.ModuleList(_Node(layer) for layer in arch.layers)
         self.input_names = [i.name for i in arch.inputs]
         self.specs = arch.tensor_specs()
-        self._tensors = [t for node in self.nodes for _, t in node.tensors()]
+        self._tensors = [t for node in self._node_list() for _, t in node.tensors()]
         if len(self._tensors) != len(self.specs):
             raise RuntimeError("torch model tensors do not follow the architecture's shape sequence")
         self.num_params = arch.num_params
         self.device = device
         self.to(device)
-        self._tensors = [t for node in self.nodes for _, t in node.tensors()]
+        self._tensors = [t for node in self._node_list() for _, t in node.tensors()]
         self.optimizer = torch.optim.Adam(self.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
         self._logits_head = problem.loss == "categorical_crossentropy"
+
+    def _node_list(self) -> Iterable[_Node]:
+        return cast(Iterable[_Node], self.nodes)   # a ModuleList types its items as Module; these are _Node
 
     def forward(self, xs: tuple[torch.Tensor, ...], logits: bool = False) -> torch.Tensor:
         values = dict(zip(self.input_names, xs))
         last = len(self.nodes) - 1
-        for k, node in enumerate(self.nodes):
+        for k, node in enumerate(self._node_list()):
             args = [values[name] for name in node.layer.inputs]
             values[node.layer.name] = node(*args, final_logits=logits and k == last)
         return values[self.arch.output]
@@ -152,9 +159,9 @@ class TorchModel(nn.Module):
             loss = F.mse_loss(out, y.reshape(out.shape))
         else:
             loss = F.l1_loss(out, y.reshape(out.shape))
-        for node in self.nodes:
+        for node in self._node_list():
             if node.l2:
-                loss = loss + node.l2 * node.module.weight.square().sum()
+                loss = loss + node.l2 * cast(torch.Tensor, getattr(node.module, "weight")).square().sum()   # Dense/Conv
         return loss
 
     def train_epoch(self, data: Dataset, seed: int) -> float:
@@ -193,7 +200,7 @@ class TorchModel(nn.Module):
         statistics) it takes raw inputs, as the `.pt2` export does."""
         from .export import _Inference, _Normalized   # export.py imports this module
 
-        module = _Inference(self)
+        module: nn.Module = _Inference(self)
         if normalization is not None:
             module = _Normalized(module, normalization)
         return module.eval()

@@ -57,7 +57,7 @@ class _Normalized(torch.nn.Module):
 
 
 def export_program(model: TorchModel, inputs: list[np.ndarray], normalization=None) -> torch.export.ExportedProgram:
-    module = _Inference(model).eval()
+    module: torch.nn.Module = _Inference(model).eval()
     if normalization is not None:
         module = _Normalized(module, normalization).eval()
     # a batch of one would make torch.export fix the batch size at 1
@@ -100,6 +100,7 @@ class OnnxExporter:
                 warnings.simplefilter("ignore")
                 onnx_program = torch.onnx.export(program, (), None, dynamo=True, input_names=names,
                                                  output_names=["output"], verbose=False)
+                assert onnx_program is not None   # dynamo=True returns an ONNXProgram
                 onnx_program.save(path)
         finally:
             quiet.setLevel(level)

@@ -63,18 +63,18 @@ def spaces_command(
         console.print(table)
         return
     p = reg.create("problem", problem, **({"space": str(space)} if space is not None else {}))
-    space = p.space
+    search_space = p.space
     if arch_seq is None:
-        table = Table(title=f"{p.name}: {len(space.variable_nodes)} variable nodes, size {space.size:,}")
+        table = Table(title=f"{p.name}: {len(search_space.variable_nodes)} variable nodes, size {search_space.size:,}")
         for col in ("#", "node", "choices"):
             table.add_column(col)
-        for i, node in enumerate(space.variable_nodes):
+        for i, node in enumerate(search_space.variable_nodes):
             table.add_row(str(i), node.name, "  ".join(f"{k}:{op.label()}" for k, op in enumerate(node.choices)))
         console.print(table)
         return
     from ..space import parse_arch_seq
 
-    arch = space.resolve(parse_arch_seq(arch_seq))
+    arch = search_space.resolve(parse_arch_seq(arch_seq))
     table = Table(title=f"{p.name} arch_seq {list(arch.arch_seq)}: {arch.num_params:,} parameters")
     for col in ("layer", "op", "output shape", "weight tensors"):
         table.add_column(col)

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
+                           TaskID, TimeElapsedColumn, TimeRemainingColumn)
 from rich.table import Table
 
 from .common import console, err_console, fmt_int, fmt_score
@@ -27,7 +27,7 @@ class RichObserver:
             TimeRemainingColumn(), console=err_console, transient=False,
             # a log file (a batch job) gets the final line only; a terminal a redraw 4 times a second
             auto_refresh=err_console.is_terminal, refresh_per_second=4)
-        self.task = None
+        self.task: TaskID | None = None
         self._latest = None
         self._updated = 0.0
 
@@ -57,6 +57,7 @@ class RichObserver:
             self._show(summary)
 
     def _show(self, summary) -> None:
+        assert self.task is not None   # started() came first
         self.progress.update(self.task, completed=summary.done,
                              best=fmt_score(summary.best["score"] if summary.best else None),
                              transfer=f"{summary.transfer_rate:.0%}", failed=summary.failed,

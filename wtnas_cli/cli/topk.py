@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn,
+                           TimeElapsedColumn)
 from rich.table import Table
 
 from .common import console, err_console, fmt_int, fmt_score
@@ -18,7 +19,7 @@ class TopKObserver:
         self.progress = Progress(SpinnerColumn(), TextColumn("[bold]top-K training"), BarColumn(),
                                  MofNCompleteColumn(), TextColumn("last: {task.fields[last]}"),
                                  TimeElapsedColumn(), console=err_console)
-        self.task = None
+        self.task: TaskID | None = None
 
     def started(self, total: int, reused: int, workers: int) -> None:
         if reused:
@@ -29,6 +30,7 @@ class TopKObserver:
     def model_done(self, row: dict) -> None:
         last = (f"#{row['candidate_id']} {row['epochs_trained']} epochs → {fmt_score(row['objective_final'])}"
                 if row["status"] == "ok" else f"#{row['candidate_id']} failed")
+        assert self.task is not None   # started() came first
         self.progress.update(self.task, advance=1, last=last)
 
     def note(self, message: str) -> None:

@@ -8,6 +8,8 @@ are pickle files, which wtnas does not load (unpickling can execute code).
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 from wtnas_cli import ops as O
@@ -15,13 +17,13 @@ from wtnas_cli.data import need, split, synthetic_images
 from wtnas_cli.errors import WtnasError
 from wtnas_cli.hookspecs import hookimpl
 from wtnas_cli.problem import Dataset, Problem
-from wtnas_cli.space import ConstantNode, Input, SearchSpace, VariableNode
+from wtnas_cli.space import ConstantNode, Input, Node, SearchSpace, VariableNode
 
 FILES = ("cifar-10-batches-bin/ (data_batch_1.bin ... data_batch_5.bin, test_batch.bin)", "or cifar10.npz")
 
 
 def cifar10_space() -> SearchSpace:
-    nodes = []
+    nodes: list[Node] = []
     for block, filters in enumerate((32, 64, 128), start=1):
         conv = tuple(O.Conv2D(f, 3, padding=p, activation="relu", l2=l2)
                      for f in (filters // 2, filters, filters * 2) for p in ("valid", "same") for l2 in (0.0, 5e-4))
@@ -75,8 +77,10 @@ def load_cifar10(data_dir=None, synthetic: bool = False, samples: int | None = N
     return Dataset(prep(xt), np.asarray(yt, np.int64).ravel(), prep(xv), np.asarray(yv, np.int64).ravel())
 
 
+# cast: the loader returns a Dataset unless check_only=True (only check_data passes it)
 def cifar10_problem(**options) -> Problem:
-    return Problem("cifar10", cifar10_space(), lambda: load_cifar10(**options), batch_size=64, min_delta=0.01,
+    return Problem("cifar10", cifar10_space(), lambda: cast(Dataset, load_cifar10(**options)),
+                   batch_size=64, min_delta=0.01,
                    description="CIFAR-10, the paper's VGG-like space", options=options,
                    check_data=lambda: load_cifar10(check_only=True, **options))
 

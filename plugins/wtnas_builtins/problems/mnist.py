@@ -7,6 +7,8 @@ Reads `mnist.npz` (keys x_train, y_train, x_test, y_test) or the four IDX files 
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 from wtnas_cli import ops as O
@@ -60,13 +62,15 @@ def load_mnist(data_dir=None, synthetic: bool = False, samples: int | None = Non
             raise WtnasError(f"--data-dir {d} holds no MNIST files: expected {' '.join(FILES)}")
         if check_only:
             return None
-        xt, yt, xv, yv = (read_idx(p) for p in paths)
+        xt, yt, xv, yv = (read_idx(p) for p in paths if p is not None)   # a None raised above
     prep = lambda x: (np.asarray(x, np.float32) / 255.0).reshape(-1, 28, 28, 1)
     return Dataset(prep(xt), np.asarray(yt, np.int64), prep(xv), np.asarray(yv, np.int64))
 
 
+# cast: the loader returns a Dataset unless check_only=True (only check_data passes it)
 def mnist_problem(**options) -> Problem:
-    return Problem("mnist", mnist_space(), lambda: load_mnist(**options), batch_size=64, min_delta=0.001,
+    return Problem("mnist", mnist_space(), lambda: cast(Dataset, load_mnist(**options)),
+                   batch_size=64, min_delta=0.001,
                    description="MNIST digits, the paper's LeNet-5-like space", options=options,
                    check_data=lambda: load_mnist(check_only=True, **options))
 

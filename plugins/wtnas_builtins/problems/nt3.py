@@ -8,6 +8,8 @@ Reads nt_train2.csv and nt_test2.csv (label in the first column, 60,483 features
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 from wtnas_cli import ops as O
@@ -59,9 +61,11 @@ def load_nt3(data_dir=None, synthetic: bool = False, samples: int | None = None,
     return Dataset(xt[..., None], yt, xv[..., None], yv)
 
 
+# cast: the loader returns a Dataset unless check_only=True (only check_data passes it)
 def nt3_problem(features: int | None = None, **options) -> Problem:
     n = features or FEATURES
-    return Problem("nt3", nt3_space(n), lambda: load_nt3(features=n, **options), batch_size=32, min_delta=0.005,
+    return Problem("nt3", nt3_space(n), lambda: cast(Dataset, load_nt3(features=n, **options)),
+                   batch_size=32, min_delta=0.005,
                    description="CANDLE NT3 (RNA-seq, 2 classes), candlepb's 1D-conv space",
                    options=dict(options, features=features),
                    check_data=lambda: load_nt3(features=n, check_only=True, **options))

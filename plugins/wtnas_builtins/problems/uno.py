@@ -9,6 +9,8 @@ drug_fingerprints, y (or each with _train/_val suffixes); --synthetic makes a le
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 from wtnas_cli import ops as O
@@ -16,7 +18,7 @@ from wtnas_cli.data import need, split
 from wtnas_cli.errors import WtnasError
 from wtnas_cli.hookspecs import hookimpl
 from wtnas_cli.problem import Dataset, Problem
-from wtnas_cli.space import ConstantNode, Input, SearchSpace, VariableNode
+from wtnas_cli.space import ConstantNode, Input, Node, SearchSpace, VariableNode
 
 INPUTS = (("dose", 1), ("cell_rnaseq", 942), ("drug_descriptors", 5270), ("drug_fingerprints", 2048))
 CHOICES = ((O.Identity(),)
@@ -27,7 +29,7 @@ CHOICES = ((O.Identity(),)
 def uno_space(dims: dict[str, int] | None = None) -> SearchSpace:
     dims = dims or dict(INPUTS)
     inputs = tuple(Input(name, (dims[name],)) for name, _ in INPUTS)
-    nodes = []
+    nodes: list[Node] = []
     for name, _ in INPUTS[1:]:
         prev = name
         for i in (1, 2, 3):
@@ -98,8 +100,10 @@ def load_uno(data_dir=None, synthetic: bool = False, samples: int | None = None,
     return data
 
 
+# cast: the loader returns a Dataset unless check_only=True (only check_data passes it)
 def uno_problem(**options) -> Problem:
-    return Problem("uno", uno_space(), lambda: load_uno(**options), loss="mae", objective="r2", batch_size=32,
+    return Problem("uno", uno_space(), lambda: cast(Dataset, load_uno(**options)),
+                   loss="mae", objective="r2", batch_size=32,
                    min_delta=0.02, description="CANDLE Uno (paclitaxel), multi-input regression, R^2",
                    options=options, check_data=lambda: load_uno(check_only=True, **options))
 
