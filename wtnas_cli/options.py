@@ -205,7 +205,10 @@ def _target(ref: str, used: dict[str, Any], registry) -> str:
     head, dot, rest = ref.partition(".")
     if dot and head in kinds:
         kind, name = head, rest
-        registry.get(kind, name)   # an unknown name: the registry's one-line error
+        try:
+            registry.get(kind, name)
+        except PluginError as exc:   # an unknown name: the registry's line, naming the valid ones
+            raise ConfigError(f"options for {ref}: {exc}") from None
     else:
         name = ref
         found = [k for k in kinds if name in registry.names(k)]
