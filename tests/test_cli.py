@@ -77,7 +77,9 @@ def test_config_file_errors(tmp_path):
 
 def test_bad_option_values(tmp_path):
     _one_line_error(run_cli("run", "--population", "5", "--sample", "9", "--run-dir", tmp_path / "r"),
-                    "--sample must be between 1 and --population (5), got 9", "`sample` in a config file")
+                    "strategy 'evolution': sample (9) must be between 1 and population (5)", "-o evolution.")
+    _one_line_error(run_cli("run", "--population", "0", "--run-dir", tmp_path / "r"),
+                    "--population (`population` in a config file) must be at least 1, got 0")
     _one_line_error(run_cli("run", "--max-evals", "-5", "--run-dir", tmp_path / "r"),
                     "--max-evals must be at least 1, got -5", "`max_evals`")   # the flag, not the field
     _one_line_error(run_cli("spaces", "--arch-seq", "0,1"), "--arch-seq", "PROBLEM")   # not silently ignored

@@ -76,7 +76,8 @@ def test_resume_config_allows_budgets_and_refuses_what_defines_candidates():
     with pytest.raises(ConfigError, match=r"--matcher none \(the run has lcs\).*--epochs 3 \(the run has 1\).*--force-change"):
         resume_config(stored, {"matcher": "none", "epochs": 3})
     cfg, changes = resume_config(stored, {"problem": "mnist", "synthetic": True}, force=True)
-    assert cfg.problem == "mnist" and changes == {"problem": ["digits", "mnist"], "synthetic": [False, True]}
+    assert cfg.problem == "mnist" and changes == {"problem": ["digits", "mnist"]}    # the problem's options come with it
+    assert cfg.options_of("problem", "mnist") == {"synthetic": True, "samples": 3000}
 
 
 @pytest.mark.slow

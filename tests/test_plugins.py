@@ -328,9 +328,12 @@ def test_example_plugin_package_installs_and_runs(tmp_path):
                           "--target", str(site), str(ROOT / "plugins" / "wtnas-example")],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    env = {"PYTHONPATH": str(site)}
+    import os
+
+    env = {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}   # this wtnas too
     listing = run_cli("plugins", env=env)
     assert "spirals" in listing.stdout and "best-nearby" in listing.stdout and "example" in listing.stdout
+    assert "max_distance" in run_cli("plugins", "--options", env=env).stdout
     run = run_cli("run", "--problem", "spirals", "--strategy", "random", "--selector", "best-nearby",
                   "--max-evals", "10", "--workers", "2", "--run-dir", tmp_path / "r", env=env)
     assert run.returncode == 0, run.stderr

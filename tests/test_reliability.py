@@ -17,7 +17,7 @@ from wtnas_cli.config import RunConfig  # noqa: E402
 from wtnas_cli.hookspecs import hookimpl  # noqa: E402
 from wtnas_cli.plugins import load_plugins  # noqa: E402
 from wtnas_cli.search import run_search  # noqa: E402
-from wtnas_builtins.strategies import RegularizedEvolution  # noqa: E402
+from wtnas_builtins.strategies import EVOLUTION_OPTIONS, RegularizedEvolution  # noqa: E402
 
 RUN = ("run", "--population", "6", "--sample", "3", "--workers", "2", "--seed", "3")
 
@@ -140,7 +140,7 @@ class _RecordingPlugin:
     @staticmethod
     @hookimpl
     def wtnas_register_strategies(register):
-        register("recording-evolution", _Recording)
+        register("recording-evolution", _Recording, options=EVOLUTION_OPTIONS, traits={"default_selector": "parent"})
 
 
 class _InterruptAfter:

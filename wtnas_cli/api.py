@@ -94,7 +94,9 @@ def run(problem: str | None = None, *, space: str | Path | None = None, data: st
     (the `search.SearchObserver` protocol). `problem` is a built-in problem name ("digits", ...);
     `space` a space file (e.g. from `space_file`), which means the `file` problem with `data`.
     Other keyword options are `RunConfig` fields (max_evals, epochs, strategy, seed, backend...),
-    named as in run.toml. Resume a run with `run_search(resume=run_dir)`."""
+    named as in run.toml, and `options`, the components' own options (`wtnas run -o`) as
+    {"ray.address": "head:6379"} or {"ray": {"address": "head:6379"}}; the old keywords
+    population, sample, ray_address, ... still work. Resume a run with `run_search(resume=run_dir)`."""
     if problem is None:
         problem = "file" if space is not None else RunConfig.problem
     unknown = sorted(set(options) - set(RunConfig.__dataclass_fields__))
@@ -177,7 +179,7 @@ def load_model(run_dir: str | Path, candidate_id: int | None = None, framework: 
     if framework not in names:
         raise ConfigError(f"load_model(): framework {framework!r}: choose one of {', '.join(names)}")
     choice = choose(run_dir, candidate_id, source)
-    problem = run_problem(run_config(run_dir), plugins)
+    problem = run_problem(run_config(run_dir, plugins), plugins)
     backend = plugins.registry.create("backend", framework)
     backend.configure(threads=threads, device="cpu")
     model = load_candidate(problem, backend, choice.arch_seq, choice.checkpoint)

@@ -19,13 +19,18 @@ from .plugins import Plugins, default_plugins
 from .rundir import CONFIG_NAME, STORE_NAME, is_run_dir
 
 
-def run_config(run_dir: str | Path) -> RunConfig:
-    """The configuration a run was made with (its run.toml)."""
+def run_config(run_dir: str | Path, plugins: Plugins | None = None) -> RunConfig:
+    """The configuration a run was made with (its run.toml), its options settled against the
+    plugins' components (leniently: a run.toml of an older wtnas has flat keys, options.py)."""
+    from .options import settle
+
     run_dir = Path(run_dir)
     if not is_run_dir(run_dir):
         raise RunDirError(f"{run_dir} holds no wtnas run (no {STORE_NAME}); give the directory of a `wtnas run`")
     values = load_config_file(run_dir / CONFIG_NAME)
-    return RunConfig(**{k: v for k, v in values.items() if k in RunConfig.__dataclass_fields__})
+    cfg = RunConfig(**{k: v for k, v in values.items() if k in RunConfig.__dataclass_fields__})
+    settle(cfg, (plugins or default_plugins()).registry, strict=False)
+    return cfg
 
 
 def run_problem(run_cfg: RunConfig, plugins: Plugins | None = None):

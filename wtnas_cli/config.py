@@ -1,6 +1,7 @@
 """Run configuration: defaults < `--config FILE.toml` < command-line options.
 
-The file is plain TOML with the same keys as the `wtnas run` options (dashes or underscores).
+The file is plain TOML with the same keys as the `wtnas run` options (dashes or underscores), and
+a table per component for the options a component declares (`[options.ray]`, options.py).
 Nothing in it is executed. Unknown keys and wrong types are refused with the file and key named.
 """
 
@@ -9,11 +10,12 @@ from __future__ import annotations
 import math
 
 import sys
-from dataclasses import asdict, dataclass, fields
+from dataclasses import InitVar, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .options import ALIASES, RESUMABLE_KINDS, alias_entries, entries, merge
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -32,9 +34,6 @@ class RunConfig:
     space: str | None = None
     data: str | None = None
     data_dir: str | None = None
-    synthetic: bool = False
-    samples: int | None = None
-    features: int | None = None
     backend: str = "torch"
     strategy: str = "evolution"
     selector: str = "auto"
@@ -48,17 +47,38 @@ class RunConfig:
     keep_top: int = 50        # --keep needed: the best this many stay for wtnas topk
     tau_reserve: int = 30     # --keep needed: a uniform sample this large stays for topk --tau-sample
     max_checkpoints: int | None = None   # --keep needed: cap for selectors that may use any checkpoint
-    population: int = 20
-    sample: int = 10
     workers: int | None = None
     threads_per_worker: int | None = None
     devices: str | None = None
-    gpus_per_worker: float = 0.0
-    ray_address: str | None = None
     max_jobs_per_worker: int | None = None
     seed: int = 0
     device: str = "cpu"
     run_dir: str | None = None
+    # the options of the components the run uses, {component: {option: value}} (options.py);
+    # after a run resolved them, {"KIND.NAME": {...}}, every declared option with its value
+    options: dict = field(default_factory=dict)
+    # the flags that predate component options, kept as aliases of the run's component's option
+    # (options.ALIASES): e.g. population=20 is options={"strategy": {"population": 20}}
+    population: InitVar[int | None] = None
+    sample: InitVar[int | None] = None
+    ray_address: InitVar[str | None] = None
+    gpus_per_worker: InitVar[float | None] = None
+    synthetic: InitVar[bool | None] = None
+    samples: InitVar[int | None] = None
+    features: InitVar[int | None] = None
+
+    def __post_init__(self, population, sample, ray_address, gpus_per_worker, synthetic, samples, features):
+        aliases = alias_entries(dict(population=population, sample=sample, ray_address=ray_address,
+                                     gpus_per_worker=gpus_per_worker, synthetic=synthetic, samples=samples,
+                                     features=features))
+        self.options = merge(aliases, entries(self.options, "options"))
+
+    def options_of(self, kind: str, name: str) -> dict:
+        """The options set for component `name` of `kind` (all of them once a run resolved them)."""
+        out: dict = {}
+        for ref in (kind, name, f"{kind}.{name}"):
+            out.update(self.options.get(ref, {}))
+        return out
 
     def validate(self) -> "RunConfig":
         """One line per bad setting, naming the flag, the config-file key and the value given."""
@@ -71,11 +91,8 @@ class RunConfig:
             (s.keep_top >= 0, "keep_top", "must be 0 or more"),
             (s.tau_reserve >= 0, "tau_reserve", "must be 0 or more"),
             (s.max_checkpoints is None or s.max_checkpoints >= 1, "max_checkpoints", "must be at least 1"),
-            (s.population >= 1, "population", "must be at least 1"),
-            (1 <= s.sample <= s.population, "sample", f"must be between 1 and --population ({s.population})"),
             (s.workers is None or s.workers >= 1, "workers", "must be at least 1"),
             (s.threads_per_worker is None or s.threads_per_worker >= 1, "threads_per_worker", "must be at least 1"),
-            (s.gpus_per_worker >= 0, "gpus_per_worker", "must be 0 or more"),
             (s.max_jobs_per_worker is None or s.max_jobs_per_worker >= 1, "max_jobs_per_worker", "must be at least 1"),
             (s.time_budget is None or s.time_budget > 0, "time_budget", "must be positive (seconds)"),
             (s.seed >= 0, "seed", "must be non-negative"),
@@ -90,27 +107,25 @@ class RunConfig:
         return asdict(self)
 
     def problem_options(self) -> dict:
-        """Options for the problem factory (absolute paths: workers may run elsewhere)."""
-        from pathlib import Path
-
-        options: dict[str, Any] = {"space": self.space, "data": self.data, "data_dir": self.data_dir, "synthetic": self.synthetic,
-                   "samples": self.samples, "features": self.features}
+        """What the problem factory receives: the data paths every problem may take (absolute:
+        workers may run elsewhere) and the problem's own options."""
+        options: dict[str, Any] = {"space": self.space, "data": self.data, "data_dir": self.data_dir}
         for key in ("space", "data", "data_dir"):
             if options[key]:
                 options[key] = str(Path(options[key]).resolve())
-        return {k: v for k, v in options.items() if v not in (None, False)}
+        options.update(self.options_of("problem", self.problem))
+        return {k: v for k, v in options.items() if v is not None}
 
     def executor_options(self) -> dict:
-        """What every executor factory receives; each takes the options it understands."""
+        """What every executor factory receives, beside its own options (options_of)."""
         from .devices import resolve_devices
 
         devices = resolve_devices(self.devices)
         return {"workers": self.workers or (len(devices) or None), "threads_per_worker": self.threads_per_worker,
-                "devices": devices, "gpus_per_worker": self.gpus_per_worker, "ray_address": self.ray_address,
-                "max_jobs_per_worker": self.max_jobs_per_worker}
+                "devices": devices, "max_jobs_per_worker": self.max_jobs_per_worker}
 
 
-_TYPES = {f.name: f.type for f in fields(RunConfig)}
+_TYPES = {f.name: f.type for f in fields(RunConfig) if f.name != "options"}
 
 
 def _expected(name: str) -> tuple[type, ...]:
@@ -138,9 +153,15 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key, value in raw.items():
         name = key.replace("-", "_")
+        if name == "options":
+            values[name] = entries(value, f"{path}: [options]")
+            continue
+        if name in ALIASES:   # an old flat key: checked against the option it stands for
+            values[name] = value
+            continue
         if name not in _TYPES:
-            valid = ", ".join(sorted(_TYPES))
-            raise ConfigError(f"{path}: unknown key {key!r}; valid keys: {valid}")
+            valid = ", ".join(sorted([*_TYPES, *ALIASES]))
+            raise ConfigError(f"{path}: unknown key {key!r}; valid keys: {valid} (and [options.COMPONENT] tables)")
         expected = _expected(name)
         if isinstance(value, bool) != (expected == (bool,)) or not isinstance(value, expected):
             kinds: dict[tuple[type, ...], str] = {(int,): "an integer", (int, float): "a number", (str,): "a string",
@@ -151,45 +172,88 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     return values
 
 
+def _layer(values: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, dict]]:
+    """One source's settings and its component options (the old flat keys among them)."""
+    values = {k: v for k, v in (values or {}).items() if v is not None}
+    options = alias_entries(values)
+    return values, merge(options, entries(values.pop("options", None), "options"))
+
+
 def resolve_config(file_values: dict[str, Any] | None = None, cli_values: dict[str, Any] | None = None) -> RunConfig:
-    merged = dict(file_values or {})
-    merged.update({k: v for k, v in (cli_values or {}).items() if v is not None})
+    (merged, options), (cli, cli_options) = _layer(file_values), _layer(cli_values)
+    merged.update(cli)
     if merged.get("space") and "problem" not in merged:
         merged["problem"] = "file"  # --space FILE means the user's own problem
-    return RunConfig(**merged).validate()
+    return RunConfig(**merged, options=merge(options, cli_options)).validate()
 
 
-# settings `--resume` may change: how much to run and where, not what a candidate is
+# settings `--resume` may change: how much to run and where, not what a candidate is (and the
+# options of the kinds in options.RESUMABLE_KINDS: the executor's)
 RESUMABLE = frozenset({"max_evals", "time_budget", "executor", "workers", "threads_per_worker", "devices",
-                       "gpus_per_worker", "ray_address", "max_jobs_per_worker", "device", "controls", "run_dir",
-                       "keep", "keep_top", "tau_reserve", "max_checkpoints"})
+                       "max_jobs_per_worker", "device", "controls", "run_dir", "keep", "keep_top", "tau_reserve",
+                       "max_checkpoints"})
 
 
 def resume_config(stored: dict[str, Any], overrides: dict[str, Any] | None, *, force: bool = False,
-                  source: str = "run.toml") -> tuple[RunConfig, dict[str, list]]:
+                  source: str = "run.toml", registry=None) -> tuple[RunConfig, dict[str, list]]:
     """The configuration a resumed run continues with, and the defining settings the overrides
     change ({key: [old, new]}). Changing one (problem, space, data, backend, strategy and its
-    parameters, selector, matcher, epochs, seed...) would mix two searches in one run: refused
-    unless `force`, and then recorded by the caller as a new segment."""
-    before = resolve_config(stored).to_dict()
-    cfg = resolve_config(stored, overrides)
-    after = cfg.to_dict()
+    options, selector, matcher, epochs, seed...) would mix two searches in one run: refused
+    unless `force`, and then recorded by the caller as a new segment.
+
+    The stored options are read leniently (a run.toml of an older wtnas has flat keys such as
+    `population` for every strategy); the overrides strictly, against the components the resumed
+    run uses. `registry`: the run's plugins' (default: the installed plugins)."""
+    from .options import settle, used_components
+
+    if registry is None:
+        from .plugins import default_plugins
+
+        registry = default_plugins().registry
+    before = resolve_config(stored)
+    settle(before, registry, strict=False)
+    base = before.to_dict()
+    stored_options = base.pop("options")
+    overrides, override_options = _layer(overrides)
+    cfg = resolve_config(base, overrides)
+    used = used_components(cfg, registry)
+    kept = {ref: opts for ref, opts in stored_options.items()
+            if ref.partition(".")[0] in used and used[ref.partition(".")[0]].name == ref.partition(".")[2]}
+    cfg.options = merge(kept, override_options)
+    settle(cfg, registry)
+    a, b = base, cfg.to_dict()
+
     def same(key: str) -> bool:
-        a, b = before[key], after[key]
-        if key in ("space", "data", "data_dir") and a and b:
-            return Path(a).resolve() == Path(b).resolve()
-        return a == b
-    changes = {k: [before[k], after[k]] for k in after if k not in RESUMABLE and not same(k)}
+        old, new = a[key], b[key]
+        if key in ("space", "data", "data_dir") and old and new:
+            return Path(old).resolve() == Path(new).resolve()
+        return old == new
+    changes = {k: [a[k], b[k]] for k in b if k != "options" and k not in RESUMABLE and not same(k)}
+    for ref, opts in cfg.options.items():
+        if ref in stored_options and ref.partition(".")[0] not in RESUMABLE_KINDS:
+            old_opts = stored_options[ref]
+            for opt in sorted(set(opts) | set(old_opts)):
+                if opts.get(opt) != old_opts.get(opt):
+                    changes[f"{ref.partition('.')[2]}.{opt}"] = [old_opts.get(opt), opts.get(opt)]
     if changes and not force:
-        listed = ", ".join(f"--{k.replace('_', '-')} {new} (the run has {old})" for k, (old, new) in changes.items())
+        listed = ", ".join(f"{_flag(k, new)} (the run has {old})" for k, (old, new) in changes.items())
         raise ConfigError(f"--resume: {listed} would change what a candidate is, mid-run ({source}); start a new "
                           f"run with --run-dir, or add --force-change to record it as a new segment of this run")
     return cfg, changes
 
 
+def _flag(key: str, value: Any) -> str:
+    return f"-o {key}={value}" if "." in key else f"--{key.replace('_', '-')} {value}"
+
+
 def to_toml(values: dict[str, Any]) -> str:
-    """Flat TOML for run.toml (None values are omitted: they mean 'default')."""
-    return toml_document(values, what="run.toml")
+    """run.toml: flat `key = value` lines (None values are omitted: they mean 'default'), then one
+    `[options.KIND.NAME]` table per component with options."""
+    values = dict(values)
+    options = values.pop("options", None) or {}
+    tables = "".join(f"\n[options.{'.'.join(_toml_key(p, 'run.toml options') for p in ref.split('.', 1))}]\n"
+                     + toml_document(opts, what=f"run.toml options.{ref}") for ref, opts in options.items() if opts)
+    return toml_document(values, what="run.toml") + tables
 
 
 def toml_document(values: dict[str, Any], what: str) -> str:

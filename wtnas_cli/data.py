@@ -14,7 +14,16 @@ from typing import Sequence
 import numpy as np
 
 from .errors import WtnasError
+from .options import Option
 from .problem import Dataset
+
+
+def synthetic_options(samples: int) -> tuple[Option, Option]:
+    """The options of a problem that can make synthetic data of its shape: `synthetic` (aliases
+    --synthetic) and `samples` (--samples), whose default is the problem's own."""
+    return (Option("synthetic", bool, False, "learnable synthetic data of the problem's shape (offline runs, "
+                                             "tests) instead of --data-dir (alias --synthetic)"),
+            Option("samples", int, samples, "synthetic data: number of samples (alias --samples)", min=1))
 
 
 def split(xs: Sequence[np.ndarray], y: np.ndarray, val_fraction: float = 0.2, seed: int = 0) -> Dataset:

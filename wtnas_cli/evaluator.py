@@ -48,7 +48,7 @@ class Evaluator:
         self.threads = threads
         self._problems: dict[tuple, Any] = {}
         self._backends: dict[tuple, Any] = {}
-        self._matchers: dict[str, Any] = {}
+        self._matchers: dict[tuple, Any] = {}
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def problem(self, name: str, options: dict) -> Any:
@@ -57,20 +57,21 @@ class Evaluator:
             self._problems[key] = self.plugins.registry.create("problem", name, **options)
         return self._problems[key]
 
-    def backend(self, name: str, device: str) -> Any:
-        key = (name, device)
+    def backend(self, name: str, device: str, options: dict | None = None) -> Any:
+        key = (name, device, tuple(sorted((options or {}).items())))
         if key not in self._backends:
-            backend = self.plugins.registry.create("backend", name)
+            backend = self.plugins.registry.create("backend", name, **(options or {}))
             backend.configure(threads=self.threads, device=device)
             self._backends[key] = backend
         return self._backends[key]
 
-    def matcher(self, name: str):
+    def matcher(self, name: str, options: dict | None = None):
         if name == SAME_MODEL:     # a top-K warm start from its own checkpoint: no plugin involved
             return match_same
-        if name not in self._matchers:
-            self._matchers[name] = self.plugins.registry.create("matcher", name)
-        return self._matchers[name]
+        key = (name, tuple(sorted((options or {}).items())))
+        if key not in self._matchers:
+            self._matchers[key] = self.plugins.registry.create("matcher", name, **(options or {}))
+        return self._matchers[key]
 
     def run(self, job: Job) -> Result:
         result = Result(job.candidate_id, "failed", role=job.role, worker=self.worker, started_at=time.time())
@@ -97,7 +98,7 @@ class Evaluator:
     def _run(self, job: Job, result: Result, timings: dict) -> None:
         t = time.perf_counter()
         problem = self.problem(job.problem, job.problem_options)
-        backend = self.backend(job.backend, job.device)
+        backend = self.backend(job.backend, job.device, job.backend_options)
         data = problem.data()
         arch = problem.space.resolve(job.arch_seq)
         model = backend.build(problem, arch, job.seed)
@@ -172,7 +173,8 @@ class Evaluator:
             with CheckpointReader(job.provider_checkpoint) as reader:
                 t_meta = time.perf_counter()
                 provider_specs = reader.meta.specs
-                pairs = apply_matcher(self.matcher(job.matcher), provider_specs, model.specs, job.matcher)
+                matcher = self.matcher(job.matcher, job.matcher_options)
+                pairs = apply_matcher(matcher, provider_specs, model.specs, job.matcher)
                 timings["match_s"] = time.perf_counter() - t_meta
                 tensors = reader.read(i for i, _ in pairs)
             timings["ckpt_read_s"] = time.perf_counter() - t - timings["match_s"]

@@ -182,7 +182,7 @@ def export_model(run_dir: str | Path, fmt: str, output: str | Path, *, candidate
     choice = choose(run_dir, candidate_id, source)
     exporter = component.create()
     output = check_output(output, exporter.suffix, fmt)
-    run_cfg = run_config(run_dir)
+    run_cfg = run_config(run_dir, plugins)
     problem = run_problem(run_cfg, plugins)
     backend = plugins.registry.create("backend", exporter.backend)
     backend.configure(threads=threads, device="cpu")

@@ -1,12 +1,17 @@
 """The hook specifications every wtnas plugin implements (see docs/plugin-hooks.md).
 
 Registration hooks receive a `register` callable bound to one kind of component:
-    register(name, factory, *, requires=(), install_hint="", description="", options=None)
-`options` are hints for the rest of wtnas: a backend's {"max_jobs_per_worker": N} makes executors
+    register(name, factory, *, requires=(), install_hint="", description="", traits=None, options=())
+`traits` are hints for the rest of wtnas: a backend's {"max_jobs_per_worker": N} makes executors
 replace a worker process after N candidates (frameworks that leak memory); {"baseline": True} marks
 a matcher or selector that never transfers; a selector's {"needs_parent": True} and a strategy's
-{"proposes_parents": bool, "random_start": "<run option>"} let wtnas refuse or warn about schemes
-that can never transfer (see wtnas_cli/scheme.py).
+{"proposes_parents": bool, "random_start": "<its option>", "default_selector": "<selector>"} let
+wtnas pick a selector and refuse or warn about schemes that can never transfer (wtnas_cli/scheme.py).
+A dict passed as `options=` is the old spelling of `traits`, still accepted.
+`options` are what a user may set: a sequence of `wtnas_cli.options.Option(name, type, default,
+help)`; the factory receives each as a keyword argument (the default when the user sets nothing),
+users set them with `wtnas run -o NAME.OPTION=VALUE` or `[options.NAME]` in a config file, and
+`wtnas plugins --options` lists them (docs/writing-plugins.md, "Options your component takes").
 `factory` is called only when the component is used, so a plugin module stays import-light and
 its heavy dependencies (named in `requires`) are imported inside the factory.
 """
@@ -24,7 +29,8 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 def wtnas_register_backends(register):
     """Register deep-learning backends (build, train, evaluate models; get/set canonical tensors).
 
-    :param register: ``register(name, factory, ...)``; ``factory()`` returns a Backend.
+    :param register: ``register(name, factory, ...)``; ``factory(**options)`` returns a Backend
+        (``options``: its declared options, if any).
 
     Example::
 
@@ -38,7 +44,8 @@ def wtnas_register_backends(register):
 def wtnas_register_strategies(register):
     """Register search strategies (ask/tell).
 
-    :param register: ``register(name, factory, ...)``; ``factory(space, seed, **options)`` returns a Strategy.
+    :param register: ``register(name, factory, ...)``; ``factory(space, seed, **options)`` returns a Strategy
+        (``options``: the strategy's declared options).
 
     Example::
 
@@ -52,7 +59,7 @@ def wtnas_register_strategies(register):
 def wtnas_register_selectors(register):
     """Register provider selectors (which checkpoint a new candidate starts from).
 
-    :param register: ``register(name, factory, ...)``; ``factory(space)`` returns a Selector.
+    :param register: ``register(name, factory, ...)``; ``factory(space, **options)`` returns a Selector.
 
     Example (the `best-nearby` selector of plugins/wtnas-example)::
 
@@ -66,7 +73,7 @@ def wtnas_register_selectors(register):
 def wtnas_register_matchers(register):
     """Register tensor matchers: which provider tensor seeds which receiver tensor.
 
-    :param register: ``register(name, factory, ...)``; ``factory()`` returns a callable
+    :param register: ``register(name, factory, ...)``; ``factory(**options)`` returns a callable
         ``match(provider, receiver) -> [(provider_index, receiver_index), ...]`` (any iterable).
 
     By default a matcher receives the two **shape sequences** (lists of tuples), as in the paper;
@@ -78,7 +85,7 @@ def wtnas_register_matchers(register):
     evaluator then copies their overlapping block. Every pair is checked before anything is
     copied (indices inside both sequences, each receiver tensor once, equal shapes or, for a
     partial matcher, equal ranks); a bad pair makes the candidate train from scratch and is
-    recorded as an event. ``options={"baseline": True}`` marks a matcher that transfers nothing.
+    recorded as an event. ``traits={"baseline": True}`` marks a matcher that transfers nothing.
 
     Example::
 
@@ -100,13 +107,15 @@ def wtnas_register_executors(register):
     """Register executors that run evaluation jobs on workers.
 
     :param register: ``register(name, factory, ...)``; ``factory(workers=..., threads_per_worker=...,
-        devices=...)`` returns an Executor.
+        devices=..., max_jobs_per_worker=..., **options)`` returns an Executor (``options``: the
+        executor's declared options, e.g. a scheduler address).
 
     Example::
 
         @hookimpl
         def wtnas_register_executors(register):
-            register("dask", lambda **options: DaskExecutor(**options), requires=("distributed",))
+            register("dask", lambda **kw: DaskExecutor(**kw), requires=("distributed",),
+                     options=[Option("address", str, None, "scheduler address")])
     """
 
 
@@ -114,7 +123,9 @@ def wtnas_register_executors(register):
 def wtnas_register_problems(register):
     """Register problems: a search space, its data and its objective.
 
-    :param register: ``register(name, factory, ...)``; ``factory()`` returns a Problem.
+    :param register: ``register(name, factory, ...)``; ``factory(space=..., data=..., data_dir=...,
+        **options)`` returns a Problem (paths the user gave, absolute; ``options``: the problem's
+        declared options, e.g. ``synthetic``).
 
     Example (the `spirals` problem of plugins/wtnas-example)::
 

@@ -22,6 +22,9 @@ class Job:
     provider_checkpoint: str | None = None
     device: str = "cpu"
     problem_options: dict[str, Any] = field(default_factory=dict)
+    # the options the user set for the run's backend and matcher (options.py)
+    backend_options: dict[str, Any] = field(default_factory=dict)
+    matcher_options: dict[str, Any] = field(default_factory=dict)
     # Top-K training: with `patience` set, the objective is evaluated after every epoch and
     # Keras-style early stopping is tracked (and applied when `early_stop`); `epochs` is the cap.
     patience: int | None = None

@@ -1,5 +1,9 @@
 """Components registered by plugins, looked up by kind and name.
 
+A component has `traits` (what the rest of wtnas may know about it: a matcher that is the
+baseline, a backend's `max_jobs_per_worker`, a strategy's `default_selector`...) and `options`
+(what a user may set: `Option`s, options.py; its factory receives them as keyword arguments).
+
 A component is available when every module it `requires` is importable; we check that with
 `importlib.util.find_spec`, which imports nothing, so listing plugins stays fast and works without
 torch & co.
@@ -9,9 +13,10 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from .errors import PluginError
+from .options import Option, declared
 
 KINDS = ("backend", "strategy", "selector", "matcher", "executor", "problem", "format")
 
@@ -25,7 +30,8 @@ class Component:
     requires: tuple[str, ...] = ()
     install_hint: str = ""
     description: str = ""
-    options: dict = field(default_factory=dict)  # hints for other components, e.g. max_jobs_per_worker
+    traits: dict = field(default_factory=dict)  # hints for the rest of wtnas, e.g. max_jobs_per_worker
+    options: tuple[Option, ...] = ()            # what users may set; the factory's keyword arguments
     _missing: list[str] | None = field(default=None, repr=False)
 
     @property
@@ -44,7 +50,8 @@ class Component:
             hint = f"; install it with: {self.install_hint}" if self.install_hint else ""
             raise PluginError(f"{self.kind} {self.name!r} needs {', '.join(self.missing)}, which is not "
                               f"installed{hint}")
-        return self.factory(*args, **kwargs)
+        defaults = {o.name: o.default for o in self.options}
+        return self.factory(*args, **{**defaults, **kwargs})
 
 
 def _module_exists(name: str) -> bool:
@@ -71,12 +78,17 @@ class Registry:
 
     def registrar(self, kind: str, plugin: str) -> Callable[..., None]:
         def register(name: str, factory: Callable[..., Any], *, requires=(), install_hint: str = "",
-                     description: str = "", options: dict | None = None) -> None:
+                     description: str = "", traits: Mapping | None = None, options=()) -> None:
             if not isinstance(name, str) or not name:
                 raise PluginError(f"plugin {plugin!r} registered a {kind} without a name")
+            if isinstance(options, Mapping):   # the old spelling of traits: still accepted
+                traits, options = {**options, **(traits or {})}, ()
             self.add(Component(kind, name, factory, plugin, tuple(requires), install_hint, description,
-                               dict(options or {})))
+                               dict(traits or {}), declared(options, f"plugin {plugin!r}, {kind} {name!r}")))
         return register
+
+    def kinds(self) -> tuple[str, ...]:
+        return KINDS
 
     def names(self, kind: str) -> list[str]:
         return sorted(self._components[kind])

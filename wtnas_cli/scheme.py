@@ -4,11 +4,12 @@ Before a run, combinations that can never transfer are refused and budgets that 
 room for transfer are warned about, so a run is never labelled a transfer scheme in which no
 candidate could receive weights. After a run, `label` says what actually happened.
 
-Components describe themselves through registration options (no plugin is named here):
+Components describe themselves through registration traits (no plugin is named here):
 - matcher/selector ``{"baseline": True}``: transfers nothing / never picks a provider;
 - selector ``{"needs_parent": True}``: picks the parent a strategy proposes, nothing else;
 - strategy ``{"proposes_parents": bool}``; ``{"random_start": "population"}``: the first N
-  candidates (N = that run option) are random samples without a parent.
+  candidates (N = that option of the strategy) are random samples without a parent;
+  ``{"default_selector": "parent"}``: the selector `--selector auto` means with it.
 """
 
 from __future__ import annotations
@@ -19,16 +20,28 @@ from .registry import Registry
 
 
 def is_baseline(reg: Registry, kind: str, name: str) -> bool:
-    return bool(reg.get(kind, name).options.get("baseline"))
+    return bool(reg.get(kind, name).traits.get("baseline"))
 
 
 def baseline_component(reg: Registry, kind: str) -> str:
-    """The registered component of a kind that marks the no-transfer baseline (options baseline)."""
-    names = [c.name for c in reg.all(kind) if c.options.get("baseline")]
+    """The registered component of a kind that marks the no-transfer baseline (trait baseline)."""
+    names = [c.name for c in reg.all(kind) if c.traits.get("baseline")]
     if not names:
-        raise ConfigError(f"no {kind} is registered as the no-transfer baseline (options={{'baseline': True}}); "
+        raise ConfigError(f"no {kind} is registered as the no-transfer baseline (traits={{'baseline': True}}); "
                           f"install or load the plugin that provides one, or pass --{kind}")
     return sorted(names)[0]
+
+
+def run_selector(cfg: RunConfig, reg: Registry) -> str:
+    """The selector a run uses: --selector, or for `auto` the strategy's `default_selector` trait
+    (nearest if it has none), or the baseline selector when the matcher transfers nothing."""
+    if cfg.selector != "auto":
+        return cfg.selector
+    if is_baseline(reg, "matcher", cfg.matcher):
+        return baseline_component(reg, "selector")
+    strategy = reg.get("strategy", cfg.strategy)
+    # a factory attribute was the old spelling of the trait (lost behind a lazy factory)
+    return strategy.traits.get("default_selector") or getattr(strategy.factory, "default_selector", "nearest")
 
 
 def check_scheme(cfg: RunConfig, reg: Registry, selector: str) -> list[str]:
@@ -42,21 +55,22 @@ def check_scheme(cfg: RunConfig, reg: Registry, selector: str) -> list[str]:
                           f"transfer: use --matcher none for the baseline, or a selector (parent, nearest)")
     if matcher_off:
         return []
-    strategy = reg.get("strategy", cfg.strategy).options
-    if reg.get("selector", selector).options.get("needs_parent"):
+    strategy = reg.get("strategy", cfg.strategy).traits
+    if reg.get("selector", selector).traits.get("needs_parent"):
         if strategy.get("proposes_parents") is False:
             raise ConfigError(f"--selector {selector} uses the parent a strategy proposes, and --strategy "
                               f"{cfg.strategy} proposes none, so no candidate would receive weights: use "
                               f"--selector nearest (or --strategy evolution)")
         option = strategy.get("random_start")
-        start = getattr(cfg, option, None) if option else None
+        start = cfg.options_of("strategy", cfg.strategy).get(option) if option else None
+        flag = f"-o {cfg.strategy}.{option}"
         if isinstance(start, int) and start >= cfg.max_evals:
-            return [f"the first {start} candidates (--{option}) of {cfg.strategy} are random samples without a "
+            return [f"the first {start} candidates ({flag}) of {cfg.strategy} are random samples without a "
                     f"parent, so none of --max-evals {cfg.max_evals} can receive weights from selector "
-                    f"{selector}: raise --max-evals above {start}, lower --{option}, or use --selector nearest"]
+                    f"{selector}: raise --max-evals above {start}, lower {flag}, or use --selector nearest"]
         if isinstance(start, int) and start * 2 > cfg.max_evals:
             return [f"only the last {cfg.max_evals - start} of {cfg.max_evals} candidates can receive weights: the "
-                    f"first {start} (--{option}) are random samples without a parent"]
+                    f"first {start} ({flag}) are random samples without a parent"]
     return []
 
 

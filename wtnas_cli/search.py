@@ -17,14 +17,15 @@ from typing import Any, Protocol, Sequence
 from .config import RunConfig, load_config_file, resume_config, to_toml
 from .controls import ControlStats, ControlTally, control_job, gets_control
 from .definition import definition_changes, record_definition
-from .errors import RunDirError, StorageFullError, WtnasError
+from .errors import ConfigError, RunDirError, StorageFullError, WtnasError
 from .evaluator import is_disk_full
 from .interrupts import GracefulInterrupt
 from .lease import RunLease, describe as describe_lease
 from .executor import pump
 from .job import Job
 from .plugins import Plugins, default_plugins, notify
-from .scheme import baseline_component, check_scheme, is_baseline
+from .options import settle
+from .scheme import check_scheme, is_baseline, run_selector
 from .rundir import CONFIG_NAME, STORE_NAME, checkpoint_path, default_run_dir, is_run_dir, prepare_run_dir
 from .retention import Retention
 from .store import RunStore
@@ -92,20 +93,25 @@ def candidate_seed(run_seed: int, candidate_id: int) -> int:
 
 
 def resolve_run(cfg: RunConfig, plugins: Plugins) -> dict[str, Any]:
-    """Check every component the run needs before anything is written; return them."""
+    """Check every component the run needs, and their options, before anything is written;
+    return them. `cfg.options` is settled: every option of the run's components, by component."""
     reg = plugins.registry
+    settle(cfg, reg)
     problem = reg.create("problem", cfg.problem, **cfg.problem_options())
     backend = reg.get("backend", cfg.backend)
     if not backend.available:
         backend.create()  # raises the one-line 'install it with' error
     matcher = reg.get("matcher", cfg.matcher)
-    reg.get("strategy", cfg.strategy)
     transfers = not is_baseline(reg, "matcher", cfg.matcher)
-    selector_name = cfg.selector
-    if selector_name == "auto":
-        default = getattr(reg.get("strategy", cfg.strategy).factory, "default_selector", "nearest")
-        selector_name = default if transfers else baseline_component(reg, "selector")
-    reg.get("selector", selector_name)
+    selector_name = run_selector(cfg, reg)
+    for kind, name, args in (("strategy", cfg.strategy, (problem.space,)), ("selector", selector_name, (problem.space,))):
+        try:   # cheap objects: made once here so that options they refuse stop the run before it starts
+            reg.create(kind, name, *args, **({"seed": cfg.seed} if kind == "strategy" else {}),
+                       **cfg.options_of(kind, name))
+        except ValueError as exc:
+            listed = ", ".join(o.name for o in reg.get(kind, name).options) or "none"
+            raise ConfigError(f"{kind} {name!r}: {exc} (its options: {listed}; set them with -o "
+                              f"{name}.OPTION=VALUE)") from None
     warnings = check_scheme(cfg, reg, selector_name)
     reg.get("executor", cfg.executor)
     if problem.check_data is not None:
@@ -119,14 +125,14 @@ def resolve_run(cfg: RunConfig, plugins: Plugins) -> dict[str, Any]:
 
 
 def create_executor(cfg: RunConfig, plugins: Plugins, workers: int | None = None) -> tuple[Any, str]:
-    """The run's executor (the backend's max_jobs_per_worker hint filled in) and the device its
+    """The run's executor (the backend's max_jobs_per_worker trait filled in) and the device its
     jobs train on: workers that were each given one GPU see it as 'cuda'."""
     options = cfg.executor_options()
     options["max_jobs_per_worker"] = (cfg.max_jobs_per_worker
-                                      or plugins.registry.get("backend", cfg.backend).options.get("max_jobs_per_worker"))
+                                      or plugins.registry.get("backend", cfg.backend).traits.get("max_jobs_per_worker"))
     if workers:
         options["workers"] = workers
-    executor = plugins.registry.create("executor", cfg.executor, **options)
+    executor = plugins.registry.create("executor", cfg.executor, **options, **cfg.options_of("executor", cfg.executor))
     return executor, "cuda" if options["devices"] else cfg.device
 
 
@@ -146,7 +152,7 @@ def run_search(cfg: RunConfig | None = None, *, plugins: Plugins | None = None,
         if not is_run_dir(run_dir):
             raise RunDirError(f"{run_dir} holds no wtnas run (no {STORE_NAME}); drop --resume to start a new run there")
         cfg, changes = resume_config(load_config_file(run_dir / CONFIG_NAME), overrides, force=force_change,
-                                     source=str(run_dir / CONFIG_NAME))
+                                     source=str(run_dir / CONFIG_NAME), registry=plugins.registry)
         cfg.run_dir = str(run_dir)
     else:
         cfg = (cfg or RunConfig()).validate()
@@ -207,8 +213,9 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
     finished = [r for r in store.candidates(order="finish_seq") if r["status"] in ("ok", "failed")]
     pending = store.candidates(status="pending")
     strategy = reg.create("strategy", cfg.strategy, space, seed=cfg.seed + 104_729 * len(finished),
-                          population=cfg.population, sample=cfg.sample)
-    selector = reg.create("selector", parts["selector_name"], space)
+                          **cfg.options_of("strategy", cfg.strategy))
+    selector = reg.create("selector", parts["selector_name"], space,
+                          **cfg.options_of("selector", parts["selector_name"]))
     summary = RunSummary(run_dir, total=cfg.max_evals)
     seqs: dict[int, tuple] = {}
     checkpoints: dict[int, str] = {}
@@ -417,7 +424,8 @@ def _make_job(cfg: RunConfig, run_dir: Path, cid: int, proposal: Proposal, selec
                matcher=cfg.matcher, epochs=cfg.epochs, seed=candidate_seed(cfg.seed, cid),
                checkpoint_path=str(checkpoint_path(run_dir, cid)), provider_id=provider,
                provider_checkpoint=checkpoints.get(provider) if provider is not None else None,
-               device=device, problem_options=problem_options)
+               device=device, problem_options=problem_options,
+               backend_options=cfg.options_of("backend", cfg.backend), matcher_options=cfg.options_of("matcher", cfg.matcher))
 
 
 def scratch_twin(cfg: RunConfig, run_dir: Path, cid: int, arch_seq, device: str) -> Job:

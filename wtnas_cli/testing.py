@@ -64,7 +64,12 @@ def tiny_search(run_dir: str | Path, plugins: Plugins | None = None, **options: 
     """A few-candidate search for plugin tests; `options` are RunConfig fields."""
     from .search import run_search
 
-    defaults = dict(max_evals=6, population=3, sample=2, workers=1)
+    from .plugins import default_plugins
+
+    plugins = plugins or default_plugins()
+    strategy = plugins.registry.get("strategy", options.get("strategy", RunConfig.strategy))
+    small = {"population": 3, "sample": 2}   # a small evolution, for the strategies that take these
+    defaults = dict(max_evals=6, workers=1, **{k: v for k, v in small.items() if k in {o.name for o in strategy.options}})
     cfg = RunConfig(**{**defaults, **options, "run_dir": str(run_dir)})
     return run_search(cfg, plugins=plugins)
 

@@ -117,8 +117,8 @@ def run_topk(run_dir: str | Path, cfg: TopKConfig | None = None, *, plugins: Plu
              observer=None) -> TopKSummary | None:
     cfg = (cfg or TopKConfig()).validate()
     run_dir = Path(run_dir)
-    run_cfg = run_config(run_dir)
     plugins = plugins or default_plugins()
+    run_cfg = run_config(run_dir, plugins)
     observer = observer or _Silent()
     problem = run_problem(run_cfg, plugins)
     min_delta = problem.min_delta if cfg.min_delta is None else cfg.min_delta
@@ -303,6 +303,7 @@ def _make_job(run_dir: Path, run_cfg: RunConfig, row: dict, cfg: TopKConfig, min
     return Job(candidate_id=cid, arch_seq=list(row["arch_seq"]), problem=run_cfg.problem,
                backend=run_cfg.backend, matcher=SAME_MODEL, epochs=cfg.max_epochs,
                seed=candidate_seed(run_cfg.seed + 1 + cfg.seed, cid), problem_options=run_cfg.problem_options(),
+               backend_options=run_cfg.options_of("backend", run_cfg.backend),
                checkpoint_path=str(run_dir / "topk" / f"c{cid:05d}-{cfg.mode}-{tag}.h5"),
                provider_id=cid if warm else None,
                provider_checkpoint=(row["checkpoint"] or str(run_dir / "checkpoints" / f"c{cid:05d}.h5")) if warm else None,

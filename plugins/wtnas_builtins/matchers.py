@@ -21,4 +21,4 @@ def wtnas_register_matchers(register):
              description="the paper's LP: longest common prefix of shape sequences (roles ignored)")
     register("lcs-shape", lambda: match_lcs,
              description="the paper's LCS: longest common subsequence of shape sequences (roles ignored)")
-    register("none", lambda: match_none, description="transfer nothing: the paper's baseline", options=BASELINE)
+    register("none", lambda: match_none, description="transfer nothing: the paper's baseline", traits=BASELINE)

@@ -115,8 +115,8 @@ class NoSelector(_Known):
 @hookimpl
 def wtnas_register_selectors(register):
     register("parent", ParentSelector, description="the parent proposed by the strategy (evolution: d = 1)",
-             options={"needs_parent": True})
+             traits={"needs_parent": True})
     register("nearest", NearestSelector,
              description="closest checkpointed candidate by distance d, ties by score; any strategy")
     register("none", NoSelector, description="no provider: train from scratch (baseline)",
-             options={"baseline": True})
+             traits={"baseline": True})

@@ -10,6 +10,7 @@ from collections import deque
 import numpy as np
 
 from wtnas_cli.hookspecs import hookimpl
+from wtnas_cli.options import Option
 from wtnas_cli.space import ArchSeq, SearchSpace
 from wtnas_cli.strategy import Proposal
 
@@ -17,8 +18,6 @@ from wtnas_cli.strategy import Proposal
 class RegularizedEvolution:
     """Population of the N most recent successful candidates (aging); a child is a one-node
     mutation of the best of S candidates sampled from it, so parent and child are at d = 1."""
-
-    default_selector = "parent"
 
     def __init__(self, space: SearchSpace, seed: int = 0, population: int = 20, sample: int = 10, **_):
         if not 1 <= sample <= population:
@@ -46,8 +45,6 @@ class RegularizedEvolution:
 
 
 class RandomSearch:
-    default_selector = "nearest"
-
     def __init__(self, space: SearchSpace, seed: int = 0, **_):
         self.space = space
         self.rng = np.random.default_rng(seed)
@@ -62,10 +59,20 @@ class RandomSearch:
         return set()   # proposes no parents
 
 
+# the options of regularized evolution (a strategy built on it declares them too)
+EVOLUTION_OPTIONS = (
+    Option("population", int, 20, "population size N: the N most recent successful candidates (the first N "
+                                  "are random samples)", min=1),
+    Option("sample", int, 10, "sample size S: a child mutates the best of S members drawn from the population "
+                              "(at most N)", min=1),
+)
+
+
 @hookimpl
 def wtnas_register_strategies(register):
     register("evolution", RegularizedEvolution,
              description="regularized evolution (aging, population N, sample S, one-node mutation)",
-             options={"proposes_parents": True, "random_start": "population"})
+             traits={"proposes_parents": True, "random_start": "population", "default_selector": "parent"},
+             options=EVOLUTION_OPTIONS)
     register("random", RandomSearch, description="uniform random sampling of the search space",
-             options={"proposes_parents": False})
+             traits={"proposes_parents": False, "default_selector": "nearest"})

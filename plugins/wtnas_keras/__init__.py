@@ -25,7 +25,7 @@ def wtnas_register_backends(register):
              description="Keras 3 on TensorFlow, the paper's engine: ~1 s of graph tracing per candidate",
              # TensorFlow keeps ~2.4 MB per built-and-trained model even after clear_session()
              # (docs/benchmarks.md, Keras speed): a fresh worker every 50 candidates bounds it
-             options={"max_jobs_per_worker": 50})
+             traits={"max_jobs_per_worker": 50})
 
 
 def _exporter():

@@ -34,13 +34,13 @@ def _evaluate(job: dict, threads: int) -> dict:
 
 class RayExecutor:
     def __init__(self, workers: int | None = None, threads_per_worker: int | None = None,
-                 gpus_per_worker: float = 0.0, ray_address: str | None = None,
+                 gpus_per_worker: float = 0.0, address: str | None = None,
                  max_jobs_per_worker: int | None = None, **_):
         self.max_calls = int(max_jobs_per_worker or 0)
         self.workers = workers
         self.threads = int(threads_per_worker or 1)
         self.gpus = float(gpus_per_worker or 0.0)
-        self.address = ray_address
+        self.address = address
         self.capacity = 0
         self._started_ray = False
         self._pending: dict = {}

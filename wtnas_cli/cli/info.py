@@ -15,11 +15,17 @@ from ..registry import KINDS
 from .common import console, fmt_size
 
 
-def plugins_command() -> None:
+def plugins_command(
+    options: bool = typer.Option(False, "--options", help="List the options each component declares "
+                                 "(set them with `wtnas run -o COMPONENT.OPTION=VALUE`)."),
+) -> None:
     """List every component by kind, the plugin that registered it, and whether it is available."""
     from ..plugins import default_plugins
 
     plugins = default_plugins()
+    if options:
+        options_table(plugins.registry)
+        return
     table = Table(title="wtnas components")
     for col in ("kind", "name", "plugin", "available", "description"):
         table.add_column(col)
@@ -31,6 +37,20 @@ def plugins_command() -> None:
     console.print(table)
     for name, reason in plugins.broken:
         console.print(f"[red]broken plugin[/] {escape(name)}: {escape(reason)}", soft_wrap=True)
+
+
+def options_table(registry) -> None:
+    """Every component's declared options: `wtnas run -o COMPONENT.OPTION=VALUE`, `[options.COMPONENT]`."""
+    table = Table(title=escape("component options (wtnas run -o COMPONENT.OPTION=VALUE, or [options.COMPONENT] "
+                               "in a config file)"))
+    for col in ("kind", "component", "option", "type", "default", "help"):
+        table.add_column(col, overflow="fold")
+    for kind in KINDS:
+        for c in registry.all(kind):
+            for o in c.options:
+                default = "-" if o.default is None else str(o.default).lower() if o.type is bool else str(o.default)
+                table.add_row(kind, escape(c.name), escape(o.name), o.type.__name__, escape(default), escape(o.help))
+    console.print(table)
 
 
 def spaces_command(

@@ -84,10 +84,11 @@ def run_command(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Directory with the problem's standard "
                                                                      "dataset files (nothing is downloaded)."),
     synthetic: Optional[bool] = typer.Option(None, "--synthetic", help="Learnable synthetic data of the "
-                                                                       "problem's shape (offline runs, tests)."),
-    samples: Optional[int] = typer.Option(None, "--samples", help="Synthetic data: number of samples."),
+                                             "problem's shape (offline runs, tests); = -o PROBLEM.synthetic=true."),
+    samples: Optional[int] = typer.Option(None, "--samples", help="Synthetic data: number of samples; "
+                                                                  "= -o PROBLEM.samples=N."),
     features: Optional[int] = typer.Option(None, "--features", help="nt3: feature count (synthetic, or a check "
-                                                                    "on the files) \\[default: 60483]."),
+                                           "on the files); = -o nt3.features=N \\[default: 60483]."),
     backend: Optional[str] = typer.Option(None, help="Backend plugin \\[default: torch]."),
     strategy: Optional[str] = typer.Option(None, help="Search strategy: evolution, random \\[default: evolution]."),
     selector: Optional[str] = typer.Option(None, help="Provider selector: parent, nearest, none, auto "
@@ -112,8 +113,9 @@ def run_command(
     max_checkpoints: Optional[int] = typer.Option(None, "--max-checkpoints", help="--keep needed with a selector "
                                                   "that may pick any checkpoint (nearest): keep at most N, deleting "
                                                   "the lowest-scoring first \\[default: no cap: keep all]."),
-    population: Optional[int] = typer.Option(None, help="Evolution population size N \\[default: 20]."),
-    sample: Optional[int] = typer.Option(None, help="Evolution sample size S \\[default: 10]."),
+    population: Optional[int] = typer.Option(None, help="Evolution population size N; = -o evolution.population=N "
+                                                        "\\[default: 20]."),
+    sample: Optional[int] = typer.Option(None, help="Evolution sample size S; = -o evolution.sample=S \\[default: 10]."),
     workers: Optional[int] = typer.Option(None, help="Workers \\[default: local: CPU count (at most 8) or one per "
                                                      "GPU; ray: cluster CPUs; mpi: ranks - 1]."),
     threads_per_worker: Optional[int] = typer.Option(None, "--threads-per-worker",
@@ -121,13 +123,18 @@ def run_command(
     devices: Optional[str] = typer.Option(None, help="Local executor: GPU ids to give one per worker (0,1), "
                                                      "'auto' (every visible GPU) or 'cpu'."),
     gpus_per_worker: Optional[float] = typer.Option(None, "--gpus-per-worker",
-                                                    help="Ray executor: GPUs per candidate task \\[default: 0]."),
+                                                    help="Ray executor: GPUs per candidate task; = -o "
+                                                         "ray.gpus_per_worker=G \\[default: 0]."),
     max_jobs_per_worker: Optional[int] = typer.Option(None, "--max-jobs-per-worker",
                                                       help="Start a fresh worker process after N candidates "
                                                            "\\[default: the backend's hint; keras-tensorflow 50, "
                                                            "torch and keras never]."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray executor: address of an existing "
-                                                                          "cluster \\[default: start a local one]."),
+                                              "cluster; = -o ray.address=HOST:PORT \\[default: start a local one]."),
+    option: Optional[list[str]] = typer.Option(None, "--option", "-o", help="A component's own option, "
+                                               "COMPONENT.OPTION=VALUE (e.g. -o ray.address=head:6379; KIND.NAME.OPTION "
+                                               "where two kinds share a name); repeatable. `wtnas plugins --options` "
+                                               "lists them."),
     seed: Optional[int] = typer.Option(None, help="Random seed \\[default: 0]."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:N or auto \\[default: cpu]."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where to write the run "
@@ -142,6 +149,7 @@ def run_command(
 ) -> None:
     """Search the problem's space; every candidate starts from its provider's matched weights."""
     from ..config import load_config_file, resolve_config
+    from ..options import merge, parse_assignment
     from ..search import run_search
 
     cli_values = dict(problem=problem, space=str(space) if space else None, data=str(data) if data else None,
@@ -152,7 +160,10 @@ def run_command(
                       population=population, sample=sample, workers=workers, threads_per_worker=threads_per_worker,
                       devices=devices, gpus_per_worker=gpus_per_worker, ray_address=ray_address,
                       max_jobs_per_worker=max_jobs_per_worker, seed=seed, device=device,
-                      run_dir=str(run_dir) if run_dir else None)
+                      run_dir=str(run_dir) if run_dir else None, options={})
+    for text in option or ():
+        ref, name, value = parse_assignment(text)
+        merge(cli_values["options"], {ref: {name: value}})
     if force_change and resume is None:
         from ..errors import ConfigError
 

@@ -7,6 +7,7 @@ import numpy as np
 from wtnas_cli import ops as O
 from wtnas_cli.data import split
 from wtnas_cli.hookspecs import hookimpl
+from wtnas_cli.options import Option
 from wtnas_cli.problem import Dataset, Problem
 from wtnas_cli.space import ConstantNode, Input, SearchSpace, VariableNode
 
@@ -34,11 +35,11 @@ def spirals_problem(**_) -> Problem:
 
 class BestNearbySelector:
     """Provider = the best-scoring checkpointed candidate within distance `max_distance` of the
-    proposal (the paper finds transfer helps most at small d); none if nobody is that close."""
+    proposal (the paper finds transfer helps most at small d); none if nobody is that close.
+    `max_distance` is an option: `wtnas run -o best-nearby.max_distance=1`."""
 
-    max_distance = 2
-
-    def __init__(self, space):
+    def __init__(self, space, max_distance: int = 2):
+        self.max_distance = max_distance
         self.seqs: list[tuple[int, ...]] = []
         self.ids: list[int] = []
         self.scores: list[float] = []
@@ -67,4 +68,5 @@ def wtnas_register_problems(register):
 @hookimpl
 def wtnas_register_selectors(register):
     register("best-nearby", BestNearbySelector,
-             description="best-scoring checkpointed candidate within distance 2 (example plugin)")
+             description="best-scoring checkpointed candidate within distance d (example plugin)",
+             options=[Option("max_distance", int, 2, "farthest provider, in changed variable nodes", min=0)])

@@ -13,7 +13,7 @@ from typing import cast
 import numpy as np
 
 from wtnas_cli import ops as O
-from wtnas_cli.data import need, split, synthetic_images
+from wtnas_cli.data import need, split, synthetic_images, synthetic_options
 from wtnas_cli.errors import WtnasError
 from wtnas_cli.hookspecs import hookimpl
 from wtnas_cli.problem import Dataset, Problem
@@ -88,4 +88,5 @@ def cifar10_problem(**options) -> Problem:
 @hookimpl
 def wtnas_register_problems(register):
     register("cifar10", cifar10_problem,
-             description="CIFAR-10 (--data-dir with the binary batches or cifar10.npz, or --synthetic)")
+             description="CIFAR-10 (--data-dir with the binary batches or cifar10.npz, or --synthetic)",
+             options=synthetic_options(3000))

@@ -12,7 +12,7 @@ from typing import cast
 import numpy as np
 
 from wtnas_cli import ops as O
-from wtnas_cli.data import first_existing, need, read_idx, split, synthetic_images
+from wtnas_cli.data import first_existing, need, read_idx, split, synthetic_images, synthetic_options
 from wtnas_cli.errors import WtnasError
 from wtnas_cli.hookspecs import hookimpl
 from wtnas_cli.problem import Dataset, Problem
@@ -77,4 +77,5 @@ def mnist_problem(**options) -> Problem:
 
 @hookimpl
 def wtnas_register_problems(register):
-    register("mnist", mnist_problem, description="MNIST (--data-dir with mnist.npz or IDX files, or --synthetic)")
+    register("mnist", mnist_problem, description="MNIST (--data-dir with mnist.npz or IDX files, or --synthetic)",
+             options=synthetic_options(3000))

@@ -13,9 +13,10 @@ from typing import cast
 import numpy as np
 
 from wtnas_cli import ops as O
-from wtnas_cli.data import need, split, synthetic_vectors
+from wtnas_cli.data import need, split, synthetic_options, synthetic_vectors
 from wtnas_cli.errors import WtnasError
 from wtnas_cli.hookspecs import hookimpl
+from wtnas_cli.options import Option
 from wtnas_cli.problem import Dataset, Problem
 from wtnas_cli.space import ConstantNode, Input, SearchSpace, VariableNode
 
@@ -73,4 +74,7 @@ def nt3_problem(features: int | None = None, **options) -> Problem:
 
 @hookimpl
 def wtnas_register_problems(register):
-    register("nt3", nt3_problem, description="CANDLE NT3 (--data-dir with nt_train2.csv/nt_test2.csv, or --synthetic)")
+    register("nt3", nt3_problem, description="CANDLE NT3 (--data-dir with nt_train2.csv/nt_test2.csv, or --synthetic)",
+             options=(*synthetic_options(1400),
+                      Option("features", int, FEATURES, "feature count of the synthetic data, or the count the "
+                                                        "files must have (alias --features)", min=1)))

@@ -14,7 +14,7 @@ from typing import cast
 import numpy as np
 
 from wtnas_cli import ops as O
-from wtnas_cli.data import need, split
+from wtnas_cli.data import need, split, synthetic_options
 from wtnas_cli.errors import WtnasError
 from wtnas_cli.hookspecs import hookimpl
 from wtnas_cli.problem import Dataset, Problem
@@ -110,4 +110,5 @@ def uno_problem(**options) -> Problem:
 
 @hookimpl
 def wtnas_register_problems(register):
-    register("uno", uno_problem, description="CANDLE Uno (--data-dir with uno.npz/uno.h5, or --synthetic)")
+    register("uno", uno_problem, description="CANDLE Uno (--data-dir with uno.npz/uno.h5, or --synthetic)",
+             options=synthetic_options(4000))
