@@ -41,7 +41,7 @@ def run_selector(cfg: RunConfig, reg: Registry) -> str:
         return baseline_component(reg, "selector")
     strategy = reg.get("strategy", cfg.strategy)
     # a factory attribute was the old spelling of the trait (lost behind a lazy factory)
-    return strategy.traits.get("default_selector") or getattr(strategy.factory, "default_selector", "nearest")
+    return str(strategy.traits.get("default_selector") or getattr(strategy.factory, "default_selector", "nearest"))
 
 
 def check_scheme(cfg: RunConfig, reg: Registry, selector: str) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.markup import escape
@@ -152,7 +152,8 @@ def run_command(
     from ..options import merge, parse_assignment
     from ..search import run_search
 
-    cli_values = dict(problem=problem, space=str(space) if space else None, data=str(data) if data else None,
+    cli_options: dict[str, dict[str, Any]] = {}
+    cli_values: dict[str, Any] = dict(problem=problem, space=str(space) if space else None, data=str(data) if data else None,
                       data_dir=str(data_dir) if data_dir else None, synthetic=synthetic, samples=samples,
                       features=features, backend=backend, strategy=strategy, selector=selector, matcher=matcher,
                       executor=executor, max_evals=max_evals, time_budget=time_budget, epochs=epochs, controls=controls,
@@ -160,10 +161,10 @@ def run_command(
                       population=population, sample=sample, workers=workers, threads_per_worker=threads_per_worker,
                       devices=devices, gpus_per_worker=gpus_per_worker, ray_address=ray_address,
                       max_jobs_per_worker=max_jobs_per_worker, seed=seed, device=device,
-                      run_dir=str(run_dir) if run_dir else None, options={})
+                      run_dir=str(run_dir) if run_dir else None, options=cli_options)
     for text in option or ():
         ref, name, value = parse_assignment(text)
-        merge(cli_values["options"], {ref: {name: value}})
+        merge(cli_options, {ref: {name: value}})
     if force_change and resume is None:
         from ..errors import ConfigError
 
