@@ -371,3 +371,24 @@ def test_contracts_module_is_one_light_import():
             "print(missing, heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[] []", out.stdout + out.stderr
+
+
+def test_a_plugin_with_hooks_only_is_listed_with_its_hooks():
+    """A tracker registers no component; `wtnas plugins` still shows it is loaded, and which hooks."""
+    import types
+
+    from wtnas_cli.cli.info import hook_only_plugins
+    from wtnas_cli.hookspecs import hookimpl
+
+    tracker = types.ModuleType("mytracker")
+
+    @hookimpl
+    def wtnas_run_finished(run_dir, summary):
+        pass
+
+    tracker.wtnas_run_finished = wtnas_run_finished  # type: ignore[attr-defined]
+    from wtnas_cli.testing import fresh_plugins
+
+    listed = dict(hook_only_plugins(fresh_plugins(tracker)))
+    assert listed["mytracker"] == ["wtnas_run_finished"]
+    assert "matchers" not in listed   # built-ins register components

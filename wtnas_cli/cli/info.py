@@ -34,9 +34,24 @@ def plugins_command(
             hint = escape(c.install_hint or "needs " + ", ".join(c.missing))
             status = "[green]yes[/]" if c.available else f"[red]no[/]: {hint}"
             table.add_row(kind, escape(c.name), escape(c.plugin), status, escape(c.description))
+    for name, hooks in hook_only_plugins(plugins):   # e.g. a tracker: notification hooks, no component
+        table.add_row("hooks", escape(", ".join(hooks)), escape(name), "[green]yes[/]", "")
     console.print(table)
     for name, reason in plugins.broken:
         console.print(f"[red]broken plugin[/] {escape(name)}: {escape(reason)}", soft_wrap=True)
+
+
+def hook_only_plugins(plugins) -> list[tuple[str, list[str]]]:
+    """Loaded plugins that registered no component, with the hooks they implement."""
+    with_components = {c.plugin for kind in KINDS for c in plugins.registry.all(kind)}
+    found = []
+    for name, plugin in sorted(plugins.pm.list_name_plugin(), key=lambda item: str(item[0])):
+        if name in with_components or plugin is None:
+            continue
+        hooks = sorted(caller.name for caller in plugins.pm.get_hookcallers(plugin) or ())
+        if hooks:
+            found.append((name, hooks))
+    return found
 
 
 def options_table(registry) -> None:
