@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -49,12 +49,21 @@ class Exporter(Protocol):
     """A model file format for `wtnas export` (registered with `wtnas_register_export_formats`).
     The file must load without wtnas: plain framework layers, no wtnas classes inside."""
 
-    backend: str   # the backend whose built model this exporter writes (e.g. "torch")
-    suffix: str    # the file name's ending, e.g. ".pt2"
-    layout: str    # one line on what the file takes and returns, for users
+    @property
+    def backend(self) -> str:
+        """The backend whose built model this exporter writes (e.g. "torch")."""
 
-    def export(self, model: CandidateModel, path: str, inputs: list[np.ndarray], normalization=None) -> None:
-        """Write `model` (built by `backend`, checkpoint loaded) as the inference function its
+    @property
+    def suffix(self) -> str:
+        """The file name's ending, e.g. ".pt2"."""
+
+    @property
+    def layout(self) -> str:
+        """One line on what the file takes and returns, for users."""
+
+    def export(self, model: Any, path: str, inputs: list[np.ndarray], normalization=None) -> None:
+        """Write `model` (a `CandidateModel` built by `backend`, so an exporter may take that
+        backend's own model class; checkpoint loaded) as the inference function its
         `predict` computes; `inputs` are example arrays, one per model input, in canonical layout.
         `normalization` (a `wtnas_cli.normalize.Normalization`, passed only for runs that
         normalize) must be written in front of the model, so the file takes raw inputs; an

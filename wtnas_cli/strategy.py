@@ -18,9 +18,8 @@ class Proposal:
 
 class Strategy(Protocol):
     """ask/tell. Its state must follow from the told results in order (runs resume by replay).
-    `default_selector` names the selector used when the user leaves `--selector auto`."""
-
-    default_selector: str
+    The selector used when the user leaves `--selector auto` is the registration trait
+    `default_selector` (e.g. `traits={"default_selector": "parent"}`)."""
 
     def ask(self) -> Proposal: ...
 
