@@ -16,6 +16,11 @@ def hook_specs() -> dict:
     return {name: fn for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("wtnas_")}
 
 
+def signature(fn) -> str:
+    """`register: Register`: the spec's parameters as written (annotations are strings here)."""
+    return ", ".join(f"{p.name}: {p.annotation}" for p in inspect.signature(fn).parameters.values())
+
+
 def render() -> str:
     intro = inspect.getdoc(hookspecs).split("\n\n", 1)[1]
     out = ["# Plugin hooks", "", "Generated from `wtnas_cli/hookspecs.py` by `docs/make_plugin_hooks.py`. "
@@ -26,7 +31,7 @@ def render() -> str:
         head, sep, code = doc.partition("::\n")
         if sep:  # an 'Example::' block becomes a fenced code block
             doc = f"{head}:\n\n```python\n{textwrap.dedent(code).strip()}\n```"
-        out += ["", f"## `{name}{inspect.signature(fn)}`", "", doc]
+        out += ["", f"## `{name}({signature(fn)})`", "", doc]
     return "\n".join(out) + "\n"
 
 

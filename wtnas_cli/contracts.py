@@ -1,8 +1,9 @@
 """The contracts a plugin implements, in one module: `from wtnas_cli.contracts import ...`.
 
 Each component kind has a typed Protocol (plugins duck-type them: nothing is subclassed, and a
-type checker tells a plugin author what is missing); the hook marker `hookimpl` and the plain
-data exchanged with workers (`Job`, `Result`) are here too. The conformance helpers that check
+type checker tells a plugin author what is missing); the hook marker `hookimpl`, the `register`
+callable registration hooks receive (`Register`) and the plain data exchanged with workers
+(`Job`, `Result`) are here too. The conformance helpers that check
 a component at run time are in `wtnas_cli.testing`.
 
 | kind      | contract                           | registered with                   |
@@ -25,6 +26,7 @@ from .executor import Executor
 from .hookspecs import hookimpl
 from .job import Job, Result
 from .problem import Dataset, Problem
+from .registry import Register
 from .shapes import TensorSpec
 from .space import Architecture, ArchSeq, SearchSpace
 from .strategy import Proposal, Selector, Strategy
@@ -46,5 +48,5 @@ class SpecMatcher(Protocol):
 
 
 __all__ = ["Architecture", "ArchSeq", "Backend", "CandidateModel", "Dataset", "Executor", "Exporter", "Job",
-           "Matcher", "Problem", "Proposal", "Result", "SearchSpace", "Selector", "SpecMatcher", "Strategy",
+           "Matcher", "Problem", "Proposal", "Register", "Result", "SearchSpace", "Selector", "SpecMatcher", "Strategy",
            "TensorSpec", "hookimpl"]

@@ -18,7 +18,16 @@ its heavy dependencies (named in `requires`) are imported inside the factory.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import pluggy
+
+if TYPE_CHECKING:   # annotations only: importing this module stays as light as pluggy
+    from pathlib import Path
+
+    import typer
+
+    from .registry import Register
 
 PROJECT = "wtnas"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -26,7 +35,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def wtnas_register_backends(register):
+def wtnas_register_backends(register: Register) -> None:
     """Register deep-learning backends (build, train, evaluate models; get/set canonical tensors).
 
     :param register: ``register(name, factory, ...)``; ``factory(**options)`` returns a Backend
@@ -35,13 +44,13 @@ def wtnas_register_backends(register):
     Example::
 
         @hookimpl
-        def wtnas_register_backends(register):
+        def wtnas_register_backends(register: Register) -> None:
             register("jax", lambda: JaxBackend(), requires=("jax",), install_hint="pip install wtnas-jax")
     """
 
 
 @hookspec
-def wtnas_register_strategies(register):
+def wtnas_register_strategies(register: Register) -> None:
     """Register search strategies (ask/tell).
 
     :param register: ``register(name, factory, ...)``; ``factory(space, seed, **options)`` returns a Strategy
@@ -50,13 +59,13 @@ def wtnas_register_strategies(register):
     Example::
 
         @hookimpl
-        def wtnas_register_strategies(register):
+        def wtnas_register_strategies(register: Register) -> None:
             register("local-search", LocalSearch, description="mutate the best candidate so far")
     """
 
 
 @hookspec
-def wtnas_register_selectors(register):
+def wtnas_register_selectors(register: Register) -> None:
     """Register provider selectors (which checkpoint a new candidate starts from).
 
     :param register: ``register(name, factory, ...)``; ``factory(space, **options)`` returns a Selector.
@@ -64,13 +73,13 @@ def wtnas_register_selectors(register):
     Example (the `best-nearby` selector of plugins/wtnas-example)::
 
         @hookimpl
-        def wtnas_register_selectors(register):
+        def wtnas_register_selectors(register: Register) -> None:
             register("best-nearby", BestNearbySelector)
     """
 
 
 @hookspec
-def wtnas_register_matchers(register):
+def wtnas_register_matchers(register: Register) -> None:
     """Register tensor matchers: which provider tensor seeds which receiver tensor.
 
     :param register: ``register(name, factory, ...)``; ``factory(**options)`` returns a callable
@@ -97,13 +106,13 @@ def wtnas_register_matchers(register):
             return [(0, 0)] if same and role_class(provider[0].role) == role_class(receiver[0].role) else []
 
         @hookimpl
-        def wtnas_register_matchers(register):
+        def wtnas_register_matchers(register: Register) -> None:
             register("first-kernel", lambda: first_kernel, description="the first kernel only")
     """
 
 
 @hookspec
-def wtnas_register_executors(register):
+def wtnas_register_executors(register: Register) -> None:
     """Register executors that run evaluation jobs on workers.
 
     :param register: ``register(name, factory, ...)``; ``factory(workers=..., threads_per_worker=...,
@@ -113,14 +122,14 @@ def wtnas_register_executors(register):
     Example::
 
         @hookimpl
-        def wtnas_register_executors(register):
+        def wtnas_register_executors(register: Register) -> None:
             register("dask", lambda **kw: DaskExecutor(**kw), requires=("distributed",),
                      options=[Option("address", str, None, "scheduler address")])
     """
 
 
 @hookspec
-def wtnas_register_problems(register):
+def wtnas_register_problems(register: Register) -> None:
     """Register problems: a search space, its data and its objective.
 
     :param register: ``register(name, factory, ...)``; ``factory(space=..., data=..., data_dir=...,
@@ -130,13 +139,13 @@ def wtnas_register_problems(register):
     Example (the `spirals` problem of plugins/wtnas-example)::
 
         @hookimpl
-        def wtnas_register_problems(register):
+        def wtnas_register_problems(register: Register) -> None:
             register("spirals", spirals_problem, description="two interleaved spirals")
     """
 
 
 @hookspec
-def wtnas_register_export_formats(register):
+def wtnas_register_export_formats(register: Register) -> None:
     """Register model file formats for ``wtnas export`` (standalone files that load without wtnas).
 
     :param register: ``register(name, factory, ...)``; ``factory()`` returns an Exporter
@@ -149,14 +158,14 @@ def wtnas_register_export_formats(register):
     Example::
 
         @hookimpl
-        def wtnas_register_export_formats(register):
+        def wtnas_register_export_formats(register: Register) -> None:
             register("tflite", TfliteExporter, requires=("tensorflow",),
                      install_hint="pip install 'wtnas[keras-tensorflow]'", description="TensorFlow Lite")
     """
 
 
 @hookspec
-def wtnas_add_commands(app):
+def wtnas_add_commands(app: typer.Typer) -> None:
     """Add commands to the ``wtnas`` Typer application.
 
     :param app: the root ``typer.Typer`` instance.
@@ -164,7 +173,7 @@ def wtnas_add_commands(app):
     Example::
 
         @hookimpl
-        def wtnas_add_commands(app):
+        def wtnas_add_commands(app: typer.Typer) -> None:
             @app.command("hello")
             def hello(name: str = "world"):
                 print(f"hello {name}")
@@ -172,7 +181,7 @@ def wtnas_add_commands(app):
 
 
 @hookspec
-def wtnas_candidate_evaluated(run_dir, record):
+def wtnas_candidate_evaluated(run_dir: Path, record: dict[str, Any]) -> None:
     """Called in the scheduler after each candidate finished (ok or failed), once it is stored.
 
     :param run_dir: the run directory (``pathlib.Path``).
@@ -181,14 +190,14 @@ def wtnas_candidate_evaluated(run_dir, record):
     Example (stream results to a tracker)::
 
         @hookimpl
-        def wtnas_candidate_evaluated(run_dir, record):
+        def wtnas_candidate_evaluated(run_dir: Path, record: dict[str, Any]) -> None:
             if record["status"] == "ok":
                 tracker.log(step=record["id"], score=record["score"])
     """
 
 
 @hookspec
-def wtnas_run_finished(run_dir, summary):
+def wtnas_run_finished(run_dir: Path, summary: dict[str, Any]) -> None:
     """Called once when ``wtnas run`` ends (budget reached or interrupted).
 
     :param run_dir: the run directory (``pathlib.Path``).
@@ -202,13 +211,13 @@ def wtnas_run_finished(run_dir, summary):
     Example::
 
         @hookimpl
-        def wtnas_run_finished(run_dir, summary):
+        def wtnas_run_finished(run_dir: Path, summary: dict[str, Any]) -> None:
             notify(f"{run_dir}: best {summary['best_score']}")
     """
 
 
 @hookspec
-def wtnas_topk_finished(run_dir, summary, models):
+def wtnas_topk_finished(run_dir: Path, summary: dict[str, Any], models: list[dict[str, Any]]) -> None:
     """Called once when ``wtnas topk`` (or ``api.topk``) has trained the top-K, also when it was
     interrupted (then some models are missing); like every notification hook, one that raises is
     reported once and skipped.
@@ -226,7 +235,7 @@ def wtnas_topk_finished(run_dir, summary, models):
     Example (keep the trained top-K models with a tracker, as plugins/wtnas-mlflow does)::
 
         @hookimpl
-        def wtnas_topk_finished(run_dir, summary, models):
+        def wtnas_topk_finished(run_dir: Path, summary: dict[str, Any], models: list[dict[str, Any]]) -> None:
             for m in models:
                 if m["in_topk"] and m["status"] == "ok":
                     tracker.log_artifact(m["checkpoint"], step=m["candidate_id"])

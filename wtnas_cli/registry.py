@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from .errors import PluginError
 from .options import Option, declared
@@ -61,6 +61,14 @@ def _module_exists(name: str) -> bool:
         return False
 
 
+class Register(Protocol):
+    """The `register` callable a registration hook receives, bound to one kind of component."""
+
+    def __call__(self, name: str, factory: Callable[..., Any], *, requires: Sequence[str] = (),
+                 install_hint: str = "", description: str = "", traits: Mapping[str, Any] | None = None,
+                 options: Sequence[Option] | Mapping[str, Any] = ()) -> None: ...
+
+
 class Registry:
     """All components of one plugin manager, by kind and name."""
 
@@ -76,7 +84,7 @@ class Registry:
                               f"one (WTNAS_DISABLE_PLUGINS={component.plugin})")
         table[component.name] = component
 
-    def registrar(self, kind: str, plugin: str) -> Callable[..., None]:
+    def registrar(self, kind: str, plugin: str) -> Register:
         def register(name: str, factory: Callable[..., Any], *, requires=(), install_hint: str = "",
                      description: str = "", traits: Mapping | None = None, options=()) -> None:
             if not isinstance(name, str) or not name:
