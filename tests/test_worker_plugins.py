@@ -109,10 +109,11 @@ def test_mpi_ranks_use_the_schedulers_plugin_set(tmp_path):
         import worker_plugin_module
         from wtnas_cli.testing import fresh_plugins, tiny_search
 
-        summary = tiny_search({str(tmp_path / "r")!r}, plugins=fresh_plugins(worker_plugin_module), executor="mpi",
-                              **{MINE!r})
-        if summary is not None:   # rank 0
-            print("RESULT", summary.ok, summary.failed, summary.with_transfer)
+        if __name__ == "__main__":   # the ranks' worker processes are spawned: they import this file
+            summary = tiny_search({str(tmp_path / "r")!r}, plugins=fresh_plugins(worker_plugin_module),
+                                  executor="mpi", **{MINE!r})
+            if summary is not None:   # rank 0
+                print("RESULT", summary.ok, summary.failed, summary.with_transfer)
     """))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([TESTS, os.environ.get("PYTHONPATH", "")]))
     out = subprocess.run(["mpiexec", "-n", "2", sys.executable, str(script)], capture_output=True, text=True,
