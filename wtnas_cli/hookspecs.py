@@ -100,7 +100,9 @@ def wtnas_register_executors(register):
     """Register executors that run evaluation jobs on workers.
 
     :param register: ``register(name, factory, ...)``; ``factory(workers=..., threads_per_worker=...,
-        devices=...)`` returns an Executor.
+        devices=..., max_jobs_per_worker=..., gpus_per_worker=..., ray_address=..., **more)`` returns an
+        ``wtnas_cli.executor.Executor`` (take the options you use, ignore the rest with ``**_``). The
+        contract is in ``wtnas_cli/executor.py``; check yours with ``wtnas_cli.testing.check_executor``.
 
     Example::
 
