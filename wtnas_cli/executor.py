@@ -101,7 +101,7 @@ def pump(executor: Executor, next_job: Callable[[], Job | None], on_result: Call
     in_flight = 0
 
     def refill() -> list[Job]:
-        jobs = []
+        jobs: list[Job] = []
         while in_flight + len(jobs) < executor.capacity:
             job = next_job()
             if job is None:

@@ -101,16 +101,21 @@ class WorkerPool:
         self._selector = selectors.DefaultSelector()   # kept across polls: one poll per result at scale
         self._workers = [self._spawn(i) for i in range(self.capacity)]
 
+    @property
+    def _events(self) -> selectors.BaseSelector:
+        assert self._selector is not None, "WorkerPool used before start()"
+        return self._selector
+
     def _spawn(self, index: int) -> _Worker:
         worker = _Worker(self._ctx, index, self.threads, self._env(index))
-        self._selector.register(worker.conn, selectors.EVENT_READ, index)
-        self._selector.register(worker.process.sentinel, selectors.EVENT_READ, index)
+        self._events.register(worker.conn, selectors.EVENT_READ, index)
+        self._events.register(worker.process.sentinel, selectors.EVENT_READ, index)
         return worker
 
     def _forget(self, w: _Worker) -> None:
         for obj in (w.conn, w.process.sentinel):
             try:
-                self._selector.unregister(obj)
+                self._events.unregister(obj)
             except (KeyError, ValueError):
                 pass
 
@@ -137,7 +142,7 @@ class WorkerPool:
             return []
         results: list[Result] = []
         handled: set[int] = set()
-        for key, _ in self._selector.select(timeout):
+        for key, _ in self._events.select(timeout):
             w = self._workers[key.data]
             if w.index in handled or (key.fileobj is not w.conn and key.fileobj != w.process.sentinel):
                 continue
@@ -178,6 +183,7 @@ class WorkerPool:
         code = w.process.exitcode
         reason = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         job = w.job
+        assert job is not None
         self._count_death(reason)
         result = Result(job.candidate_id, "failed", role=job.role,
                         error=f"worker process died ({reason}) while evaluating",
