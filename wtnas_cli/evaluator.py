@@ -25,7 +25,7 @@ from .checkpoint import CheckpointMeta, CheckpointReader, write_checkpoint
 from .errors import CheckpointError, NonFiniteModel, WtnasError
 from .job import Job, Result
 from .matching import SAME_MODEL, MatchError, apply_matcher, match_same
-from .plugins import Plugins, default_plugins
+from .plugins import Plugins, PluginSet, default_plugins, plugins_for
 from .stats import early_stop_epoch
 from .transfer import assemble, plan_stats
 
@@ -41,36 +41,60 @@ def remove_files(paths) -> None:
 
 
 class Evaluator:
-    """Caches problems (with their data), backends and matchers across the jobs of one worker."""
+    """Caches problems (with their data), backends and matchers across the jobs of one worker.
+
+    Each job names its plugin set (`Job.plugins`, the scheduler's); its components come from that
+    set, loaded once per worker (`plugins.plugins_for`). A job without one uses `plugins` (by
+    default the installed plugins). Caches are per plugin set: one name may mean different
+    components in two sets."""
 
     def __init__(self, plugins: Plugins | None = None, *, threads: int | None = None):
-        self.plugins = plugins or default_plugins()
+        self._plugins = plugins
         self.threads = threads
         self._problems: dict[tuple, Any] = {}
         self._backends: dict[tuple, Any] = {}
         self._matchers: dict[tuple, Any] = {}
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
-    def problem(self, name: str, options: dict) -> Any:
-        key = (name, tuple(sorted(options.items())))
+    @property
+    def plugins(self) -> Plugins:
+        """The set for jobs that name none (loaded on first use: a worker whose jobs all name
+        their set never loads the installed plugins for nothing)."""
+        if self._plugins is None:
+            self._plugins = default_plugins()
+        return self._plugins
+
+    def plugins_for(self, job: Job) -> Plugins:
+        if job.plugins is None:
+            return self.plugins
+        spec = PluginSet.from_dict(job.plugins)
+        if self._plugins is not None and self._plugins.spec == spec:
+            return self._plugins
+        return plugins_for(spec)
+
+    def problem(self, name: str, options: dict, plugins: Plugins | None = None) -> Any:
+        plugins = plugins or self.plugins
+        key = (plugins.spec, name, tuple(sorted(options.items())))
         if key not in self._problems:
-            self._problems[key] = self.plugins.registry.create("problem", name, **options)
+            self._problems[key] = plugins.registry.create("problem", name, **options)
         return self._problems[key]
 
-    def backend(self, name: str, device: str, options: dict | None = None) -> Any:
-        key = (name, device, tuple(sorted((options or {}).items())))
+    def backend(self, name: str, device: str, options: dict | None = None, plugins: Plugins | None = None) -> Any:
+        plugins = plugins or self.plugins
+        key = (plugins.spec, name, device, tuple(sorted((options or {}).items())))
         if key not in self._backends:
-            backend = self.plugins.registry.create("backend", name, **(options or {}))
+            backend = plugins.registry.create("backend", name, **(options or {}))
             backend.configure(threads=self.threads, device=device)
             self._backends[key] = backend
         return self._backends[key]
 
-    def matcher(self, name: str, options: dict | None = None):
+    def matcher(self, name: str, options: dict | None = None, plugins: Plugins | None = None):
         if name == SAME_MODEL:     # a top-K warm start from its own checkpoint: no plugin involved
             return match_same
-        key = (name, tuple(sorted((options or {}).items())))
+        plugins = plugins or self.plugins
+        key = (plugins.spec, name, tuple(sorted((options or {}).items())))
         if key not in self._matchers:
-            self._matchers[key] = self.plugins.registry.create("matcher", name, **(options or {}))
+            self._matchers[key] = plugins.registry.create("matcher", name, **(options or {}))
         return self._matchers[key]
 
     def run(self, job: Job) -> Result:
@@ -97,8 +121,9 @@ class Evaluator:
 
     def _run(self, job: Job, result: Result, timings: dict) -> None:
         t = time.perf_counter()
-        problem = self.problem(job.problem, job.problem_options)
-        backend = self.backend(job.backend, job.device, job.backend_options)
+        plugins = self.plugins_for(job)
+        problem = self.problem(job.problem, job.problem_options, plugins)
+        backend = self.backend(job.backend, job.device, job.backend_options, plugins)
         data = problem.data()
         arch = problem.space.resolve(job.arch_seq)
         model = backend.build(problem, arch, job.seed)
@@ -108,7 +133,7 @@ class Evaluator:
         timings["build_s"] = time.perf_counter() - t
 
         if job.provider_checkpoint:
-            result.n_transferred = self._transfer(job, model, result, timings)
+            result.n_transferred = self._transfer(job, self.matcher(job.matcher, job.matcher_options, plugins), model, result, timings)
 
         self._train(job, model, data, result, timings)
 
@@ -163,7 +188,7 @@ class Evaluator:
             _finite(value, f"metric {key!r}")
         timings["train_s"], timings["eval_s"] = train_s, eval_s
 
-    def _transfer(self, job: Job, model, result: Result, timings: dict) -> int:
+    def _transfer(self, job: Job, matcher, model, result: Result, timings: dict) -> int:
         """Copy matched provider tensors (whole, or their overlapping block for a partial matcher)
         into `model`; on any checkpoint or matcher problem, copy nothing."""
         assert job.provider_checkpoint is not None   # called only for a job with a provider
@@ -173,7 +198,6 @@ class Evaluator:
             with CheckpointReader(job.provider_checkpoint) as reader:
                 t_meta = time.perf_counter()
                 provider_specs = reader.meta.specs
-                matcher = self.matcher(job.matcher, job.matcher_options)
                 pairs = apply_matcher(matcher, provider_specs, model.specs, job.matcher)
                 timings["match_s"] = time.perf_counter() - t_meta
                 tensors = reader.read(i for i, _ in pairs)

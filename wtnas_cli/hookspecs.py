@@ -116,8 +116,10 @@ def wtnas_register_executors(register: Register) -> None:
     """Register executors that run evaluation jobs on workers.
 
     :param register: ``register(name, factory, ...)``; ``factory(workers=..., threads_per_worker=...,
-        devices=..., max_jobs_per_worker=..., **options)`` returns an Executor (``options``: the
-        executor's declared options, e.g. a scheduler address).
+        devices=..., max_jobs_per_worker=..., **options)`` returns an ``wtnas_cli.executor.Executor``
+        (``options``: the executor's declared options, e.g. a scheduler address; take what you use,
+        ignore the rest with ``**_``). The contract is in ``wtnas_cli/executor.py``; check yours
+        with ``wtnas_cli.testing.check_executor``.
 
     Example::
 

@@ -36,6 +36,10 @@ class Job:
     # checkpoints the scheduler has marked deleted (committed) since its last job: the worker
     # removes them before it trains, so file-system work stays off the scheduler (retention.py)
     remove_checkpoints: list[str] = field(default_factory=list)
+    # the scheduler's plugin set (plugins.PluginSet.to_dict()): the worker evaluates the job with
+    # exactly these plugins; None: the worker's default set. Carried by the job rather than given
+    # at worker start-up, so every executor, a third-party one included, ships it unawares
+    plugins: dict[str, Any] | None = None
 
     def to_dict(self) -> dict:
         return _plain(self)

@@ -6,14 +6,20 @@ third-party `wtnas-<thing>` package. Environment controls:
     WTNAS_LOAD_PLUGINS=a,b      load only these plugins (an allow-list)
 A plugin that fails to import or to register is reported (`wtnas plugins`) and skipped, never
 a traceback; two components with the same name are an error naming both plugins.
+
+A plugin set describes itself as plain data (`PluginSet`): whether entry points were loaded,
+the allow/deny lists in effect then, and the extra plugins by module name. Every job carries
+it, and a worker evaluates the job with exactly that set (`plugins_for`), whatever its own
+environment says, so `fresh_plugins(mymodule)` reaches the workers of every executor.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import os
+import types
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Callable, Iterable
 
 import pluggy
@@ -36,6 +42,34 @@ _REGISTER_HOOKS = {
 }
 
 
+# the component kinds a worker creates (evaluator.py); every other kind lives in the scheduler
+WORKER_KINDS = ("problem", "backend", "matcher")
+
+
+@dataclass(frozen=True)
+class PluginSet:
+    """How a plugin set was made, as plain data a job can carry to a worker on any machine.
+
+    `load`/`disable` are the WTNAS_LOAD_PLUGINS / WTNAS_DISABLE_PLUGINS names in effect when it
+    was loaded (recorded, so a worker's own environment cannot change the set); `modules` are the
+    extra plugins by importable module name, registered after the entry points, in order."""
+
+    entry_points: bool = True
+    load: tuple[str, ...] | None = None
+    disable: tuple[str, ...] = ()
+    modules: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"entry_points": self.entry_points, "load": None if self.load is None else list(self.load),
+                "disable": list(self.disable), "modules": list(self.modules)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PluginSet":
+        load = d.get("load")
+        return cls(bool(d.get("entry_points", True)), None if load is None else tuple(load),
+                   tuple(d.get("disable", ())), tuple(d.get("modules", ())))
+
+
 @dataclass
 class Plugins:
     """A plugin manager plus the components its plugins registered."""
@@ -43,10 +77,26 @@ class Plugins:
     pm: pluggy.PluginManager
     registry: Registry
     broken: list[tuple[str, str]] = field(default_factory=list)  # (plugin, reason)
+    spec: PluginSet = field(default_factory=PluginSet)
+    # extra plugins that are no importable module (a class, an instance): the scheduler has them,
+    # workers cannot rebuild them
+    local_only: tuple[str, ...] = ()
 
     @property
     def hook(self):
         return self.pm.hook
+
+    def worker_spec(self, uses: Iterable[tuple[str, str]] = ()) -> dict:
+        """The plugin set jobs carry (`Job.plugins`). `uses` are the (kind, name) components the
+        run's workers create; one registered by a plugin that is no importable module cannot
+        reach a worker: PluginError naming it."""
+        for kind, name in uses:
+            plugin = self.registry.get(kind, name).plugin
+            if kind in WORKER_KINDS and plugin in self.local_only:
+                raise PluginError(f"plugin {plugin!r} registers {kind} {name!r} but is not an importable module: "
+                                  f"plugins handed to workers must be importable modules (define it in a module "
+                                  f"on the workers' Python path and pass the module to fresh_plugins/load_plugins)")
+        return self.spec.to_dict()
 
 
 def _names_from_env(var: str) -> set[str] | None:
@@ -56,17 +106,30 @@ def _names_from_env(var: str) -> set[str] | None:
     return {n.strip() for n in value.split(",") if n.strip()}
 
 
+class _FromEnv:
+    """Default of `allow`/`deny`: read the list from the environment."""
+
+
+_FROM_ENV = _FromEnv()
+
+
 def get_plugin_manager(*, entry_points: bool = True, plugins: Iterable[object] = (),
-                       skip_distribution: str | None = None) -> tuple[pluggy.PluginManager, list]:
+                       skip_distribution: str | None = None, allow: Iterable[str] | None | _FromEnv = _FROM_ENV,
+                       deny: Iterable[str] | _FromEnv = _FROM_ENV) -> tuple[pluggy.PluginManager, list]:
     """A fresh manager: specs → blocked names → entry points (or allow-list; none of
-    `skip_distribution`'s) → extra plugins."""
+    `skip_distribution`'s) → extra plugins. `allow`/`deny` default to WTNAS_LOAD_PLUGINS /
+    WTNAS_DISABLE_PLUGINS."""
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     broken: list[tuple[str, str]] = []
-    for name in _names_from_env("WTNAS_DISABLE_PLUGINS") or ():
+    if isinstance(deny, _FromEnv):
+        deny = _names_from_env("WTNAS_DISABLE_PLUGINS") or ()
+    if isinstance(allow, _FromEnv):
+        allow = _names_from_env("WTNAS_LOAD_PLUGINS")
+    allow = None if allow is None else set(allow)
+    for name in deny:
         pm.set_blocked(name)
     if entry_points:
-        allow = _names_from_env("WTNAS_LOAD_PLUGINS")
         seen: set[str] = set()
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             if ep.name in seen or pm.is_blocked(ep.name) or (allow is not None and ep.name not in allow):
@@ -112,15 +175,64 @@ def build_registry(pm: pluggy.PluginManager, broken: list | None = None) -> Regi
 
 
 def load_plugins(*, entry_points: bool = True, plugins: Iterable[object] = ()) -> Plugins:
-    pm, broken = get_plugin_manager(entry_points=entry_points, plugins=plugins)
+    """Installed plugins (filtered by the environment's allow/deny lists) plus `plugins`."""
+    plugins = list(plugins)
+    load = _names_from_env("WTNAS_LOAD_PLUGINS")
+    spec = PluginSet(entry_points, None if load is None else tuple(sorted(load)),
+                     tuple(sorted(_names_from_env("WTNAS_DISABLE_PLUGINS") or ())),
+                     tuple(name for name in map(_module_name, plugins) if name is not None))
+    local_only = tuple(_plugin_name(p) for p in plugins if _module_name(p) is None)
+    return _load(spec, plugins, local_only)
+
+
+def _load(spec: PluginSet, plugins: list, local_only: tuple[str, ...] = ()) -> Plugins:
+    pm, broken = get_plugin_manager(entry_points=spec.entry_points, plugins=plugins, allow=spec.load,
+                                    deny=spec.disable)
     registry = build_registry(pm, broken)
-    return Plugins(pm, registry, broken)
+    return Plugins(pm, registry, broken, spec, local_only)
 
 
-@lru_cache(maxsize=1)
+def _plugin_name(plugin: object) -> str:
+    return getattr(plugin, "__name__", None) or type(plugin).__name__
+
+
+def _module_name(plugin: object) -> str | None:
+    """The name a worker imports `plugin` by, or None for a class, an instance or a module that
+    cannot be imported by name (built in memory; a script's `__main__` run by path)."""
+    if not isinstance(plugin, types.ModuleType):
+        return None
+    spec = getattr(plugin, "__spec__", None)
+    name = getattr(spec, "name", None)
+    return name if name and name != "__main__" else None
+
+
+_BY_SPEC: dict[PluginSet, Plugins] = {}
+
+
+def plugins_for(spec: PluginSet) -> Plugins:
+    """The plugin set `spec` describes, loaded once per process (workers call this per job).
+    An extra module that cannot be imported here is a PluginError naming it."""
+    if spec not in _BY_SPEC:
+        modules = []
+        for name in spec.modules:
+            try:
+                modules.append(importlib.import_module(name))
+            except Exception as exc:
+                raise PluginError(f"plugin module {name!r} cannot be imported in this worker ({type(exc).__name__}: "
+                                  f"{exc}); plugins handed to workers must be importable there (PYTHONPATH)") from None
+        _BY_SPEC[spec] = _load(spec, modules)
+    return _BY_SPEC[spec]
+
+
+_DEFAULT: list[Plugins] = []
+
+
 def default_plugins() -> Plugins:
     """The process-wide plugin set used by the CLI and by workers (tests make their own)."""
-    return load_plugins()
+    if not _DEFAULT:
+        plugins = load_plugins()
+        _DEFAULT.append(_BY_SPEC.setdefault(plugins.spec, plugins))
+    return _DEFAULT[0]
 
 
 def command_plugins() -> pluggy.PluginManager:

@@ -21,7 +21,7 @@ from .errors import ConfigError, RunDirError, StorageFullError, WtnasError
 from .evaluator import is_disk_full
 from .interrupts import GracefulInterrupt
 from .lease import RunLease, describe as describe_lease
-from .executor import pump
+from .executor import optional, pump, serve_if_worker
 from .job import Job
 from .plugins import Plugins, default_plugins, notify
 from .options import settle
@@ -120,8 +120,9 @@ def resolve_run(cfg: RunConfig, plugins: Plugins) -> dict[str, Any]:
             warnings = list(warnings) + [n for n in notes if isinstance(n, str)]
     scheme = {"matcher": cfg.matcher, "matcher_description": matcher.description, "selector": selector_name,
               "baseline": not transfers}
+    plugin_set = plugins.worker_spec([("problem", cfg.problem), ("backend", cfg.backend), ("matcher", cfg.matcher)])
     return {"problem": problem, "selector_name": selector_name, "transfers": transfers, "warnings": warnings,
-            "scheme": scheme}
+            "scheme": scheme, "plugin_set": plugin_set}
 
 
 def create_executor(cfg: RunConfig, plugins: Plugins, workers: int | None = None) -> tuple[Any, str]:
@@ -159,8 +160,7 @@ def run_search(cfg: RunConfig | None = None, *, plugins: Plugins | None = None,
         run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
     parts = resolve_run(cfg, plugins)
     executor, job_device = create_executor(cfg, plugins)
-    if getattr(executor, "is_worker", False):  # e.g. MPI ranks > 0: evaluate jobs, touch nothing else
-        executor.serve()
+    if serve_if_worker(executor):  # e.g. MPI ranks > 0: evaluate jobs, touch nothing else
         return None
     lease = RunLease(run_dir, "wtnas run")
     try:
@@ -248,7 +248,8 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
     requeue_ids = [r["id"] for r in pending]
     by_id = {r["id"]: r for r in store.candidates()}
     # controls left pending by an interrupted run are re-queued (their candidate's job, from scratch)
-    control_queue = [scratch_twin(cfg, run_dir, c["candidate_id"], by_id[c["candidate_id"]]["arch_seq"], job_device)
+    control_queue = [scratch_twin(cfg, run_dir, c["candidate_id"], by_id[c["candidate_id"]]["arch_seq"], job_device,
+                                  parts["plugin_set"])
                      for c in store.controls(status="pending") if c["candidate_id"] in by_id]
     # (warm, scratch) pairs: a candidate and its control finish in either order, so the first half
     # waits for the second; only open halves are held (memory stays flat over long runs)
@@ -293,7 +294,7 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
             next_id += 1
             submitted += 1
         job = _make_job(cfg, run_dir, cid, proposal, selector if parts["transfers"] else None, checkpoints,
-                        job_device, problem_options)
+                        job_device, problem_options, parts["plugin_set"])
         distance = space.distance(seqs[job.provider_id], proposal.arch_seq) if job.provider_id is not None else None
         store.add_pending(job, proposal.parent_id, distance)
         candidates_in_flight.add(cid)
@@ -389,7 +390,7 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
         disk_full.append(f"run store {run_dir / STORE_NAME}: {exc}")
     finally:
         executor.shutdown()
-        summary.workers_replaced = getattr(executor, "replaced", 0)
+        summary.workers_replaced = optional(executor, "replaced")
         try:
             summary.top = store.candidates(status="ok", order="score", limit=10)
             store.export_csv(run_dir / "results.csv")
@@ -416,7 +417,7 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
 
 
 def _make_job(cfg: RunConfig, run_dir: Path, cid: int, proposal: Proposal, selector, checkpoints: dict,
-              device: str, problem_options: dict) -> Job:
+              device: str, problem_options: dict, plugin_set: dict | None) -> Job:
     provider = selector.select(proposal) if selector is not None else None
     if provider is not None and provider not in checkpoints:
         raise WtnasError(f"selector chose provider {provider}, which has no checkpoint")
@@ -424,14 +425,15 @@ def _make_job(cfg: RunConfig, run_dir: Path, cid: int, proposal: Proposal, selec
                matcher=cfg.matcher, epochs=cfg.epochs, seed=candidate_seed(cfg.seed, cid),
                checkpoint_path=str(checkpoint_path(run_dir, cid)), provider_id=provider,
                provider_checkpoint=checkpoints.get(provider) if provider is not None else None,
-               device=device, problem_options=problem_options,
+               device=device, problem_options=problem_options, plugins=plugin_set,
                backend_options=cfg.options_of("backend", cfg.backend), matcher_options=cfg.options_of("matcher", cfg.matcher))
 
 
-def scratch_twin(cfg: RunConfig, run_dir: Path, cid: int, arch_seq, device: str) -> Job:
+def scratch_twin(cfg: RunConfig, run_dir: Path, cid: int, arch_seq, device: str, plugin_set: dict | None) -> Job:
     """A candidate's search job from random weights (its control, or a top-K check): same seed
     and budget, no provider, no checkpoint."""
-    job = _make_job(cfg, run_dir, cid, Proposal(tuple(arch_seq)), None, {}, device, cfg.problem_options())
+    job = _make_job(cfg, run_dir, cid, Proposal(tuple(arch_seq)), None, {}, device, cfg.problem_options(),
+                    plugin_set)
     return control_job(job)
 
 

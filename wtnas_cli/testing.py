@@ -1,19 +1,23 @@
 """Helpers for testing wtnas plugins (ours and third-party ones).
 
-    from wtnas_cli.testing import fresh_plugins, check_matcher, check_backend, tiny_search
+    from wtnas_cli.testing import (fresh_plugins, check_matcher, check_backend, check_problem,
+                                   check_executor, tiny_search)
 
 Each helper raises AssertionError with a message that says what the plugin got wrong.
 """
 
 from __future__ import annotations
 
+import math
+import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .config import RunConfig
-from .plugins import Plugins, load_plugins
+from .plugins import Plugins, default_plugins, load_plugins
 
 
 def fresh_plugins(*extra: object, entry_points: bool = True) -> Plugins:
@@ -60,6 +64,144 @@ def check_backend(backend: Any, problem: Any, samples: int = 10, seed: int = 0) 
             "set_tensors/get_tensors do not round-trip"
 
 
+def check_problem(problem: Any, samples: int = 20, seed: int = 0, deterministic: bool = True) -> None:
+    """The space samples architectures that validate and resolve (one output shape for all), the
+    data fits the space's inputs and output, the objective is finite on sensible predictions and
+    scores perfect ones above constant ones (larger is better), and loading the data twice gives
+    the same arrays (every worker loads its own copy; `deterministic=False` skips that)."""
+    from .errors import InvalidArchitecture
+    from .problem import Dataset, Problem, as_inputs, objective_value
+    from .space import SearchSpace
+
+    assert isinstance(problem, Problem), f"a problem factory must return wtnas_cli.problem.Problem, got {type(problem).__name__}"
+    space = problem.space
+    assert isinstance(space, SearchSpace), f"problem {problem.name!r}: space is {type(space).__name__}, not a SearchSpace"
+    assert isinstance(problem.batch_size, int) and problem.batch_size >= 1, f"batch_size {problem.batch_size!r} must be an int >= 1"
+    assert problem.min_delta >= 0, f"min_delta {problem.min_delta!r} must be >= 0"
+    rng = np.random.default_rng(seed)
+    outputs = set()
+    for _ in range(samples):
+        seq = space.sample(rng)
+        assert space.validate(seq) == seq, f"sample {seq} does not validate as itself"
+        try:
+            arch = space.resolve(seq)
+        except InvalidArchitecture as exc:
+            raise AssertionError(f"space {space.name!r}: sampled arch_seq {list(seq)} does not resolve: {exc}") from None
+        assert arch.arch_seq == seq
+        outputs.add(next(layer.output_shape for layer in arch.layers if layer.name == arch.output))
+        if any(n > 1 for n in space.num_choices):
+            assert space.distance(seq, space.mutate(seq, rng)) == 1, "mutate must change exactly one node"
+    assert len(outputs) == 1, f"space {space.name!r}: the output shape depends on the architecture: {sorted(outputs)}"
+    (out_shape,) = outputs
+    data = problem.data()
+    assert isinstance(data, Dataset), f"load_data must return wtnas_cli.problem.Dataset, got {type(data).__name__}"
+    for split_name, x, y in (("train", data.x_train, data.y_train), ("val", data.x_val, data.y_val)):
+        xs = as_inputs(x)
+        assert len(xs) == len(space.inputs), (f"x_{split_name} has {len(xs)} inputs, the space {len(space.inputs)} "
+                                              f"({[i.name for i in space.inputs]})")
+        assert len(y) > 0, f"y_{split_name} is empty"
+        for arr, inp in zip(xs, space.inputs):
+            arr = np.asarray(arr)
+            assert tuple(arr.shape[1:]) == tuple(inp.shape), (f"x_{split_name} for input {inp.name!r} has samples of "
+                                                              f"shape {tuple(arr.shape[1:])}, the space says {inp.shape}")
+            assert len(arr) == len(y), f"x_{split_name} has {len(arr)} samples, y_{split_name} {len(y)}"
+            assert np.issubdtype(arr.dtype, np.floating) and np.isfinite(arr).all(), \
+                f"x_{split_name} for input {inp.name!r} must be finite floats"
+        y = np.asarray(y)
+        if problem.loss == "categorical_crossentropy":
+            assert np.issubdtype(y.dtype, np.integer), f"y_{split_name} must hold class indices (integers), got {y.dtype}"
+            assert y.size == len(y) and 0 <= y.min() and y.max() < out_shape[-1], \
+                f"y_{split_name} must be class indices in 0..{out_shape[-1] - 1} (the output layer's units)"
+        else:
+            assert y.size == len(y) * math.prod(out_shape), \
+                f"y_{split_name} has shape {y.shape}, the output layer {out_shape} per sample"
+    y = np.asarray(data.y_val)
+    if problem.loss == "categorical_crossentropy":
+        perfect = np.eye(out_shape[-1], dtype=np.float32)[y.reshape(-1)]
+        constant = np.full_like(perfect, 1.0 / out_shape[-1])
+    else:
+        perfect = y.reshape((len(y), *out_shape)).astype(np.float32)
+        mean = np.asarray(data.y_train, dtype=np.float32).reshape((-1, *out_shape)).mean(axis=0)
+        constant = np.broadcast_to(mean, perfect.shape).copy()
+    best = objective_value(problem.objective, perfect, y)
+    base = objective_value(problem.objective, constant, y)
+    assert best >= base, (f"objective scores perfect predictions ({best}) below constant ones ({base}): "
+                          f"objectives are maximized")
+    if deterministic:
+        again = problem.load_data()
+        for name in ("x_train", "y_train", "x_val", "y_val"):
+            assert all(np.array_equal(a, b) for a, b in zip(as_inputs(getattr(data, name)), as_inputs(getattr(again, name)))), \
+                f"load_data returned different {name} on a second call: every worker loads its own data, it must be the same"
+
+
+def check_executor(executor: Any, *, jobs: int | None = None, plugins: Plugins | None = None,
+                   problem: str = "digits", backend: str = "torch", workdir: str | Path | None = None,
+                   timeout: float = 300.0) -> None:
+    """Run real jobs (`problem` with `backend`, 1 epoch each) through start/submit/poll/shutdown
+    as the scheduler does: `capacity` jobs in flight at once, exactly one Result per job with its
+    candidate_id and role, an evaluation that raises gives a failed Result, poll with nothing in
+    flight returns at once, shutdown is clean (twice too). `executor` is an executor or a
+    zero-argument factory (a class, a lambda); a factory's executor must also shut down cleanly
+    without having started. Jobs carry `plugins`' set, as the scheduler's do."""
+    from .controls import control_job
+    from .executor import Executor
+    from .job import Job, Result
+
+    plugins = plugins or default_plugins()
+    spec = plugins.worker_spec([("problem", problem), ("backend", backend)])
+    space = plugins.registry.create("problem", problem).space
+    workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="wtnas-check-executor-"))
+    if isinstance(executor, type) or not hasattr(executor, "submit"):
+        factory = executor
+        unstarted = factory()
+        unstarted.shutdown()   # the search does this when it cannot take the run directory
+        executor = factory()
+    assert isinstance(executor, Executor), \
+        f"{type(executor).__name__} lacks part of wtnas_cli.executor.Executor (capacity, start, submit, poll, shutdown)"
+    rng = np.random.default_rng(0)
+    executor.start()
+    try:
+        capacity = executor.capacity
+        assert isinstance(capacity, int) and capacity >= 1, f"capacity after start() is {capacity!r}, not an int >= 1"
+        n = jobs or capacity + 2
+        todo = [Job(i, list(space.sample(rng)), problem, backend, "none", epochs=1, seed=i,
+                    checkpoint_path=str(workdir / f"c{i}.h5"), plugins=spec) for i in range(n)]
+        todo[1 % n] = control_job(todo[1 % n])            # role "control" must come back as such
+        todo.append(Job(n, [-1], problem, backend, "none", 1, 0, str(workdir / f"c{n}.h5"), plugins=spec))  # raises
+        expected = {job.candidate_id: job for job in todo}
+        in_flight: dict[int, Job] = {}
+        results: dict[int, Result] = {}
+        deadline = time.time() + timeout
+        while todo or in_flight:
+            while todo and len(in_flight) < capacity:
+                job = todo.pop(0)
+                executor.submit(job)
+                in_flight[job.candidate_id] = job
+            assert time.time() < deadline, f"no result for candidates {sorted(in_flight)} within {timeout:g} s"
+            for result in executor.poll(1.0):
+                assert isinstance(result, Result), f"poll returned {type(result).__name__}, not wtnas_cli.job.Result"
+                cid = result.candidate_id
+                assert cid in in_flight, (f"a result for candidate {cid}, which is not in flight "
+                                          f"({'a second result' if cid in results else 'never submitted'})")
+                job = in_flight.pop(cid)
+                assert result.role == job.role, f"candidate {cid}: result role {result.role!r}, job role {job.role!r}"
+                results[cid] = result
+        t = time.time()
+        assert executor.poll(0.5) == [] and time.time() - t < 5, "poll with nothing in flight must return [] at once"
+    finally:
+        t = time.time()
+        executor.shutdown()
+        executor.shutdown()
+    assert time.time() - t < 60, f"shutdown took {time.time() - t:.0f} s"
+    bad = results.pop(n)
+    assert bad.status == "failed" and bad.error, f"a job whose evaluation raises must give a failed Result, got {bad}"
+    for cid, result in results.items():
+        assert result.status == "ok", f"candidate {cid} failed: {result.error}"
+        assert result.score is not None and math.isfinite(result.score), f"candidate {cid}: score {result.score!r}"
+        if expected[cid].write_checkpoint:
+            assert Path(expected[cid].checkpoint_path).is_file(), f"candidate {cid}: no checkpoint written"
+
+
 def tiny_search(run_dir: str | Path, plugins: Plugins | None = None, **options: Any):
     """A few-candidate search for plugin tests; `options` are RunConfig fields."""
     from .search import run_search
@@ -74,4 +216,5 @@ def tiny_search(run_dir: str | Path, plugins: Plugins | None = None, **options: 
     return run_search(cfg, plugins=plugins)
 
 
-__all__: Sequence[str] = ["fresh_plugins", "check_matcher", "check_backend", "tiny_search"]
+__all__: Sequence[str] = ["fresh_plugins", "check_matcher", "check_backend", "check_problem", "check_executor",
+                          "tiny_search"]

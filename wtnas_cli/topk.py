@@ -18,7 +18,7 @@ from .candidate import run_config, run_problem
 from .config import RunConfig
 from .errors import ConfigError, StorageFullError
 from .interrupts import GracefulInterrupt
-from .executor import pump
+from .executor import pump, serve_if_worker
 from .job import Job
 from .lease import RunLease
 from .matching import SAME_MODEL
@@ -121,14 +121,14 @@ def run_topk(run_dir: str | Path, cfg: TopKConfig | None = None, *, plugins: Plu
     run_cfg = run_config(run_dir, plugins)
     observer = observer or _Silent()
     problem = run_problem(run_cfg, plugins)
+    plugin_set = plugins.worker_spec([("problem", run_cfg.problem), ("backend", run_cfg.backend)])
     min_delta = problem.min_delta if cfg.min_delta is None else cfg.min_delta
     settings = settings_key(cfg, min_delta)
     tag = hashlib.sha1(settings.encode()).hexdigest()[:8]
     summary = TopKSummary(run_dir, cfg.mode, settings)
 
     executor, device = create_executor(run_cfg, plugins, workers=cfg.workers)
-    if getattr(executor, "is_worker", False):
-        executor.serve()
+    if serve_if_worker(executor):
         return None
     lease = RunLease(run_dir, "wtnas topk")   # a search or another topk writing here refuses this one
     try:
@@ -137,7 +137,7 @@ def run_topk(run_dir: str | Path, cfg: TopKConfig | None = None, *, plugins: Plu
         executor.shutdown()
         raise
     try:
-        _train_top(run_dir, cfg, run_cfg, problem, settings, tag, summary, executor, device, observer)
+        _train_top(run_dir, cfg, run_cfg, problem, settings, tag, summary, executor, device, observer, plugin_set)
     finally:
         lease.release()
     notify(plugins, "wtnas_topk_finished", observer.note, set(), run_dir=run_dir, models=summary.rows, summary={
@@ -148,7 +148,7 @@ def run_topk(run_dir: str | Path, cfg: TopKConfig | None = None, *, plugins: Plu
 
 
 def _train_top(run_dir: Path, cfg: TopKConfig, run_cfg: RunConfig, problem, settings: str, tag: str,
-               summary: TopKSummary, executor, device: str, observer) -> TopKSummary:
+               summary: TopKSummary, executor, device: str, observer, plugin_set: dict | None) -> TopKSummary:
     """Choose and train the top-K, holding the run directory's lease."""
     min_delta = problem.min_delta if cfg.min_delta is None else cfg.min_delta
     store = RunStore(run_dir / STORE_NAME)
@@ -163,7 +163,7 @@ def _train_top(run_dir: Path, cfg: TopKConfig, run_cfg: RunConfig, problem, sett
         finished = [r for r in rows if r["status"] == "ok"]
         summary.available = len([r for r in finished if cfg.before is None or (r["elapsed_s"] or 0) <= cfg.before])
         top, choice = _choose_top(store, rows, cfg, run_cfg, problem.space, run_dir, device, executor, start,
-                                  observer, summary)
+                                  observer, summary, plugin_set)
         if not cfg.from_scratch:
             gone = [r["id"] for r in top if r["checkpoint_deleted"]]
             if gone:
@@ -204,7 +204,7 @@ def _train_top(run_dir: Path, cfg: TopKConfig, run_cfg: RunConfig, problem, sett
         for note in summary.notes:
             observer.note(note)
 
-        jobs = [_make_job(run_dir, run_cfg, r, cfg, min_delta, tag, device) for r in todo]
+        jobs = [_make_job(run_dir, run_cfg, r, cfg, min_delta, tag, device, plugin_set) for r in todo]
         if jobs:
             queue = list(jobs)
             disk_full: list[str] = []
@@ -244,7 +244,8 @@ def _train_top(run_dir: Path, cfg: TopKConfig, run_cfg: RunConfig, problem, sett
 
 
 def _choose_top(store: RunStore, rows: list[dict], cfg: TopKConfig, run_cfg: RunConfig, space, run_dir: Path,
-                device: str, executor, start, observer, summary: TopKSummary) -> tuple[list[dict], dict]:
+                device: str, executor, start, observer, summary: TopKSummary,
+                plugin_set: dict | None) -> tuple[list[dict], dict]:
     """The top-K after the diversity rule and verification (selection.py); runs the missing
     from-scratch checks on the executor, in batches, and stores them with the controls."""
     ranked = select_candidates(rows, len(rows), cfg.before)
@@ -272,7 +273,7 @@ def _choose_top(store: RunStore, rows: list[dict], cfg: TopKConfig, run_cfg: Run
         jobs = []
         for r in choice.to_check:
             store.add_control(r["id"], origin="verify")
-            jobs.append(scratch_twin(run_cfg, run_dir, r["id"], r["arch_seq"], device))
+            jobs.append(scratch_twin(run_cfg, run_dir, r["id"], r["arch_seq"], device, plugin_set))
 
         def on_check(result) -> None:
             store.record_control(result)
@@ -297,7 +298,7 @@ def _choose_top(store: RunStore, rows: list[dict], cfg: TopKConfig, run_cfg: Run
 
 
 def _make_job(run_dir: Path, run_cfg: RunConfig, row: dict, cfg: TopKConfig, min_delta: float, tag: str,
-              device: str) -> Job:
+              device: str, plugin_set: dict | None) -> Job:
     cid = row["id"]
     warm = not cfg.from_scratch
     return Job(candidate_id=cid, arch_seq=list(row["arch_seq"]), problem=run_cfg.problem,
@@ -308,4 +309,4 @@ def _make_job(run_dir: Path, run_cfg: RunConfig, row: dict, cfg: TopKConfig, min
                provider_id=cid if warm else None,
                provider_checkpoint=(row["checkpoint"] or str(run_dir / "checkpoints" / f"c{cid:05d}.h5")) if warm else None,
                device=device, patience=cfg.patience, min_delta=min_delta,
-               early_stop=cfg.early_stop)
+               early_stop=cfg.early_stop, plugins=plugin_set)

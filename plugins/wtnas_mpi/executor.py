@@ -82,11 +82,12 @@ class MPIExecutor:
 
     # -- ranks 1..N-1 ---------------------------------------------------------------------------
     def serve(self) -> None:
-        """Evaluate jobs from rank 0, in a child worker process, until rank 0 says stop."""
-        from wtnas_builtins.executors import LocalExecutor
+        """Evaluate jobs from rank 0, in a child worker process (core's pool of one: a candidate
+        that kills its process fails alone), until rank 0 says stop."""
+        from wtnas_cli.workers import WorkerPool
 
         name = f"mpi:{MPI.Get_processor_name()}:{self.rank}"
-        child = LocalExecutor(workers=1, threads_per_worker=self.threads, max_jobs_per_worker=self.max_jobs)
+        child = WorkerPool(workers=1, threads_per_worker=self.threads, max_jobs_per_worker=self.max_jobs)
         child.start()
         status = MPI.Status()
         try:

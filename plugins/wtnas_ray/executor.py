@@ -82,7 +82,7 @@ class RayExecutor:
                 results.append(Result.from_dict(ray.get(ref)))
             except ray.exceptions.RayError as exc:
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                results.append(Result(job.candidate_id, "failed", error=f"Ray task failed ({type(exc).__name__}): "
+                results.append(Result(job.candidate_id, "failed", role=job.role, error=f"Ray task failed ({type(exc).__name__}): "
                                       f"{reason}", worker="ray", started_at=sent, finished_at=time.time()))
         return results
 

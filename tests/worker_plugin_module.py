@@ -1,0 +1,61 @@
+"""A plugin defined in a test module, not installed: a matcher, a problem and a backend that only
+exist in the plugin set a test hands to the search (`fresh_plugins(worker_plugin_module)`).
+Workers must rebuild that set (tests/test_worker_plugins.py); they import this module by name,
+so tests/ must be on their Python path."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from wtnas_cli import ops as O
+from wtnas_cli.data import split
+from wtnas_cli.hookspecs import hookimpl
+from wtnas_cli.matching import match_lcs_roles, takes_specs
+from wtnas_cli.problem import Problem
+from wtnas_cli.space import ConstantNode, Input, SearchSpace, VariableNode
+
+
+@takes_specs
+def generator_lcs(provider, receiver):
+    """Role-aware LCS, yielded pair by pair: a generator matcher (any iterable is accepted)."""
+    yield from match_lcs_roles(provider, receiver)
+
+
+def blobs_data():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    x = rng.normal(0, 0.6, (300, 4)) + np.eye(3, 4)[y] * 2
+    return split([x.astype(np.float32)], y.astype(np.int64))
+
+
+def blobs_problem(**_) -> Problem:
+    dense = (O.Identity(),) + tuple(O.Dense(u, activation="relu") for u in (8, 16))
+    space = SearchSpace("blobs", (Input("x", (4,)),), (
+        VariableNode("h1", dense), VariableNode("h2", dense),
+        ConstantNode("out", O.Dense(3, activation="softmax")),
+    ))
+    return Problem("worker-blobs", space, blobs_data, batch_size=32, description="three Gaussian blobs (test module)")
+
+
+def _backend():
+    from wtnas_torch.backend import TorchBackend
+
+    class MineBackend(TorchBackend):
+        """The torch backend under another name."""
+
+    return MineBackend()
+
+
+@hookimpl
+def wtnas_register_matchers(register):
+    register("worker-lcs", lambda: generator_lcs, description="generator LCS (test module)")
+
+
+@hookimpl
+def wtnas_register_problems(register):
+    register("worker-blobs", blobs_problem, description="three Gaussian blobs (test module)")
+
+
+@hookimpl
+def wtnas_register_backends(register):
+    register("worker-torch", _backend, requires=("torch",), description="torch under another name (test module)")
