@@ -7,12 +7,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from wtnas_builtins.executors import LocalExecutor
     from wtnas_builtins.selectors import NearestSelector, NoSelector, ParentSelector
     from wtnas_builtins.strategies import RandomSearch, RegularizedEvolution
-    from wtnas_cli.contracts import Backend, CandidateModel, Exporter, Matcher, Selector, SpecMatcher, Strategy
+    from wtnas_cli.contracts import (Backend, CandidateModel, Executor, Exporter, Matcher, Selector, ServingExecutor,
+                                     SpecMatcher, Strategy)
     from wtnas_cli.matching import match_lcs, match_lcs_roles, match_lcs_slice, match_lp, match_lp_roles, match_none
     from wtnas_cli.space import SearchSpace
     from wtnas_example import BestNearbySelector
+    from wtnas_mpi.executor import MPIExecutor
+    from wtnas_ray.executor import RayExecutor
     from wtnas_keras.backend import KerasBackend, KerasModel
     from wtnas_keras.export import KerasExporter
     from wtnas_torch.backend import TorchBackend, TorchModel
@@ -27,3 +31,5 @@ if TYPE_CHECKING:
         shape_matchers: list[Matcher] = [match_lp, match_lcs, match_none]
         spec_matchers: list[SpecMatcher] = [match_lp_roles, match_lcs_roles, match_lcs_slice]
         exporters: list[Exporter] = [TorchExporter(), OnnxExporter(), KerasExporter()]
+        executors: list[Executor] = [LocalExecutor(), RayExecutor()]
+        serving: list[ServingExecutor] = [MPIExecutor()]

@@ -12,7 +12,7 @@ a component at run time are in `wtnas_cli.testing`.
 | strategy  | `Strategy` (ask/tell `Proposal`)   | `wtnas_register_strategies`       |
 | selector  | `Selector`                         | `wtnas_register_selectors`        |
 | matcher   | `Matcher` (or `SpecMatcher`)       | `wtnas_register_matchers`         |
-| executor  | `Executor`                         | `wtnas_register_executors`        |
+| executor  | `Executor` (`ServingExecutor`)     | `wtnas_register_executors`        |
 | problem   | `Problem` (a dataclass to fill in) | `wtnas_register_problems`         |
 | format    | `Exporter`                         | `wtnas_register_export_formats`   |
 """
@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Hashable, Iterable, Protocol, Sequence
 
 from .backend import Backend, CandidateModel, Exporter
-from .executor import Executor
+from .executor import Executor, ServingExecutor
 from .hookspecs import hookimpl
 from .job import Job, Result
 from .problem import Dataset, Problem
@@ -48,5 +48,5 @@ class SpecMatcher(Protocol):
 
 
 __all__ = ["Architecture", "ArchSeq", "Backend", "CandidateModel", "Dataset", "Executor", "Exporter", "Job",
-           "Matcher", "Problem", "Proposal", "Register", "Result", "SearchSpace", "Selector", "SpecMatcher", "Strategy",
+           "Matcher", "Problem", "Proposal", "Register", "Result", "SearchSpace", "Selector", "ServingExecutor", "SpecMatcher", "Strategy",
            "TensorSpec", "hookimpl"]
