@@ -192,9 +192,13 @@ def test_nothing_we_load_executes_code():
     sources = list((root / "wtnas_cli").rglob("*.py")) + list((root / "plugins").rglob("*.py"))
     banned = re.compile(r"import pickle|pickle\.load|torch\.load\(|(?<![\w.])eval\(|(?<![\w.])exec\(|yaml\.load\("
                         r"|allow_pickle=True|__import__\(|import_module\(")
+    # the one import by name: a worker imports the plugin modules of the scheduler's own plugin set
+    # (plugins.PluginSet, named by the scheduler process, never read from a file), as entry points do
+    allowed = {("wtnas_cli/plugins.py", "import_module(")}
     for path in sources:
-        found = banned.search(path.read_text())
-        assert found is None, f"{path.relative_to(root)} uses {found.group(0)}"
+        rel = path.relative_to(root).as_posix()
+        for found in banned.finditer(path.read_text()):
+            assert (rel, found.group(0)) in allowed, f"{rel} uses {found.group(0)}"
 
 
 def test_report_on_a_live_run_does_not_block_it(tmp_path):

@@ -240,7 +240,7 @@ def test_evaluator_copy_is_byte_exact_on_a_mutated_pair(tmp_path, plugins, match
     from wtnas_cli.job import Result
 
     result = Result(1, "failed")
-    moved = ev._transfer(job, model, result, {})
+    moved = ev._transfer(job, ev.matcher(matcher), model, result, {})
     pairs = apply_matcher(ev.matcher(matcher), p_meta.specs, model.specs)
     assert moved == len(pairs) > 0 and any(i != j for i, j in pairs)
     got = model.get_tensors()
