@@ -270,3 +270,26 @@ def test_python_api_takes_options_flat_or_nested(tmp_path):
     with pytest.raises(ConfigError, match="executor 'ray': this run does not use it"):
         api.run("digits", options={"executor": {"ray": {"address": "h:1"}}}, run_dir=tmp_path / "r")
     assert not (tmp_path / "r").exists()
+
+
+def test_selector_auto_needs_the_strategy_s_trait_not_a_name_in_core():
+    """`--selector auto` takes the strategy's default_selector trait (or the old factory
+    attribute); a strategy with neither gets one line asking for --selector."""
+    from wtnas_cli.scheme import run_selector
+
+    class _Strategies:
+        @staticmethod
+        @hookimpl
+        def wtnas_register_strategies(register):
+            class Old:
+                default_selector = "nearest"
+            register("plain", lambda space, seed=0: None)
+            register("traited", lambda space, seed=0: None, traits={"default_selector": "parent"})
+            register("old-attr", Old)
+
+    reg = load_plugins(plugins=[_Strategies]).registry
+    assert run_selector(RunConfig(strategy="traited"), reg) == "parent"
+    assert run_selector(RunConfig(strategy="old-attr"), reg) == "nearest"
+    assert run_selector(RunConfig(strategy="plain", matcher="none"), reg) == "none"   # the baseline selector trait
+    with pytest.raises(ConfigError, match="strategy 'plain' .* names no default selector .* pass --selector"):
+        run_selector(RunConfig(strategy="plain"), reg)

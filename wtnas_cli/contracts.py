@@ -2,9 +2,9 @@
 
 Each component kind has a typed Protocol (plugins duck-type them: nothing is subclassed, and a
 type checker tells a plugin author what is missing); the hook marker `hookimpl`, the `register`
-callable registration hooks receive (`Register`) and the plain data exchanged with workers
-(`Job`, `Result`) are here too. The conformance helpers that check
-a component at run time are in `wtnas_cli.testing`.
+callable registration hooks receive (`Register`), the `Option`s a component declares and the
+plain data exchanged with workers (`Job`, `Result`) are here too. The conformance helpers that
+check a component at run time are in `wtnas_cli.testing`.
 
 | kind      | contract                           | registered with                   |
 |-----------|------------------------------------|-----------------------------------|
@@ -25,6 +25,7 @@ from .backend import Backend, CandidateModel, Exporter
 from .executor import Executor, ServingExecutor
 from .hookspecs import hookimpl
 from .job import Job, Result
+from .options import Option
 from .problem import Dataset, Problem
 from .registry import Register
 from .shapes import TensorSpec
@@ -48,5 +49,5 @@ class SpecMatcher(Protocol):
 
 
 __all__ = ["Architecture", "ArchSeq", "Backend", "CandidateModel", "Dataset", "Executor", "Exporter", "Job",
-           "Matcher", "Problem", "Proposal", "Register", "Result", "SearchSpace", "Selector", "ServingExecutor", "SpecMatcher", "Strategy",
-           "TensorSpec", "hookimpl"]
+           "Matcher", "Option", "Problem", "Proposal", "Register", "Result", "SearchSpace", "Selector",
+           "ServingExecutor", "SpecMatcher", "Strategy", "TensorSpec", "hookimpl"]

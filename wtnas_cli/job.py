@@ -88,9 +88,14 @@ class Result:
 
 def _plain(obj) -> dict:
     """Fields as a dict with list and dict values copied one level (every field is flat plain
-    data): `dataclasses.asdict` deep-copies recursively, a measurable cost per job at scale."""
-    out = {}
-    for f in fields(obj):
-        value = getattr(obj, f.name)
-        out[f.name] = list(value) if isinstance(value, list) else dict(value) if isinstance(value, dict) else value
-    return out
+    data): `dataclasses.asdict` deep-copies recursively, and even `fields()` plus `getattr` per
+    field is a measurable cost per job at scale; a dataclass's instance dict holds its fields."""
+    names = _FIELD_NAMES.get(type(obj))
+    if names is None:
+        names = _FIELD_NAMES[type(obj)] = tuple(f.name for f in fields(obj))
+    values = obj.__dict__
+    return {name: list(value) if type(value) is list else dict(value) if type(value) is dict else value
+            for name, value in ((name, values[name]) for name in names)}
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}

@@ -34,14 +34,20 @@ def baseline_component(reg: Registry, kind: str) -> str:
 
 def run_selector(cfg: RunConfig, reg: Registry) -> str:
     """The selector a run uses: --selector, or for `auto` the strategy's `default_selector` trait
-    (nearest if it has none), or the baseline selector when the matcher transfers nothing."""
+    (a strategy without one needs --selector), or the baseline selector when the matcher
+    transfers nothing."""
     if cfg.selector != "auto":
         return cfg.selector
     if is_baseline(reg, "matcher", cfg.matcher):
         return baseline_component(reg, "selector")
     strategy = reg.get("strategy", cfg.strategy)
     # a factory attribute was the old spelling of the trait (lost behind a lazy factory)
-    return str(strategy.traits.get("default_selector") or getattr(strategy.factory, "default_selector", "nearest"))
+    default = strategy.traits.get("default_selector") or getattr(strategy.factory, "default_selector", None)
+    if not default:
+        raise ConfigError(f"--selector auto: strategy {cfg.strategy!r} (plugin {strategy.plugin!r}) names no default "
+                          f"selector (registration trait default_selector); pass --selector, one of: "
+                          f"{', '.join(reg.names('selector'))}")
+    return str(default)
 
 
 def check_scheme(cfg: RunConfig, reg: Registry, selector: str) -> list[str]:
