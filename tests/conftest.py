@@ -47,3 +47,23 @@ def cli():
 
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def ray_env(monkeypatch):
+    """A local Ray cluster's environment: short socket paths, no dashboard or auth, and the tests
+    directory on Ray workers' path (test modules that define plugins are imported there)."""
+    import shutil
+    import tempfile
+
+    ray = pytest.importorskip("ray")
+    short = tempfile.mkdtemp(prefix="r", dir="/tmp")  # Ray's socket paths must stay short
+    monkeypatch.setenv("RAY_TMPDIR", short)
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    monkeypatch.setenv("RAY_DASHBOARD_ENABLED", "0")
+    tests = str(Path(__file__).resolve().parent)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")]))
+    yield ray
+    if ray.is_initialized():
+        ray.shutdown()
+    shutil.rmtree(short, ignore_errors=True)

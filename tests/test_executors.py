@@ -4,7 +4,6 @@ cluster, and a real `mpiexec` with 3 ranks. Same evaluator, same store, same che
 import os
 import signal
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,17 +27,6 @@ def _rows(run_dir):
         store.close()
 
 
-@pytest.fixture
-def ray_env(monkeypatch):
-    ray = pytest.importorskip("ray")
-    short = tempfile.mkdtemp(prefix="r", dir="/tmp")  # Ray's socket paths must stay short
-    monkeypatch.setenv("RAY_TMPDIR", short)
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    monkeypatch.setenv("RAY_DASHBOARD_ENABLED", "0")
-    yield ray
-    if ray.is_initialized():
-        ray.shutdown()
-    subprocess.run(["rm", "-rf", short])
 
 
 def test_ray_local_cluster_search(ray_env, tmp_path):

@@ -6,7 +6,6 @@ conformance helpers (`check_executor`, `check_problem`) on the built-in componen
 import os
 import subprocess
 import sys
-import tempfile
 import textwrap
 from pathlib import Path
 
@@ -80,18 +79,6 @@ def test_a_module_workers_cannot_import_fails_its_candidates_in_one_line(tmp_pat
     assert result.status == "failed" and "'no_such_wtnas_plugin_module' cannot be imported" in result.error
 
 
-@pytest.fixture
-def ray_env(monkeypatch):
-    ray = pytest.importorskip("ray")
-    short = tempfile.mkdtemp(prefix="r", dir="/tmp")  # Ray's socket paths must stay short
-    monkeypatch.setenv("RAY_TMPDIR", short)
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    monkeypatch.setenv("RAY_DASHBOARD_ENABLED", "0")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([TESTS, os.environ.get("PYTHONPATH", "")]))  # Ray's workers import it
-    yield ray
-    if ray.is_initialized():
-        ray.shutdown()
-    subprocess.run(["rm", "-rf", short])
 
 
 def test_ray_workers_use_the_schedulers_plugin_set(ray_env, tmp_path):
