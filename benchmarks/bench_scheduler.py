@@ -7,9 +7,10 @@
 The search is the real CLI (`python -m wtnas_cli run`, the live progress line included) on a tiny
 dense space (benchmarks/spaces/scheduler.toml) with the `null` backend (benchmarks/nulltrain.py,
 installed as a throwaway plugin distribution): workers build the real shape sequence, read and
-match their provider's checkpoint, "train" by sleeping `--train-ms` (a worker waiting on a GPU:
-its CPU stays free, so the scheduler has a core to itself, as on a cluster) and write a real HDF5
-checkpoint, so what is measured is the scheduler's own work per candidate: strategy, selector, store, retention,
+match their provider's checkpoint, "train" by sleeping `--train-ms` (a worker waiting on a GPU)
+and write a real HDF5 checkpoint. By default the scheduler runs on a core of its own and the workers
+on the others (`--no-pin`: anywhere): their checkpoint I/O would otherwise preempt it, which a
+scheduler on a cluster node does not suffer, so what is measured is the scheduler's own work per candidate: strategy, selector, store, retention,
 controls (default share), executor messages. Every 2 s the benchmark samples the scheduler
 process's own CPU time (utime + stime, workers excluded) and resident memory, and the number of
 finished candidates from the run store (a read-only reader on the live run).
@@ -69,6 +70,42 @@ def process_sample(pid: int) -> tuple[float, float]:
     return cpu, rss
 
 
+def placement(pin: bool) -> tuple[set[int] | None, set[int] | None]:
+    """(scheduler's cores, workers' cores): with `pin`, the scheduler gets the first core of this
+    process's set to itself and the workers the others, as on a cluster node where workers wait
+    on GPUs; otherwise (or with a single core) every process runs anywhere."""
+    cores = sorted(os.sched_getaffinity(0))
+    if not pin or len(cores) < 2:
+        return None, None
+    return {cores[0]}, set(cores[1:])
+
+
+def wakeup_cost(sleep_ms: float = 5.0, reps: int = 300) -> dict:
+    """The same small piece of scheduler work (regularized evolution's `ask`) timed back to back
+    and after the process slept `sleep_ms`, as the scheduler does between results: on a virtual
+    machine whose idle core is handed back to the host, the woken process finds its caches cold."""
+    sys.path.insert(0, str(HERE.parent / "plugins"))
+    from wtnas_builtins.strategies import RegularizedEvolution
+    from wtnas_cli.spacefile import parse_space
+
+    space, _ = parse_space(SPACE)
+    rng = np.random.default_rng(0)
+    strategy = RegularizedEvolution(space, seed=0)
+    for cid in range(strategy.population_size):
+        strategy.tell(cid, space.sample(rng), float(rng.random()))
+    timings = {}
+    for label, pause in (("back_to_back_us", 0.0), ("after_sleep_us", sleep_ms / 1000)):
+        times = []
+        for _ in range(reps):
+            if pause:
+                time.sleep(pause)
+            t = time.perf_counter()
+            strategy.ask()
+            times.append(time.perf_counter() - t)
+        timings[label] = statistics.median(times) * 1e6
+    return {"sleep_ms": sleep_ms, **timings}
+
+
 def finished(store: Path) -> int | None:
     """Finished candidates, read by a second connection while the scheduler writes."""
     if not store.exists():
@@ -95,12 +132,16 @@ def run_search(args, work: Path, scheme: str) -> dict:
     data = write_data(work / "data.csv")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(plugin_dir), os.environ.get("PYTHONPATH")) if p),
                WTNAS_NULLTRAIN_MS=str(args.train_ms))
+    scheduler_cpus, worker_cpus = placement(args.pin)
+    if worker_cpus:
+        env["WTNAS_NULLTRAIN_CPUS"] = ",".join(map(str, sorted(worker_cpus)))
     cmd = [sys.executable, "-m", "wtnas_cli", "run", "--space", str(SPACE), "--data", str(data), "--backend", "null",
            *SCHEMES[scheme], "--max-evals", str(total), "--workers", str(args.workers), "--epochs", "1",
            "--seed", "0", "--run-dir", str(run_dir)]
     log = open(work / f"run-{scheme}.log", "w")
     t0 = time.time()
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            preexec_fn=(lambda: os.sched_setaffinity(0, scheduler_cpus)) if scheduler_cpus else None)
     samples = []
     store = run_dir / "wtnas.sqlite"
     last_print = 0.0
@@ -132,6 +173,7 @@ def run_search(args, work: Path, scheme: str) -> dict:
     kept = con.execute("SELECT COUNT(*) FROM candidates WHERE checkpoint IS NOT NULL AND status = 'ok'").fetchone()[0]
     con.close()
     return {"scheme": scheme, "candidates": total, "workers": args.workers, "train_ms": args.train_ms,
+            "scheduler_cpus": sorted(scheduler_cpus or []), "worker_cpus": sorted(worker_cpus or []),
             "wall_s": wall, "ok": ok,
             "with_provider": with_provider, "controls": controls, "checkpoints_kept": kept,
             "samples": samples, **summarize(samples, total)}
@@ -221,6 +263,8 @@ def main(argv=None) -> int:
     ap.add_argument("--nearest-candidates", type=int, default=None,
                     help="candidates of the nearest search (default: --candidates)")
     ap.add_argument("--nearest-n", type=int, default=100_000, help="checkpointed candidates for the query timing")
+    ap.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True,
+                    help="scheduler on a core of its own, workers on the others (default; --no-pin: anywhere)")
     ap.add_argument("--interval", type=float, default=2.0, help="seconds between samples")
     ap.add_argument("--out", type=Path, default=HERE / "results")
     ap.add_argument("--work", type=Path, default=None, help="work directory (default: a temporary one)")
@@ -228,6 +272,9 @@ def main(argv=None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="wtnas-sched-"))
     work.mkdir(parents=True, exist_ok=True)
     result = {"date": time.strftime("%Y-%m-%d"), "cpu_count": os.cpu_count(), "searches": []}
+    wake = result["wakeup"] = wakeup_cost()
+    print(f"the same strategy.ask: {wake['back_to_back_us']:.0f} us back to back, {wake['after_sleep_us']:.0f} us after "
+          f"a {wake['sleep_ms']:g} ms sleep (what waking up per result costs on this machine)", flush=True)
     q = nearest_queries(args.nearest_n)
     result["nearest_queries"] = q
     print(f"nearest over {q['checkpointed']:,} checkpointed candidates: {q['query_ms_median']:.2f} ms per query "
@@ -237,7 +284,8 @@ def main(argv=None) -> int:
         result["searches"].append(r)
         rss = r["rss_mb"]
         print(f"{scheme}: {r['candidates']:,} candidates in {r['wall_s']:.0f} s ({_n(r['candidates_per_s'], '.0f')}/s, "
-              f"{r['workers']} workers, {r['train_ms']:g} ms per null epoch), {r['with_provider']:,} with a provider, "
+              f"{r['workers']} workers, {r['train_ms']:g} ms per null epoch; scheduler on cores "
+              f"{r['scheduler_cpus'] or 'any'}, workers on {r['worker_cpus'] or 'any'}), {r['with_provider']:,} with a provider, "
               f"{r['controls']:,} controls, {r['checkpoints_kept']:,} checkpoints kept")
         print(f"  scheduler CPU {_n(r['cpu_ms_per_candidate'])} ms per candidate (median window; max "
               f"{_n(r['cpu_ms_per_candidate_max_window'])}; overall {_n(r['cpu_ms_per_candidate_overall'])}; "

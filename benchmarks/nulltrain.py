@@ -57,7 +57,9 @@ class NullBackend:
     name = "null"
 
     def configure(self, *, threads: int | None = None, device: str = "cpu") -> None:
-        pass
+        cpus = os.environ.get("WTNAS_NULLTRAIN_CPUS")
+        if cpus:   # workers on their own cores, away from the scheduler's (as on a cluster node)
+            os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
 
     def build(self, problem, arch, seed: int) -> NullModel:
         space = problem.space

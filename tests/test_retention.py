@@ -42,6 +42,33 @@ def test_retention_keeps_what_components_jobs_top_and_reservoir_need():
     assert Retention(keep="all").deletable([]) == []
 
 
+def test_deletable_is_the_plain_set_definition_under_random_churn():
+    """The top and reservoir sets kept as candidates arrive and go give exactly what the plain
+    definition gives (kept − components' needs − in flight − top keep_top by score − reservoir),
+    with tied scores, drops inside and outside the top, and a top larger than what is kept."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    for keep_top in (0, 1, 5, 40):
+        r = Retention(keep_top=keep_top, tau_reserve=4, seed=2)
+        for cid in range(300):
+            score = float(rng.integers(0, 20)) / 20 if rng.random() < 0.9 else None   # ties; some failures
+            r.observe(cid, score, has_checkpoint=score is not None and rng.random() < 0.8)
+            if rng.random() < 0.3 and r.kept:
+                r.hold(int(rng.choice(list(r.kept))))
+            if rng.random() < 0.2 and r.in_use:
+                r.release(next(iter(r.in_use)))
+            needs = _Needs({int(c) for c in rng.choice(cid + 1, size=3)})
+            ranked = sorted(r.kept, key=lambda c: (-r.kept[c], c))
+            plain = set(r.kept) - needs.ids - set(r.in_use) - set(ranked[:keep_top]) - set(r.reservoir)
+            gone = r.deletable([needs])
+            assert gone == sorted(plain), (keep_top, cid)
+            for c in gone[:int(rng.integers(0, len(gone) + 1))]:
+                r.dropped(c)
+            if rng.random() < 0.05 and ranked:         # a drop the definition did not allow (a cap would)
+                r.dropped(ranked[0])
+
+
 def test_a_cap_bounds_selectors_that_may_use_any_checkpoint(plugins):
     from wtnas_cli.strategy import Proposal
 

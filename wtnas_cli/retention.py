@@ -43,9 +43,11 @@ class Retention:
         self.max_checkpoints = max_checkpoints
         self._rng = np.random.default_rng([seed, 0x7E7A])
         self.reservoir: list[int] = []
+        self._reserved: set[int] = set()      # the same, as a set
         self._seen = 0
         self.kept: dict[int, float] = {}      # candidates whose checkpoint is on disk: their score
         self._ranked: list[tuple[float, int]] = []   # the same, as (-score, id), best first
+        self._top: set[int] = set()           # the ids of _ranked[:keep_top], kept as it changes
         self.in_use: Counter[int] = Counter()  # providers of jobs in flight (only counts above 0)
 
     def observe(self, candidate_id: int, score: float | None, has_checkpoint: bool) -> None:
@@ -54,14 +56,23 @@ class Retention:
             return
         if len(self.reservoir) < self.tau_reserve:
             self.reservoir.append(candidate_id)
+            self._reserved.add(candidate_id)
         elif self.tau_reserve:
             j = int(self._rng.integers(0, self._seen + 1))
             if j < self.tau_reserve:
+                self._reserved.discard(self.reservoir[j])
                 self.reservoir[j] = candidate_id
+                self._reserved.add(candidate_id)
         self._seen += 1
         if has_checkpoint:
             self.kept[candidate_id] = score
-            bisect.insort(self._ranked, (-score, candidate_id))
+            entry = (-score, candidate_id)
+            position = bisect.bisect(self._ranked, entry)
+            self._ranked.insert(position, entry)
+            if position < self.keep_top:      # it enters the top; the one pushed to keep_top leaves it
+                self._top.add(candidate_id)
+                if len(self._ranked) > self.keep_top:
+                    self._top.discard(self._ranked[self.keep_top][1])
 
     def hold(self, provider_id: int) -> None:
         """A job in flight (or waiting to be re-queued) reads this provider."""
@@ -83,17 +94,22 @@ class Retention:
         open_ended = any(n is None for n in needs)
         if open_ended and (self.max_checkpoints is None or len(self.kept) <= self.max_checkpoints):
             return []    # called after every candidate: nothing below is worth computing
-        protected = set(self.reservoir).union(*(n for n in needs if n is not None))
-        protected.update(self.in_use)
-        protected.update(cid for _, cid in self._ranked[:self.keep_top])
-        free = [c for c in self.kept if c not in protected]
+        free = self.kept.keys() - self._reserved - self._top - self.in_use.keys()   # set operations: called per candidate
+        for need in needs:
+            if need is not None:
+                free -= need
         if not open_ended:
             return sorted(free)
-        free.sort(key=lambda c: (self.kept[c], -c))        # worst first; among equals the oldest
+        worst_first = sorted(free, key=lambda c: (self.kept[c], -c))        # among equals the oldest
         assert self.max_checkpoints is not None   # open-ended without a cap returned above
-        return sorted(free[:len(self.kept) - self.max_checkpoints])
+        return sorted(worst_first[:len(self.kept) - self.max_checkpoints])
 
     def dropped(self, candidate_id: int) -> None:
         score = self.kept.pop(candidate_id, None)
         if score is not None:
-            del self._ranked[bisect.bisect_left(self._ranked, (-score, candidate_id))]
+            position = bisect.bisect_left(self._ranked, (-score, candidate_id))
+            del self._ranked[position]
+            if position < self.keep_top:      # it left the top; the next best enters it
+                self._top.discard(candidate_id)
+                if len(self._ranked) >= self.keep_top:
+                    self._top.add(self._ranked[self.keep_top - 1][1])
