@@ -13,7 +13,8 @@ Per problem and seed, two regularized-evolution searches: the baseline (`--match
   i.e. wtnas before verified top-K;
 - `lcs+verified`: `--verify all` (every top-K candidate checked from scratch), `--min-distance 2`;
 - `lcs+check`: the same plus `--rank check` (transfer-aware ranking, opt-in);
-- `lcs+verified+cap`, `lcs+check+cap`: the same with `--max-per-lineage 2` (opt-in).
+- `lcs+verified+cap`, `lcs+check+cap`: the same with `--max-per-lineage 2` (opt-in);
+- `lcs+verified+long`: `--verify all --check-epochs 3` (the search's epoch + the top-K patience).
 
 A top-K model *does not learn from random weights* when its from-scratch objective (full top-K
 training) stays below chance + 25% of the way from chance to 1 (chance: the validation set's
@@ -54,6 +55,10 @@ SELECTIONS = {   # name: (search, TopKConfig options, modes trained)
     "lcs+check": ("lcs", dict(rank="check", verify="all"), ("scratch",)),   # judged from scratch
     "lcs+verified+cap": ("lcs", dict(verify="all", max_per_lineage=2), ("warm", "scratch")),
     "lcs+check+cap": ("lcs", dict(rank="check", verify="all", max_per_lineage=2), ("scratch",)),
+    # checks as long as the search's epochs + the top-K patience: they see a model that learns in
+    # its first epoch from scratch and then collapses, which top-K early stopping would keep
+    "lcs+verified+long": ("lcs", dict(verify="all", check_epochs=RunConfig().epochs + TopKConfig().patience),
+                          ("warm", "scratch")),
 }
 TAU_FROM = ("baseline", "lcs")   # the tau sample is trained once per search, with these selections
 LEARNS = 0.25                    # share of the way from chance to 1 a from-scratch model must reach
@@ -157,12 +162,13 @@ def trained_numbers(run_dir: Path, summary, wall_s: float, learns_at: float) -> 
     """One `wtnas topk` call: its top-K and tau sample, with lineage and check scores."""
     store = RunStore(run_dir / "wtnas.sqlite")
     try:
-        rows, controls = store.candidates(), store.controls()
+        rows, controls, long_checks = store.candidates(), store.controls(), store.checks()
         meta = store.get_meta(selection_key(summary.mode, summary.settings)) or {}
     finally:
         store.close()
     founder, depth = founders_and_depths(rows)
     checks = known_checks(rows, controls)
+    checks.update({int(c): v for c, v in (summary.choice or {}).get("checks", {}).items()})   # at its own budget
     trained = {r["candidate_id"]: r for r in summary.rows}
     top_ids = list(meta.get("topk", []))
 
@@ -176,13 +182,17 @@ def trained_numbers(run_dir: Path, summary, wall_s: float, learns_at: float) -> 
     return {"wall_s": wall_s, "topk": [model(c) for c in top_ids if c in trained],
             "tau": [model(c) for c in meta.get("tau", []) if c in trained],
             "choice": summary.choice, "lineages": count_lineages(top_ids, founder),
-            "verify_worker_s": verify_cost(controls, top_ids, summary.choice)}
+            "verify_worker_s": verify_cost(controls, long_checks, top_ids, summary.choice)}
 
 
-def verify_cost(controls: list[dict], top_ids: list[int], choice: dict) -> float:
+def verify_cost(controls: list[dict], long_checks: list[dict], top_ids: list[int], choice: dict) -> float:
     """Worker seconds of the top-K checks this selection needed: those of the models it chose
-    and of the ones it flagged, where no search control or from-scratch candidate stood in."""
+    and of the ones it flagged, where no search control or from-scratch candidate stood in
+    (checks longer than the search's budget are all new)."""
     needed = set(top_ids) | {f["id"] for f in choice.get("flagged", [])}
+    longer = [c for c in long_checks if c["epochs"] == choice.get("check_epochs")]
+    if longer:
+        return sum(c["wall_s"] or 0.0 for c in longer if c["candidate_id"] in needed)
     return sum(c["wall_s"] or 0.0 for c in controls if c.get("origin") == "verify" and c["candidate_id"] in needed)
 
 
@@ -193,11 +203,12 @@ def refresh_costs(root: Path, seeds: list[dict]) -> None:
         for name, sel in seed["selections"].items():
             store = RunStore(root / f"{SELECTIONS[name][0]}-{seed['seed']}" / "wtnas.sqlite")
             try:
-                controls = store.controls()
+                controls, long_checks = store.controls(), store.checks()
             finally:
                 store.close()
             for part in sel.values():
-                part["verify_worker_s"] = verify_cost(controls, [m["id"] for m in part["topk"]], part["choice"])
+                part["verify_worker_s"] = verify_cost(controls, long_checks, [m["id"] for m in part["topk"]],
+                                                      part["choice"])
                 part.pop("verify_worker_s_total", None)
 
 
@@ -231,6 +242,7 @@ def aggregate(seeds: list[dict], patience: int) -> dict:
             "params_per_seed": [statistics.median(m["num_params"] for m in w["topk"]) for w in warm if w["topk"]],
             "flagged_per_seed": [len(w["choice"].get("flagged", [])) for w in warm],
             "tau_scratch": mean_std(taus) if taus else None, "tau_n": [len(s["tau"]) for s in scratch],
+            "verify_cost_share": _verify_share(seeds, name),
         }
     base = out["baseline"]
     for name in present:
@@ -257,6 +269,18 @@ def aggregate(seeds: list[dict], patience: int) -> dict:
                          for k in ("mean_score_2nd_half", "median_params", "lineages", "depth_mean", "wall_s")}
                      for m in ("none", "lcs")}
     return out
+
+
+def _verify_share(seeds: list[dict], name: str):
+    """A selection's checks (worker seconds) per second of the top-K training they guard (its
+    warm and scratch models), mean ± std over seeds."""
+    shares = []
+    for s in seeds:
+        parts = list(s["selections"][name].values())
+        trained = sum((m["wall_s"] or 0.0) for part in parts for m in part["topk"])
+        if trained:
+            shares.append(parts[0]["verify_worker_s"] / trained)
+    return mean_std(shares) if shares else None
 
 
 def print_problem(name: str, agg: dict) -> None:

@@ -50,6 +50,8 @@ def test_rankings_aggregate_counts_and_ratios():
     assert agg["lcs"]["scratch_objective_diff"] == pytest.approx(-0.05)
     assert "epoch_ratio" not in agg["lcs+check"] and agg["lcs+check"]["scratch_objective_diff"] == pytest.approx(0)
     assert agg["verify_cost_share"][0] == pytest.approx(3.0 / 12.0)
+    assert agg["lcs+verified"]["verify_cost_share"][0] == pytest.approx(3.0 / 12.0)   # per selection too
+    assert agg["baseline"]["verify_cost_share"][0] == 0.0
     assert agg["baseline"]["tau_scratch"][0] == pytest.approx(-1.0)   # scores fall as objectives rise
 
 
@@ -129,6 +131,11 @@ def test_scheduler_benchmark_runs_the_cli_with_its_benchmark_only_backend(tmp_pa
     assert search["ok"] == 40 and search["with_provider"] == 40 - 20
     assert 0 < search["checkpoints_kept"] <= 40      # (how many 0.2 s samples a run this short gets depends on load)
     assert result["nearest_queries"]["checkpointed"] == 300
+    assert result["wakeup"]["back_to_back_us"] > 0 and result["wakeup"]["after_sleep_us"] > 0
+    import os
+    if len(os.sched_getaffinity(0)) >= 2:      # pinned by default: the scheduler's core is the workers' none
+        assert search["scheduler_cpus"] and search["worker_cpus"]
+        assert not set(search["scheduler_cpus"]) & set(search["worker_cpus"])
     assert "null" not in load_plugins().registry.names("backend")
 
 

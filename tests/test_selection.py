@@ -6,7 +6,7 @@ import pytest
 
 from wtnas_cli.lineage import count_lineages, founders_and_depths
 from wtnas_cli.selection import (families, known_checks, rerank_by_check, scratch_reference, select,
-                                  verify_threshold)
+                                  stored_checks, threshold_words, verify_threshold)
 from wtnas_cli.space import SearchSpace
 
 distance = SearchSpace.distance
@@ -44,6 +44,47 @@ def test_threshold_reference_and_families():
     assert verify_threshold(reference[:4]) is None
     assert known_checks(candidates, controls) == {0: 0.2, 1: 0.4, 2: 0.6, 4: 0.8, 3: 0.3, 7: 0.0}
     assert families(_rows(([0, 0, 0], 1), ([0, 0, 1], 1), ([0, 1, 1], 1), ([2, 2, 2], 1)), distance) == 2
+
+
+def test_a_check_at_chance_never_passes_even_when_the_quartile_is_below_chance():
+    """nt3like: from-scratch models that predict the minority class score below chance (0.483), the
+    run's quartile falls under chance (0.5135), and a check at chance (0.5167) passed; the floor
+    (the score of a constant prediction) is the bar there."""
+    reference = [0.4833, 0.4833, 0.5167, 0.5167, 0.5167, 0.80, 0.85, 0.88]
+    quartile = verify_threshold(reference)
+    assert quartile < 0.5167
+    threshold = verify_threshold(reference, floor=0.5167)
+    assert threshold == pytest.approx(0.5167)
+    ranked = _rows(([0, 0, 0], 0.93), ([1, 1, 1], 0.92), ([2, 2, 2], 0.91))
+    choice = select(ranked, 2, min_distance=1, distance=distance, checks={0: 0.5167, 1: 0.80, 2: 0.70},
+                    threshold=threshold)
+    assert [r["id"] for r in choice.flagged] == [0] and [r["id"] for r in choice.selected] == [1, 2]
+    assert verify_threshold(reference, floor=0.2) == pytest.approx(quartile)     # a low floor changes nothing
+    words = threshold_words({"threshold": threshold, "floor": 0.5167, "reference_n": 8, "check_epochs": 3})
+    assert "learned nothing" in words and "3 epoch" in words
+    assert stored_checks([{"candidate_id": 4, "status": "ok", "score": 0.7}, {"candidate_id": 5, "status": "failed",
+                          "score": None}, {"candidate_id": 6, "status": "pending", "score": None}]) == {
+        4: 0.7, 5: float("-inf")}
+
+
+def test_constant_score_is_what_a_model_that_learned_nothing_gets(plugins):
+    import numpy as np
+
+    from wtnas_cli.problem import Dataset, Problem, constant_score
+
+    digits = plugins.registry.create("problem", "digits")
+    y_train, y_val = digits.data().y_train, digits.data().y_val
+    majority = np.bincount(y_train).argmax()
+    assert constant_score(digits) == pytest.approx(float((y_val == majority).mean()))
+    space = digits.space
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3))
+    y = (x @ np.array([1.0, -2.0, 0.5]))[:, None]
+    data = Dataset(x[:30], y[:30], x[30:], y[30:])
+    r2 = Problem("reg", space, lambda: data, loss="mse", objective="r2")
+    assert constant_score(r2) <= 0.0 < 1.0          # the training mean explains nothing of the validation set
+    custom = Problem("odd", space, lambda: data, loss="mse", objective=lambda pred, y: float(pred["key"]))
+    assert constant_score(custom) is None           # an objective that cannot score it: the quartile alone
 
 
 def test_founders_follow_only_providers_that_transferred():
@@ -113,6 +154,40 @@ def test_topk_flags_an_inherited_only_candidate_and_trains_the_next(tmp_path):
     assert known.choice["verify"] == "known" and [f["id"] for f in known.choice["flagged"]] == [best]
     assert known.choice["checked_now"] == 0
     assert "Checked where the run already had a from-scratch score" in write_report([run_dir])[0].read_text()
+
+
+def test_longer_checks_are_stored_apart_and_leave_the_controls_alone(tmp_path):
+    """--check-epochs 2 on a 1-epoch search: every top-K model gets a 2-epoch check in the checks
+    table; the search's controls (lift, tau) are not overwritten, and the selection records the
+    budget, the floor and each model's check."""
+    from wtnas_cli.config import RunConfig
+    from wtnas_cli.errors import ConfigError
+    from wtnas_cli.report import write_report
+    from wtnas_cli.search import run_search
+    from wtnas_cli.store import RunStore
+    from wtnas_cli.topk import TopKConfig, run_topk
+
+    run_dir = tmp_path / "r"
+    run_search(RunConfig(max_evals=14, population=6, sample=3, workers=2, seed=4, controls=0.5, run_dir=str(run_dir)))
+    store = RunStore(run_dir / "wtnas.sqlite")
+    controls_before = store.controls()
+    store.close()
+    with pytest.raises(ConfigError, match="--check-epochs"):
+        TopKConfig(check_epochs=2).validate()                       # the default --verify known runs no checks
+    summary = run_topk(run_dir, TopKConfig(k=2, max_epochs=1, workers=2, verify="all", check_epochs=2))
+    choice = summary.choice
+    store = RunStore(run_dir / "wtnas.sqlite")
+    checks, controls_after, floor = store.checks(), store.controls(), store.get_meta("constant_score")
+    store.close()
+    assert controls_after == controls_before                        # no control replaced by a longer check
+    assert checks and {c["epochs"] for c in checks} == {2} and all(c["status"] == "ok" for c in checks)
+    top = [r["candidate_id"] for r in summary.rows if r["in_topk"]]
+    assert top and all(str(c) in choice["checks"] for c in top)
+    assert set(choice["checks"]) <= {str(c["candidate_id"]) for c in checks}
+    assert choice["check_epochs"] == 2 and choice["floor"] == floor and 0 < floor < 1
+    assert choice["threshold"] >= floor
+    text = write_report([run_dir])[0].read_text()
+    assert "checks of 2 epoch(s)" in text
 
 
 def _scratch_ids(run_dir):

@@ -115,6 +115,27 @@ def _builtin_objective(name: str, pred: np.ndarray, y: np.ndarray) -> float:
     return 1.0 - mse / var if var > 0 else float("nan")
 
 
+def constant_score(problem: Problem) -> float | None:
+    """The objective of a model that learned nothing: it predicts the training set's majority class
+    (classification) or mean (regression) for every validation sample. A from-scratch check that
+    does not beat it learned nothing (selection.py); None where the objective cannot score it
+    (a custom objective that expects something else)."""
+    data = problem.data()
+    y_train, y_val = np.asarray(data.y_train), np.asarray(data.y_val)
+    if problem.loss == "categorical_crossentropy":
+        labels = y_train.reshape(-1).astype(int)
+        classes = int(max(labels.max(), int(np.asarray(y_val).max()))) + 1
+        pred = np.zeros((len(y_val), classes))
+        pred[:, np.bincount(labels, minlength=classes).argmax()] = 1.0
+    else:
+        mean = y_train.reshape(len(y_train), -1).astype(np.float64).mean(axis=0)
+        pred = np.tile(mean, (len(y_val), 1))
+    try:
+        return objective_value(problem.objective, pred, y_val)
+    except Exception:   # a custom objective's own rules; the run's quartile alone then sets the bar
+        return None
+
+
 def extra_metrics(loss: str, pred: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """Metrics reported beside the objective: MAE and MSE for regression problems (Uno)."""
     if loss == "categorical_crossentropy":

@@ -20,7 +20,7 @@ from .lineage import ancestry
 from .rundir import STORE_NAME, is_run_dir
 from .controls import ControlStats, control_pairs, control_stats
 from .scheme import label as scheme_label
-from .selection import flag_reason, known_checks
+from .selection import flag_reason, known_checks, threshold_words
 from .stats import geometric_mean, kendall_tau, kept_epoch, time_slots
 from .store import RunStore, selection_key
 
@@ -278,13 +278,12 @@ def _choice_lines(choice: dict) -> list[str]:
         return ["Chosen by search score only (selected before wtnas verified top-K)."]
     lines = []
     if choice["verified"]:
-        lines.append(f"Verified: every model's from-scratch check (the search's seed and budget) exceeded the run's "
-                     f"threshold {choice['threshold']:.4f}, the lower quartile of its {choice['reference_n']} "
-                     f"from-scratch scores.")
+        lines.append(f"Verified: every model's from-scratch check (the search's seed) exceeded the run's "
+                     f"threshold {threshold_words(choice)}.")
     elif choice.get("verify") == "known":
         lines.append(f"Checked where the run already had a from-scratch score (controls, candidates that inherited "
-                     f"nothing): {choice['checked']} of the models, against the threshold {choice['threshold']:.4f} "
-                     f"(the lower quartile of {choice['reference_n']} from-scratch scores). `wtnas topk --verify all` "
+                     f"nothing): {choice['checked']} of the models, against the threshold {threshold_words(choice)}. "
+                     f"`wtnas topk --verify all` "
                      f"checks every model.")
     else:
         lines.append("Not verified (`--no-verify`, or too few from-scratch scores in the run for a threshold).")
@@ -409,6 +408,7 @@ def render_markdown(reports: list[RunReport], plots: list[Path], plot_note: str 
                 lines += ["", "| id | estimated score | from-scratch check | epochs | converged | objective at stop | "
                           "objective final | params | start | note |", "|---|---|---|---|---|---|---|---|---|---|"]
                 checks = known_checks(r.candidates, r.controls)
+                checks.update({int(c): v for c, v in (r.trained[mode].choice or {}).get("checks", {}).items()})
                 for t in r.trained[mode].topk:
                     start = "warm" if t["warm_started"] else "scratch"
                     lines.append(f"| {t['candidate_id']} | {_f(t['estimated_score'])} | "

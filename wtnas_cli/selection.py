@@ -44,9 +44,21 @@ def scratch_reference(candidates: list[dict], controls: list[dict]) -> list[floa
     return own + [c["score"] for c in controls if c["status"] == "ok" and (c.get("origin") or "search") == "search"]
 
 
-def verify_threshold(reference: Sequence[float]) -> float | None:
-    """The lower quartile of the run's from-scratch scores (None with too few of them)."""
-    return float(np.percentile(reference, 25)) if len(reference) >= MIN_REFERENCE else None
+def verify_threshold(reference: Sequence[float], floor: float | None = None) -> float | None:
+    """The lower quartile of the run's from-scratch scores, and never below `floor`, the score of
+    a model that learned nothing (problem.constant_score); None with too few scores. The floor
+    matters where some from-scratch candidates score below chance (a constant minority-class
+    prediction): their quartile then falls under chance, and a check at chance would pass."""
+    if len(reference) < MIN_REFERENCE:
+        return None
+    quartile = float(np.percentile(reference, 25))
+    return quartile if floor is None else max(quartile, float(floor))
+
+
+def stored_checks(rows: list[dict]) -> dict[int, float]:
+    """Longer checks (RunStore.checks) as check scores: a failed one is -inf (always flagged)."""
+    return {r["candidate_id"]: (r["score"] if r["status"] == "ok" and r["score"] is not None else float("-inf"))
+            for r in rows if r["status"] != "pending"}
 
 
 def known_checks(candidates: list[dict], controls: list[dict]) -> dict[int, float]:
@@ -120,7 +132,18 @@ def flag_reason(flag: dict, choice: dict) -> str:
     """Why a candidate was flagged inherited-only, in words."""
     if not math.isfinite(flag["check"]):
         return "its from-scratch check failed (non-finite model)"
-    return f"from scratch {flag['check']:.4f} < {choice['threshold']:.4f}"
+    return f"from scratch {flag['check']:.4f} ≤ {choice['threshold']:.4f}"
+
+
+def threshold_words(choice: dict) -> str:
+    """What a check had to exceed, in words (wtnas topk, wtnas report)."""
+    floor = choice.get("floor")
+    words = f"{choice['threshold']:.4f}, the lower quartile of the run's {choice['reference_n']} from-scratch scores"
+    if floor is not None and choice["threshold"] <= floor:
+        words = (f"{choice['threshold']:.4f}, the score of a model that learned nothing (above the lower quartile of "
+                 f"the run's {choice['reference_n']} from-scratch scores)")
+    epochs = choice.get("check_epochs")
+    return words + (f"; checks of {epochs} epoch(s)" if epochs else "")
 
 
 def families(rows: list[dict], distance: Callable) -> int:

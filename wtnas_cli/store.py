@@ -53,6 +53,11 @@ _CONTROLS = [
     ("train_s", "REAL"), ("wall_s", "REAL"), ("worker", "TEXT"), ("error", "TEXT"), ("submitted_at", "REAL"),
     ("finished_at", "REAL"), ("origin", "TEXT DEFAULT 'search'"),   # 'search' or 'verify' (wtnas topk)
 ]
+_CHECKS = [   # from-scratch checks longer than the search's budget (wtnas topk --check-epochs)
+    ("candidate_id", "INTEGER NOT NULL"), ("epochs", "INTEGER NOT NULL"), ("status", "TEXT NOT NULL"),
+    ("score", "REAL"), ("wall_s", "REAL"), ("worker", "TEXT"), ("error", "TEXT"), ("submitted_at", "REAL"),
+    ("finished_at", "REAL"),
+]
 
 
 class RunStore:
@@ -71,6 +76,8 @@ class RunStore:
             CREATE TABLE IF NOT EXISTS controls ({", ".join(f"{c} {t}" for c, t in _CONTROLS)});
             CREATE TABLE IF NOT EXISTS trained ({", ".join(f"{c} {t}" for c, t in _TRAINED)},
                                                 PRIMARY KEY (candidate_id, mode, settings));
+            CREATE TABLE IF NOT EXISTS checks ({", ".join(f"{c} {t}" for c, t in _CHECKS)},
+                                               PRIMARY KEY (candidate_id, epochs));
         """)
         for table, columns in (("candidates", _COLUMNS), ("controls", _CONTROLS)):
             have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
@@ -220,6 +227,21 @@ class RunStore:
                 args.append(value)
         where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
         return [dict(r) for r in self.db.execute(f"SELECT * FROM controls {where} ORDER BY candidate_id", args)]
+
+    def add_check(self, candidate_id: int, epochs: int) -> None:
+        self.db.execute("INSERT OR REPLACE INTO checks (candidate_id, epochs, status, submitted_at)"
+                        " VALUES (?, ?, 'pending', ?)", (candidate_id, epochs, time.time()))
+
+    def record_check(self, result: Result, epochs: int) -> None:
+        self.db.execute("UPDATE checks SET status = ?, score = ?, wall_s = ?, worker = ?, error = ?, finished_at = ?"
+                        " WHERE candidate_id = ? AND epochs = ?",
+                        (result.status, result.score, (result.finished_at or 0) - (result.started_at or 0),
+                         result.worker, result.error, result.finished_at, result.candidate_id, epochs))
+
+    def checks(self, epochs: int | None = None) -> list[dict]:
+        """Longer from-scratch checks (all budgets, or one)."""
+        where, args = ("WHERE epochs = ?", (epochs,)) if epochs is not None else ("", ())
+        return [dict(r) for r in self.db.execute(f"SELECT * FROM checks {where} ORDER BY candidate_id, epochs", args)]
 
     # -- top-K training ---------------------------------------------------------------------
     def select_for_training(self, candidate_id: int, mode: str, settings: str, estimated_score: float,

@@ -9,7 +9,7 @@ trains only what is missing. Jobs run through the run's executor, one model per 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +23,12 @@ from .job import Job
 from .lease import RunLease
 from .matching import SAME_MODEL
 from .plugins import Plugins, default_plugins, notify
+from .problem import constant_score
 from .rundir import STORE_NAME
 from .search import candidate_seed, create_executor, scratch_twin
 from .lineage import count_lineages, founders_and_depths
 from .selection import (CHECK_POOL, MIN_REFERENCE, RANKS, VERIFY_MODES, families, known_checks, rerank_by_check,
-                        scratch_reference, select, verify_threshold)
+                        scratch_reference, select, stored_checks, verify_threshold)
 from .store import RunStore, selection_key
 
 
@@ -50,6 +51,9 @@ class TopKConfig:
     min_distance: int = 2    # no two of the top-K closer than this many changed nodes (1: no rule)
     max_per_lineage: int = 0  # at most this many of the top-K share a weight lineage (0: no cap; opt-in)
     rank: str = "score"      # "check": the best from-scratch checks among 2K candidates (opt-in)
+    # epochs of a from-scratch check (--verify all, --rank check); None: the search's own budget,
+    # whose controls count as checks. Longer checks are stored apart (RunStore.checks)
+    check_epochs: int | None = None
 
     def validate(self) -> "TopKConfig":
         for ok, message in [(self.k >= 1, "--k must be at least 1"),
@@ -61,7 +65,10 @@ class TopKConfig:
                             (self.max_per_lineage >= 0, "--max-per-lineage must be 0 (no rule) or more"),
                             (self.rank in RANKS, f"--rank must be one of {', '.join(RANKS)}"),
                             (self.verify_mode in VERIFY_MODES, f"--verify must be one of {', '.join(VERIFY_MODES)}"),
-                            (self.before is None or self.before > 0, "--before must be positive (seconds)")]:
+                            (self.before is None or self.before > 0, "--before must be positive (seconds)"),
+                            (self.check_epochs is None or self.check_epochs >= 1, "--check-epochs must be at least 1"),
+                            (self.check_epochs is None or self.verify_mode == "all" or self.rank == "check",
+                             "--check-epochs runs new checks: use it with --verify all or --rank check")]:
             if not ok:
                 raise ConfigError(message)
         return self
@@ -162,7 +169,7 @@ def _train_top(run_dir: Path, cfg: TopKConfig, run_cfg: RunConfig, problem, sett
         rows = store.candidates()
         finished = [r for r in rows if r["status"] == "ok"]
         summary.available = len([r for r in finished if cfg.before is None or (r["elapsed_s"] or 0) <= cfg.before])
-        top, choice = _choose_top(store, rows, cfg, run_cfg, problem.space, run_dir, device, executor, start,
+        top, choice = _choose_top(store, rows, cfg, run_cfg, problem, run_dir, device, executor, start,
                                   observer, summary, plugin_set)
         if not cfg.from_scratch:
             gone = [r["id"] for r in top if r["checkpoint_deleted"]]
@@ -243,20 +250,30 @@ def _train_top(run_dir: Path, cfg: TopKConfig, run_cfg: RunConfig, problem, sett
     return summary
 
 
-def _choose_top(store: RunStore, rows: list[dict], cfg: TopKConfig, run_cfg: RunConfig, space, run_dir: Path,
+def _choose_top(store: RunStore, rows: list[dict], cfg: TopKConfig, run_cfg: RunConfig, problem, run_dir: Path,
                 device: str, executor, start, observer, summary: TopKSummary,
                 plugin_set: dict | None) -> tuple[list[dict], dict]:
     """The top-K after the diversity rule and verification (selection.py); runs the missing
-    from-scratch checks on the executor, in batches, and stores them with the controls."""
+    from-scratch checks on the executor, in batches, and stores them with the controls (at the
+    search's budget) or apart (longer checks)."""
+    space = problem.space
     ranked = select_candidates(rows, len(rows), cfg.before)
     controls = store.controls()
     reference = scratch_reference(rows, controls)
     verify = cfg.verify_mode
-    threshold = verify_threshold(reference) if verify != "off" else None
+    floor = None
+    if verify != "off" and len(reference) >= MIN_REFERENCE:
+        floor = store.get_meta("constant_score")
+        if floor is None:   # loads the data once per run: the scheduler has no other use for it
+            floor = constant_score(problem)
+            store.set_meta("constant_score", floor)
+    threshold = verify_threshold(reference, floor) if verify != "off" else None
     if verify != "off" and threshold is None:
         summary.notes.append(f"not verified: the run has {len(reference)} from-scratch scores, {MIN_REFERENCE} are "
                              f"needed for a threshold (run the search with --controls)")
-    checks = known_checks(rows, controls)
+    check_epochs = cfg.check_epochs or run_cfg.epochs
+    longer = check_epochs != run_cfg.epochs   # the controls are checks at the search's budget only
+    checks = stored_checks(store.checks(check_epochs)) if longer else known_checks(rows, controls)
     founder, _ = founders_and_depths(rows)
     by_check = cfg.rank == "check"
     rules = dict(min_distance=cfg.min_distance, distance=space.distance, checks=checks, threshold=threshold,
@@ -268,15 +285,22 @@ def _choose_top(store: RunStore, rows: list[dict], cfg: TopKConfig, run_cfg: Run
         if not choice.to_check:
             break
         against = f"against the run's threshold {threshold:.4f}" if threshold is not None else "to rank them"
-        observer.note(f"checking {len(choice.to_check)} candidates from scratch ({run_cfg.epochs} epoch(s) each) "
+        observer.note(f"checking {len(choice.to_check)} candidates from scratch ({check_epochs} epoch(s) each) "
                       f"{against}")
         jobs = []
         for r in choice.to_check:
-            store.add_control(r["id"], origin="verify")
-            jobs.append(scratch_twin(run_cfg, run_dir, r["id"], r["arch_seq"], device, plugin_set))
+            if longer:
+                store.add_check(r["id"], check_epochs)
+            else:
+                store.add_control(r["id"], origin="verify")
+            jobs.append(replace(scratch_twin(run_cfg, run_dir, r["id"], r["arch_seq"], device, plugin_set),
+                                epochs=check_epochs))
 
         def on_check(result) -> None:
-            store.record_control(result)
+            if longer:
+                store.record_check(result, check_epochs)
+            else:
+                store.record_control(result)
             checks[result.candidate_id] = result.score if result.status == "ok" else float("-inf")
 
         start()
@@ -289,6 +313,7 @@ def _choose_top(store: RunStore, rows: list[dict], cfg: TopKConfig, run_cfg: Run
     return top, {
         "verified": threshold is not None and verify == "all", "verify": verify if threshold is not None else "off",
         "checked": sum(r["id"] in checks for r in top), "threshold": threshold, "reference_n": len(reference),
+        "floor": floor, "check_epochs": check_epochs, "checks": {str(r["id"]): checks[r["id"]] for r in top if r["id"] in checks},
         "checked_now": checked_now, "min_distance": cfg.min_distance, "max_per_lineage": cfg.max_per_lineage,
         "rank": cfg.rank,
         "flagged": [{"id": r["id"], "score": r["score"], "check": r["check"]} for r in choice.flagged],

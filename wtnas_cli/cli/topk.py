@@ -60,6 +60,10 @@ def topk_command(
                                "known = only the checks the run already has (controls; free), all = check every "
                                "top-K candidate (costs ~20-60% of top-K time), off."),
     no_verify: bool = typer.Option(False, "--no-verify", help="Same as --verify off."),
+    check_epochs: Optional[int] = typer.Option(None, "--check-epochs", help="Epochs of each from-scratch check "
+                                               "(with --verify all or --rank check) \\[default: the search's, so "
+                                               "controls count]. The search's epochs + --patience also catches "
+                                               "models that collapse after their first epoch."),
     min_distance: int = typer.Option(2, "--min-distance", help="No two top-K architectures closer than this many "
                                      "changed nodes (1: allow near-copies)."),
     max_per_lineage: int = typer.Option(0, "--max-per-lineage", help="At most this many top-K models whose "
@@ -77,7 +81,7 @@ def topk_command(
     cfg = TopKConfig(k=k, before=before, from_scratch=from_scratch, early_stop=early_stop, patience=patience,
                      min_delta=min_delta, max_epochs=max_epochs, tau_sample=tau_sample, workers=workers, seed=seed,
                      verify="off" if no_verify else verify, min_distance=min_distance,
-                     max_per_lineage=max_per_lineage, rank=rank)
+                     max_per_lineage=max_per_lineage, rank=rank, check_epochs=check_epochs)
     observer = TopKObserver()
     try:
         summary = run_topk(run_dir, cfg, observer=observer)
@@ -92,7 +96,7 @@ def topk_command(
 
 
 def print_topk(summary) -> None:
-    from ..selection import flag_reason
+    from ..selection import flag_reason, threshold_words
 
     table = Table(title=f"top-K of {summary.run_dir} ({summary.mode} start; {summary.settings})")
     for col in ("id", "est. score", "epochs", "converged", "obj. at stop", "obj. final", "params", "start", "set"):
@@ -113,11 +117,11 @@ def print_topk(summary) -> None:
         console.print(f"[yellow]Note:[/] {escape(note)}")
     choice = summary.choice
     if choice.get("verified"):
-        console.print(f"Verified top-K: from-scratch checks > {choice['threshold']:.4f} (lower quartile of the run's "
-                      f"{choice['reference_n']} from-scratch scores); {choice['checked_now']} checked now")
+        console.print(f"Verified top-K: from-scratch checks > {threshold_words(choice)}; "
+                      f"{choice['checked_now']} checked now")
     elif choice.get("verify") == "known":
         console.print(f"{choice['checked']} of the top-K checked with the run's own from-scratch scores (threshold "
-                      f"{choice['threshold']:.4f}); --verify all checks every model")
+                      f"{threshold_words(choice)}); --verify all checks every model")
     for f in choice.get("flagged", []):
         console.print(f"[yellow]Flagged inherited-only:[/] candidate {f['id']} (search score {f['score']:.4f}, "
                       f"{flag_reason(f, choice)}) was replaced by the next candidate")
