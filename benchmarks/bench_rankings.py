@@ -42,7 +42,7 @@ from wtnas_cli.lineage import count_lineages, founders_and_depths  # noqa: E402
 from wtnas_cli.plugins import default_plugins  # noqa: E402
 from wtnas_cli.report import load_run  # noqa: E402
 from wtnas_cli.search import run_search  # noqa: E402
-from wtnas_cli.selection import known_checks  # noqa: E402
+from wtnas_cli.selection import choice_checks, known_checks  # noqa: E402
 from wtnas_cli.stats import (bootstrap_ratio_ci, geometric_mean, kendall_tau, kept_epoch, mean_std,  # noqa: E402
                              permutation_pvalue)
 from wtnas_cli.store import RunStore, selection_key  # noqa: E402
@@ -168,7 +168,7 @@ def trained_numbers(run_dir: Path, summary, wall_s: float, learns_at: float) -> 
         store.close()
     founder, depth = founders_and_depths(rows)
     checks = known_checks(rows, controls)
-    checks.update({int(c): v for c, v in (summary.choice or {}).get("checks", {}).items()})   # at its own budget
+    checks.update(choice_checks(summary.choice))   # longer checks, at the selection's own budget
     trained = {r["candidate_id"]: r for r in summary.rows}
     top_ids = list(meta.get("topk", []))
 

@@ -20,7 +20,7 @@ from .lineage import ancestry
 from .rundir import STORE_NAME, is_run_dir
 from .controls import ControlStats, control_pairs, control_stats
 from .scheme import label as scheme_label
-from .selection import flag_reason, known_checks, threshold_words
+from .selection import choice_checks, flag_reason, known_checks, threshold_words
 from .stats import geometric_mean, kendall_tau, kept_epoch, time_slots
 from .store import RunStore, selection_key
 
@@ -408,7 +408,7 @@ def render_markdown(reports: list[RunReport], plots: list[Path], plot_note: str 
                 lines += ["", "| id | estimated score | from-scratch check | epochs | converged | objective at stop | "
                           "objective final | params | start | note |", "|---|---|---|---|---|---|---|---|---|---|"]
                 checks = known_checks(r.candidates, r.controls)
-                checks.update({int(c): v for c, v in (r.trained[mode].choice or {}).get("checks", {}).items()})
+                checks.update(choice_checks(r.trained[mode].choice))
                 for t in r.trained[mode].topk:
                     start = "warm" if t["warm_started"] else "scratch"
                     lines.append(f"| {t['candidate_id']} | {_f(t['estimated_score'])} | "

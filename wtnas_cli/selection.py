@@ -135,6 +135,11 @@ def flag_reason(flag: dict, choice: dict) -> str:
     return f"from scratch {flag['check']:.4f} ≤ {choice['threshold']:.4f}"
 
 
+def choice_checks(choice: dict | None) -> dict[int, float]:
+    """The checks a stored selection used, at its own budget (JSON keys back to ids)."""
+    return {int(c): v for c, v in (choice or {}).get("checks", {}).items()}
+
+
 def threshold_words(choice: dict) -> str:
     """What a check had to exceed, in words (wtnas topk, wtnas report)."""
     floor = choice.get("floor")
