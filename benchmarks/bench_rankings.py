@@ -4,9 +4,10 @@ side by side on digits, nt3like and real MNIST-5k, over several seeds.
     python benchmarks/bench_rankings.py --seeds 5             # the numbers docs/benchmarks.md quotes
     python benchmarks/bench_rankings.py --seeds 2 --quick     # a few minutes
 
-Per problem and seed, two regularized-evolution searches: the baseline (`--matcher none`) and LCS
-(with the default `--controls`). Then `wtnas topk` on them under four selections, each warm-started
-(epochs to converge) and from scratch (the architecture's own worth):
+Per problem and seed, regularized-evolution searches: the baseline (`--matcher none`), LCS (with
+the default `--controls`) and LCS on 3 islands (`-o evolution.islands=3`, only when a selection
+asks for it). Then `wtnas topk` on them under several selections, each warm-started (epochs to
+converge) and from scratch (the architecture's own worth):
 
 - `baseline`: the baseline's top-K by search score (no transfer, nothing to verify);
 - `lcs`: LCS's top-K by search score alone (`--no-verify --min-distance 1 --max-per-lineage 0`),
@@ -14,7 +15,9 @@ Per problem and seed, two regularized-evolution searches: the baseline (`--match
 - `lcs+verified`: `--verify all` (every top-K candidate checked from scratch), `--min-distance 2`;
 - `lcs+check`: the same plus `--rank check` (transfer-aware ranking, opt-in);
 - `lcs+verified+cap`, `lcs+check+cap`: the same with `--max-per-lineage 2` (opt-in);
-- `lcs+verified+long`: `--verify all --check-epochs 3` (the search's epoch + the top-K patience).
+- `lcs+verified+long`: `--verify all --check-epochs 3` (the search's epoch + the top-K patience);
+- `islands+verified`, `islands+verified+cap`: `--verify all`, without and with
+  `--max-per-lineage 2`, on the islands search.
 
 A top-K model *does not learn from random weights* when its from-scratch objective (full top-K
 training) stays below chance + 25% of the way from chance to 1 (chance: the validation set's
@@ -48,6 +51,12 @@ from wtnas_cli.stats import (bootstrap_ratio_ci, geometric_mean, kendall_tau, ke
 from wtnas_cli.store import RunStore, selection_key  # noqa: E402
 from wtnas_cli.topk import TopKConfig, run_topk  # noqa: E402
 
+ISLANDS = 3      # the islands search: 3 islands, so a top-5 at most 2 per lineage spans >= 3 lineages
+SEARCHES = {     # name: RunConfig settings (and the run directory's prefix)
+    "none": dict(matcher="none"),
+    "lcs": dict(matcher="lcs"),
+    "islands": dict(matcher="lcs", options={"evolution": {"islands": ISLANDS}}),
+}
 SELECTIONS = {   # name: (search, TopKConfig options, modes trained)
     "baseline": ("none", dict(verify=False, min_distance=1, max_per_lineage=0), ("warm", "scratch")),
     "lcs": ("lcs", dict(verify=False, min_distance=1, max_per_lineage=0), ("warm", "scratch")),
@@ -59,21 +68,25 @@ SELECTIONS = {   # name: (search, TopKConfig options, modes trained)
     # its first epoch from scratch and then collapses, which top-K early stopping would keep
     "lcs+verified+long": ("lcs", dict(verify="all", check_epochs=RunConfig().epochs + TopKConfig().patience),
                           ("warm", "scratch")),
+    # LCS on islands (evolution -o islands=3): one lineage per island
+    "islands+verified": ("islands", dict(verify="all"), ("warm", "scratch")),
+    "islands+verified+cap": ("islands", dict(verify="all", max_per_lineage=2), ("warm", "scratch")),
 }
 TAU_FROM = ("baseline", "lcs")   # the tau sample is trained once per search, with these selections
 LEARNS = 0.25                    # share of the way from chance to 1 a from-scratch model must reach
 
 
 def budgets(quick: bool) -> dict[str, dict]:
-    """Candidates per search and top-K settings per problem (MNIST-5k candidates cost ~3 s each)."""
+    """Candidates per search and top-K settings per problem (MNIST-5k candidates cost ~1.5 s each;
+    60 of them, so that each of the islands search's 3 islands breeds 16 children)."""
     common = {"k": 5, "max_epochs": 15 if quick else 20, "tau_sample": 4 if quick else 8}
     return {"digits": dict(common, max_evals=40 if quick else 150, population=12 if quick else 20,
                            sample=6 if quick else 10),
             "nt3like": dict(common, max_evals=40 if quick else 120, population=12 if quick else 20,
                             sample=6 if quick else 10),
             # ~3 s per candidate and ~9 s per top-K epoch on 2 cores: fewer candidates and epochs, no tau sample
-            "mnist5k": dict(common, max_evals=30 if quick else 40, population=10, sample=5, max_epochs=8,
-                            tau_sample=0)}
+            "mnist5k": dict(common, max_evals=30 if quick else 60, population=10 if quick else 12,
+                            sample=5 if quick else 6, max_epochs=8, tau_sample=0)}
 
 
 def problem_options(name: str, data_dir: Path) -> dict:
@@ -94,16 +107,17 @@ def chance(options: dict) -> float:
 
 def one_seed(root: Path, options: dict, seed: int, b: dict, learns_at: float, only: list[str] | None = None,
              keep_searches: bool = False) -> dict:
-    """Both searches of a seed and every selection's top-K on them."""
+    """The searches a seed's selections need, and every selection's top-K on them."""
     out: dict = {"seed": seed, "search": {}, "selections": {}}
-    for matcher in ("none", "lcs"):
-        run_dir = root / f"{matcher}-{seed}"
-        cfg = RunConfig(matcher=matcher, seed=seed, max_evals=b["max_evals"], population=b["population"],
-                        sample=b["sample"], workers=2, run_dir=str(run_dir), **options)
+    needed = {SELECTIONS[n][0] for n in (only or SELECTIONS)}
+    for name in [n for n in SEARCHES if n in needed]:
+        run_dir = root / f"{name}-{seed}"
+        cfg = RunConfig(seed=seed, max_evals=b["max_evals"], population=b["population"], sample=b["sample"],
+                        workers=2, run_dir=str(run_dir), **SEARCHES[name], **options)
         t = time.perf_counter()
         if not (keep_searches and _finished(run_dir) >= b["max_evals"]):
             run_search(cfg, overwrite=True)
-        out["search"][matcher] = search_numbers(run_dir, time.perf_counter() - t)
+        out["search"][name] = search_numbers(run_dir, time.perf_counter() - t)
     run_selections(root, out, b, learns_at, only)
     return out
 
@@ -267,7 +281,7 @@ def aggregate(seeds: list[dict], patience: int) -> dict:
                        "cost_share": mean_std([x["control_cost"] for x in lcs])}
     out["search"] = {m: {k: mean_std([s["search"][m][k] for s in seeds])
                          for k in ("mean_score_2nd_half", "median_params", "lineages", "depth_mean", "wall_s")}
-                     for m in ("none", "lcs")}
+                     for m in SEARCHES if all(m in s["search"] for s in seeds)}
     return out
 
 
@@ -346,7 +360,10 @@ def markdown(results: dict) -> str:
                 f"{', '.join(f'{x:+.3f}' for x in c['lift'])}; tau warm vs scratch "
                 f"{', '.join('—' if t is None or t != t else f'{t:.2f}' for t in c['tau'])} (n = "
                 f"{', '.join(map(str, c['n']))}); cost {ms(c['cost_share'])} of the search's worker time. "
-                f"Verification: {ms(agg['verify_cost_share'])} of the verified top-K's training time (warm + scratch).", ""]
+                f"Verification: {ms(agg['verify_cost_share'])} of the verified top-K's training time (warm + scratch)."
+                + (f" Islands search ({ISLANDS} islands): score of the 2nd half {ms(srch['islands']['mean_score_2nd_half'])}, "
+                   f"weight lineages {ms(srch['islands']['lineages'], 1)}, mean depth "
+                   f"{ms(srch['islands']['depth_mean'], 1)}." if "islands" in srch else ""), ""]
     if "gmean_over_problems" in results:
         out.append("Geometric mean over the problems of the epoch ratios (baseline / transfer): " + "; ".join(
             f"{sel}: kept {g['kept_ratio']:.2f}x, stop {g['epoch_ratio']:.2f}x"
@@ -395,10 +412,11 @@ def main(argv=None) -> dict:
         return merge(args.merge, args.out)
     only = None
     if args.selections:
-        only = sorted({"baseline", "lcs", "lcs+verified", *args.selections.split(",")}, key=list(SELECTIONS).index)
-        unknown = set(only) - set(SELECTIONS)
+        asked = {"baseline", "lcs", "lcs+verified", *args.selections.split(",")}
+        unknown = asked - set(SELECTIONS)
         if unknown:
             ap.error(f"--selections: unknown {', '.join(sorted(unknown))}")
+        only = sorted(asked, key=list(SELECTIONS).index)
     root = args.out / "rankings-runs"
     previous = json.loads(args.reuse.read_text()) if args.reuse else None
     b_all = previous["budgets"] if previous else budgets(args.quick)
@@ -425,6 +443,10 @@ def main(argv=None) -> dict:
             for seed in range(1, n_seeds + 1):
                 seeds.append(one_seed(root / name, options, seed, b_all[name], learns_at, only, args.keep_searches))
                 print(f"[{time.time() - t0:5.0f} s] {name} seed {seed} done", flush=True)
+                # the seeds done so far, raw (a run stopped for time keeps them; --merge reads whole problems only)
+                results["problems"][name] = {"chance": floor, "learns_at": learns_at, "seeds": seeds, "partial": True}
+                results["wall_s"] = time.time() - t0
+                path.write_text(json.dumps(results, indent=1, default=str))
         agg = aggregate(seeds, TopKConfig().patience)
         results["problems"][name] = {"chance": floor, "learns_at": learns_at, "seeds": seeds, "per_selection": agg}
         print_problem(name, agg)

@@ -117,7 +117,7 @@ def test_nan_candidate_is_never_a_provider(tmp_path, plugins):
     selector = NearestSelector(_cifar_problem(plugins).space)
     record = {"id": 1, "arch_seq": CIFAR_RECEIVER, "status": "failed", "score": None, "checkpoint": None}
     retention = Retention()
-    _absorb(record, type("S", (), {"tell": lambda *a: None})(), selector, RunSummary(tmp_path, 1), {}, {}, retention)
+    _absorb(record, lambda *a: None, selector, RunSummary(tmp_path, 1), {}, {}, retention)
     assert selector.ids == [] and retention.kept == {}
 
 

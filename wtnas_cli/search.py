@@ -29,7 +29,7 @@ from .scheme import check_scheme, is_baseline, run_selector
 from .rundir import CONFIG_NAME, STORE_NAME, checkpoint_path, default_run_dir, is_run_dir, prepare_run_dir
 from .retention import Retention
 from .store import RunStore
-from .strategy import Proposal
+from .strategy import Proposal, Tell, teller
 
 
 @dataclass
@@ -214,13 +214,14 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
     pending = store.candidates(status="pending")
     strategy = reg.create("strategy", cfg.strategy, space, seed=cfg.seed + 104_729 * len(finished),
                           **cfg.options_of("strategy", cfg.strategy))
+    tell = teller(strategy)
     selector = reg.create("selector", parts["selector_name"], space,
                           **cfg.options_of("selector", parts["selector_name"]))
     summary = RunSummary(run_dir, total=cfg.max_evals)
     seqs: dict[int, tuple] = {}
     checkpoints: dict[int, str] = {}
     for r in finished:
-        _absorb(r, strategy, selector, summary, seqs, checkpoints, retention)
+        _absorb(r, tell, selector, summary, seqs, checkpoints, retention)
     for r in pending:   # a re-queued candidate keeps its parent's checkpoint until its job takes over
         if r["parent_id"] is not None:
             retention.hold(r["parent_id"])
@@ -357,7 +358,7 @@ def _search(cfg: RunConfig, run_dir: Path, parts: dict, executor, job_device: st
         candidates_in_flight.discard(result.candidate_id)
         with store.transaction():   # the result and the deletions it allows: one commit
             record = store.record(result, elapsed_offset + time.time() - t0)
-            _absorb(record, strategy, selector, summary, seqs, checkpoints, retention, live=True)
+            _absorb(record, tell, selector, summary, seqs, checkpoints, retention, live=True)
             if record["provider_id"] is not None:
                 retention.release(record["provider_id"])
             removals["staged"] += [path for path in prune() if path]
@@ -443,7 +444,7 @@ def _unlink(paths: Sequence[str | None]) -> None:
             Path(path).unlink(missing_ok=True)
 
 
-def _absorb(record: dict, strategy, selector, summary: RunSummary, seqs: dict, checkpoints: dict,
+def _absorb(record: dict, tell: Tell, selector, summary: RunSummary, seqs: dict, checkpoints: dict,
             retention: Retention, live: bool = False) -> None:
     """Feed one finished candidate to the strategy, the selector, retention and the running summary.
     A `live` result says whether its worker wrote the checkpoint; a replayed one's file is looked for."""
@@ -452,7 +453,7 @@ def _absorb(record: dict, strategy, selector, summary: RunSummary, seqs: dict, c
     score = record["score"] if ok else None
     has_ckpt = bool(ok and record.get("checkpoint") and (
         record.get("checkpoint_bytes") is not None if live else Path(record["checkpoint"]).is_file()))
-    strategy.tell(cid, seq, score)
+    tell(cid, seq, score, record.get("parent_id"))
     selector.observe(cid, seq, score, has_ckpt)
     retention.observe(cid, score, has_ckpt)
     if ok:

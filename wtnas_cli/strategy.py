@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 from .space import ArchSeq
 
@@ -19,7 +20,8 @@ class Proposal:
 class Strategy(Protocol):
     """ask/tell. Its state must follow from the told results in order (runs resume by replay).
     The selector used when the user leaves `--selector auto` is the registration trait
-    `default_selector` (e.g. `traits={"default_selector": "parent"}`)."""
+    `default_selector` (e.g. `traits={"default_selector": "parent"}`). A `tell` that takes a
+    `parent_id` keyword is also told the candidate's proposed parent (see `teller`)."""
 
     def ask(self) -> Proposal: ...
 
@@ -33,3 +35,21 @@ class Selector(Protocol):
 
     def select(self, proposal: Proposal) -> int | None:
         """The provider's candidate id, or None to train from scratch."""
+
+
+Tell = Callable[[int, ArchSeq, "float | None", "int | None"], None]
+
+
+def teller(strategy: Strategy) -> Tell:
+    """`strategy.tell` as the scheduler calls it: (candidate_id, arch_seq, score, parent_id).
+    The parent is passed only to a `tell` that declares a `parent_id` parameter (e.g. island
+    evolution, which puts a child on its parent's island), so strategies written against the
+    three-argument `tell` keep working. Inspected once per run, not per candidate."""
+    try:
+        takes_parent = "parent_id" in inspect.signature(strategy.tell).parameters
+    except (TypeError, ValueError):   # a builtin or C callable without a signature
+        takes_parent = False
+    if takes_parent:
+        tell_parent: Callable[..., None] = strategy.tell   # the protocol's tell has no parent_id
+        return lambda cid, seq, score, parent_id: tell_parent(cid, seq, score, parent_id=parent_id)
+    return lambda cid, seq, score, parent_id: strategy.tell(cid, seq, score)

@@ -6,7 +6,7 @@ state is derived from the told results in order, so a resumed run rebuilds it by
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 import numpy as np
 
 from wtnas_cli.hookspecs import hookimpl
@@ -17,31 +17,76 @@ from wtnas_cli.strategy import Proposal
 
 class RegularizedEvolution:
     """Population of the N most recent successful candidates (aging); a child is a one-node
-    mutation of the best of S candidates sampled from it, so parent and child are at d = 1."""
+    mutation of the best of S candidates sampled from it, so parent and child are at d = 1.
 
-    def __init__(self, space: SearchSpace, seed: int = 0, population: int = 20, sample: int = 10, **_):
+    With `islands` I > 1 the population is split into I islands that evolve side by side
+    (sizes and sample sizes split N and S in proportion): a child is bred on the next island in
+    turn and joins its parent's island, a candidate without a parent (the random start) joins the
+    smallest. Nothing migrates, so with parent transfer each island keeps its own weight
+    lineage: the top-K can then hold several deep, well-trained lineages instead of one
+    (under I = 1 every lineage but one dies out; lineage.py)."""
+
+    #: island of a recently told candidate, kept for this many (a child told after its parent
+    #: aged out still finds the island; memory stays flat over long runs)
+    ISLAND_MEMORY = 50_000
+
+    def __init__(self, space: SearchSpace, seed: int = 0, population: int = 20, sample: int = 10,
+                 islands: int = 1, **_):
         if not 1 <= sample <= population:
             raise ValueError(f"sample ({sample}) must be between 1 and population ({population})")
+        if not 1 <= islands <= population:
+            raise ValueError(f"islands ({islands}) must be between 1 and population ({population})")
         self.space = space
         self.population_size = population
         self.sample_size = sample
         self.rng = np.random.default_rng(seed)
-        self.population: deque[tuple[int, ArchSeq, float]] = deque(maxlen=population)
+        sizes = [population // islands + (i < population % islands) for i in range(islands)]
+        self.islands: list[deque[tuple[int, ArchSeq, float]]] = [deque(maxlen=n) for n in sizes]
+        self.island_samples = [max(1, min(n, round(sample * n / population))) for n in sizes]
+        self._island_of: OrderedDict[int, int] = OrderedDict()
+        self._members = 0
+        self._turn = 0
+
+    @property
+    def population(self) -> list[tuple[int, ArchSeq, float]]:
+        """Every member, island by island, oldest first within an island."""
+        return [m for island in self.islands for m in island]
 
     def ask(self) -> Proposal:
-        if len(self.population) < self.population_size:
+        if self._members < self.population_size:
             return Proposal(self.space.sample(self.rng))
-        picks = self.rng.choice(len(self.population), size=self.sample_size, replace=False)
-        parent_id, parent_seq, _ = max((self.population[int(i)] for i in picks), key=lambda m: m[2])
+        if len(self.islands) == 1:
+            island, sample = self.islands[0], self.sample_size
+        else:   # the next non-empty island in turn (an island whose random start all failed is skipped)
+            while not self.islands[self._turn % len(self.islands)]:
+                self._turn += 1
+            k = self._turn % len(self.islands)
+            self._turn += 1
+            island, sample = self.islands[k], min(self.island_samples[k], len(self.islands[k]))
+        picks = self.rng.choice(len(island), size=sample, replace=False)
+        parent_id, parent_seq, _ = max((island[int(i)] for i in picks), key=lambda m: m[2])
         return Proposal(self.space.mutate(parent_seq, self.rng), parent_id)
 
-    def tell(self, candidate_id: int, arch_seq: ArchSeq, score: float | None) -> None:
-        if score is not None:  # failed candidates never join the population
-            self.population.append((candidate_id, tuple(arch_seq), float(score)))
+    def tell(self, candidate_id: int, arch_seq: ArchSeq, score: float | None,
+             parent_id: int | None = None) -> None:
+        if score is None:  # failed candidates never join the population
+            return
+        if len(self.islands) == 1:
+            k = 0
+        else:
+            k = self._island_of.get(parent_id, -1) if parent_id is not None else -1
+            if k < 0:
+                k = min(range(len(self.islands)), key=lambda i: len(self.islands[i]))
+            self._island_of[candidate_id] = k
+            if len(self._island_of) > self.ISLAND_MEMORY:
+                self._island_of.popitem(last=False)
+        island = self.islands[k]
+        self._members += len(island) < island.maxlen   # type: ignore[operator]
+        island.append((candidate_id, tuple(arch_seq), float(score)))
 
     def checkpoints_needed(self) -> set[int]:
-        """Parents come from the population only: older candidates can never provide again."""
-        return {cid for cid, _, _ in self.population}
+        """Parents come from the populations only: older candidates can never provide again."""
+        return {cid for island in self.islands for cid, _, _ in island}
 
 
 class RandomSearch:
@@ -65,6 +110,8 @@ EVOLUTION_OPTIONS = (
                                   "are random samples)", min=1),
     Option("sample", int, 10, "sample size S: a child mutates the best of S members drawn from the population "
                               "(at most N)", min=1),
+    Option("islands", int, 1, "split the population into this many islands that evolve apart (N and S are "
+                              "shared out); with parent transfer each keeps its own weight lineage", min=1),
 )
 
 
