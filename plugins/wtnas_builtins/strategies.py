@@ -44,7 +44,6 @@ class RegularizedEvolution:
         self.islands: list[deque[tuple[int, ArchSeq, float]]] = [deque(maxlen=n) for n in sizes]
         self.island_samples = [max(1, min(n, round(sample * n / population))) for n in sizes]
         self._island_of: OrderedDict[int, int] = OrderedDict()
-        self._members = 0
         self._turn = 0
 
     @property
@@ -53,7 +52,7 @@ class RegularizedEvolution:
         return [m for island in self.islands for m in island]
 
     def ask(self) -> Proposal:
-        if self._members < self.population_size:
+        if sum(map(len, self.islands)) < self.population_size:   # the random start
             return Proposal(self.space.sample(self.rng))
         if len(self.islands) == 1:
             island, sample = self.islands[0], self.sample_size
@@ -80,9 +79,7 @@ class RegularizedEvolution:
             self._island_of[candidate_id] = k
             if len(self._island_of) > self.ISLAND_MEMORY:
                 self._island_of.popitem(last=False)
-        island = self.islands[k]
-        self._members += len(island) < island.maxlen   # type: ignore[operator]
-        island.append((candidate_id, tuple(arch_seq), float(score)))
+        self.islands[k].append((candidate_id, tuple(arch_seq), float(score)))
 
     def checkpoints_needed(self) -> set[int]:
         """Parents come from the populations only: older candidates can never provide again."""
