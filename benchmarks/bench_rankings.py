@@ -84,7 +84,7 @@ def budgets(quick: bool) -> dict[str, dict]:
                            sample=6 if quick else 10),
             "nt3like": dict(common, max_evals=40 if quick else 120, population=12 if quick else 20,
                             sample=6 if quick else 10),
-            # ~3 s per candidate and ~9 s per top-K epoch on 2 cores: fewer candidates and epochs, no tau sample
+            # the slowest problem per top-K epoch: fewer epochs, no tau sample
             "mnist5k": dict(common, max_evals=30 if quick else 60, population=10 if quick else 12,
                             sample=5 if quick else 6, max_epochs=8, tau_sample=0)}
 
@@ -443,7 +443,7 @@ def main(argv=None) -> dict:
             for seed in range(1, n_seeds + 1):
                 seeds.append(one_seed(root / name, options, seed, b_all[name], learns_at, only, args.keep_searches))
                 print(f"[{time.time() - t0:5.0f} s] {name} seed {seed} done", flush=True)
-                # the seeds done so far, raw (a run stopped for time keeps them; --merge reads whole problems only)
+                # the seeds done so far, raw: a run stopped for time keeps them (`--reuse FILE` aggregates them)
                 results["problems"][name] = {"chance": floor, "learns_at": learns_at, "seeds": seeds, "partial": True}
                 results["wall_s"] = time.time() - t0
                 path.write_text(json.dumps(results, indent=1, default=str))
