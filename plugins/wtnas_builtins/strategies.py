@@ -54,14 +54,13 @@ class RegularizedEvolution:
     def ask(self) -> Proposal:
         if sum(map(len, self.islands)) < self.population_size:   # the random start
             return Proposal(self.space.sample(self.rng))
-        if len(self.islands) == 1:
-            island, sample = self.islands[0], self.sample_size
-        else:   # the next non-empty island in turn (an island whose random start all failed is skipped)
-            while not self.islands[self._turn % len(self.islands)]:
-                self._turn += 1
-            k = self._turn % len(self.islands)
+        # the next non-empty island in turn (one whose random start all failed is skipped); with
+        # one island this is the whole population and its tournament S
+        while not self.islands[self._turn % len(self.islands)]:
             self._turn += 1
-            island, sample = self.islands[k], min(self.island_samples[k], len(self.islands[k]))
+        k = self._turn % len(self.islands)
+        self._turn += 1
+        island, sample = self.islands[k], min(self.island_samples[k], len(self.islands[k]))
         picks = self.rng.choice(len(island), size=sample, replace=False)
         parent_id, parent_seq, _ = max((island[int(i)] for i in picks), key=lambda m: m[2])
         return Proposal(self.space.mutate(parent_seq, self.rng), parent_id)
@@ -71,7 +70,7 @@ class RegularizedEvolution:
         if score is None:  # failed candidates never join the population
             return
         if len(self.islands) == 1:
-            k = 0
+            k = 0             # (nothing to remember: memory stays flat on the default path)
         else:
             k = self._island_of.get(parent_id, -1) if parent_id is not None else -1
             if k < 0:
