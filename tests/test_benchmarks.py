@@ -53,6 +53,8 @@ def test_rankings_aggregate_counts_and_ratios():
     assert agg["lcs+verified"]["verify_cost_share"][0] == pytest.approx(3.0 / 12.0)   # per selection too
     assert agg["baseline"]["verify_cost_share"][0] == 0.0
     assert agg["baseline"]["tau_scratch"][0] == pytest.approx(-1.0)   # scores fall as objectives rise
+    # the baseline's models stop at epoch 6 keeping 4: no selection could show more than 4x / 2x
+    assert agg["baseline"]["ratio_ceiling"] == {"kept": pytest.approx(4.0), "stop": pytest.approx(2.0)}
 
 
 def test_pairs_experiment_on_real_checkpoints(tmp_path):
