@@ -88,7 +88,8 @@ def budgets(quick: bool) -> dict[str, dict]:
     20 epochs everywhere, as the paper: a lower cap (MNIST-5k had 8) stops baseline models before
     they converge and so understates the epoch ratio. Tau samples of 16 random candidates (a
     digits or nt3like model trains from scratch in ~1 s); none on MNIST-5k (~10 s per model)."""
-    common = {"k": 5, "max_epochs": 15 if quick else 20, "tau_sample": 4 if quick else 16}
+    common = {"k": 5, "max_epochs": 15 if quick else 20, "tau_sample": 4 if quick else 16,
+              "stop_reference": TopKConfig().stop_reference}
     return {"digits": dict(common, max_evals=40 if quick else 150, population=12 if quick else 20,
                            sample=6 if quick else 10),
             "nt3like": dict(common, max_evals=40 if quick else 120, population=12 if quick else 20,
@@ -158,12 +159,31 @@ def run_selections(root: Path, out: dict, b: dict, learns_at: float, only: list[
         run_dir = root / f"{matcher}-{seed}"
         sel: dict = {}
         for mode in modes:
-            cfg = TopKConfig(k=b["k"], from_scratch=mode == "scratch", max_epochs=b["max_epochs"], seed=seed,
-                             tau_sample=b["tau_sample"] if mode == "scratch" and name in TAU_FROM else 0, **extra)
-            t = time.perf_counter()
-            summary = run_topk(run_dir, cfg)
-            sel[mode] = trained_numbers(run_dir, summary, time.perf_counter() - t, learns_at)
+            sel[mode] = train_selection(run_dir, name, mode, seed, b, extra, learns_at)
         out["selections"][name] = sel
+
+
+def train_selection(run_dir: Path, name: str, mode: str, seed: int, b: dict, extra: dict, learns_at: float,
+                    stop_reference: str | None = None) -> dict:
+    """One `wtnas topk` call of a selection (results written before the stop reference existed
+    were trained under Keras' first-epoch reference)."""
+    cfg = TopKConfig(k=b["k"], from_scratch=mode == "scratch", max_epochs=b["max_epochs"], seed=seed,
+                     tau_sample=b["tau_sample"] if mode == "scratch" and name in TAU_FROM else 0,
+                     stop_reference=stop_reference or b.get("stop_reference", "first-epoch"), **extra)
+    t = time.perf_counter()
+    summary = run_topk(run_dir, cfg)
+    return trained_numbers(run_dir, summary, time.perf_counter() - t, learns_at)
+
+
+def retrain_warm(root: Path, out: dict, b: dict, learns_at: float) -> None:
+    """Warm top-Ks again under the start reference, on the same searches and selections; the
+    first-epoch results stay beside them (`warm_first_epoch`) for the comparison."""
+    for name, sel in out["selections"].items():
+        if "warm" in sel and sel["warm"].get("stop_reference", "first-epoch") == "first-epoch":
+            search, extra, _ = SELECTIONS[name]
+            sel["warm_first_epoch"] = sel["warm"]
+            sel["warm"] = train_selection(root / f"{search}-{out['seed']}", name, "warm", out["seed"], b, extra,
+                                          learns_at, stop_reference="start")
 
 
 def _legacy_names(seed: dict) -> None:
@@ -211,6 +231,7 @@ def trained_numbers(run_dir: Path, summary, wall_s: float, learns_at: float) -> 
     return {"wall_s": wall_s, "topk": [model(c) for c in top_ids if c in trained],
             "tau": [model(c) for c in meta.get("tau", []) if c in trained],
             "choice": summary.choice, "lineages": count_lineages(top_ids, founder),
+            "stop_reference": "start" if summary.settings.endswith("reference=start") else "first-epoch",
             "verify_worker_s": verify_cost(controls, long_checks, top_ids, summary.choice)}
 
 
@@ -251,14 +272,16 @@ def aggregate(seeds: list[dict], patience: int) -> dict:
         scratch = [s["selections"][name]["scratch"] for s in seeds]
         ok = lambda ms: [m for m in ms if m["status"] == "ok"]
         trained_warm = [w for w in warm] if "warm" in modes else []     # epochs mean something warm-started only
-        epochs = [m["epochs_to_converge"] for w in trained_warm for m in ok(w["topk"])]
-        kept = [kept_epoch(m["epochs_to_converge"], bool(m["converged"]), patience)
-                for w in trained_warm for m in ok(w["topk"])]
+        epochs, kept = _epochs(trained_warm, patience)
+        before = [s["selections"][name].get("warm_first_epoch") for s in seeds]
+        epochs_before, kept_before = _epochs(before, patience) if all(before) and trained_warm else ([], [])
         scratch_obj = [m["objective_final"] for s in scratch for m in ok(s["topk"])]
         taus = [kendall_tau([m["score"] for m in s["tau"]], [m["objective_final"] for m in s["tau"]])
                 for s in scratch if len(s["tau"]) >= 2]
         out[name] = {
-            "epochs": epochs, "epochs_gmean": geometric_mean(epochs), "kept": kept, "kept_gmean": geometric_mean(kept),
+            "epochs": epochs, "epochs_gmean": geometric_mean(epochs), "kept": kept,
+            "kept_mean": statistics.mean(kept) if kept else None, "epochs_first_epoch": epochs_before,
+            "kept_first_epoch": kept_before,
             "scratch_objective": scratch_obj,
             "scratch_objective_per_seed": mean_std([statistics.mean(m["objective_final"] for m in ok(s["topk"]))
                                                     for s in scratch if ok(s["topk"])]),
@@ -274,15 +297,22 @@ def aggregate(seeds: list[dict], patience: int) -> dict:
             "verify_cost_share": _verify_share(seeds, name),
         }
     base = out["baseline"]
-    # the most any selection could show: all its models keeping epoch 1 (stopping at patience + 1)
-    base["ratio_ceiling"] = {"kept": base["kept_gmean"], "stop": base["epochs_gmean"] / (patience + 1)}
+    # the most any selection could show: all its models stopping as early as the reference allows
+    # (Keras' first-epoch reference: kept epoch 1, stop at patience + 1; the start: 0 and patience)
+    rule = next((s["selections"]["baseline"]["warm"].get("stop_reference") for s in seeds), None) or "first-epoch"
+    base["ratio_ceiling"] = ({"kept": base["kept_mean"], "stop": base["epochs_gmean"] / (patience + 1)}
+                             if rule == "first-epoch" else {"kept": float("inf"), "stop": base["epochs_gmean"] / patience})
     for name in present:
         if name == "baseline":
             continue
         cur = out[name]
         if cur["epochs"]:
             cur["epoch_ratio"] = bootstrap_ratio_ci(base["epochs"], cur["epochs"])
-            cur["kept_ratio"] = bootstrap_ratio_ci(base["kept"], cur["kept"])
+            cur["kept_ratio"] = bootstrap_ratio_ci(base["kept"], cur["kept"], geometric=False)   # kept can be 0
+        if cur["epochs_first_epoch"] and base["epochs_first_epoch"]:
+            cur["epoch_ratio_first_epoch"] = bootstrap_ratio_ci(base["epochs_first_epoch"], cur["epochs_first_epoch"])
+            cur["kept_ratio_first_epoch"] = bootstrap_ratio_ci(base["kept_first_epoch"], cur["kept_first_epoch"],
+                                                               geometric=False)
         cur["p_scratch_objective"] = permutation_pvalue(base["scratch_objective"], cur["scratch_objective"])
         cur["scratch_objective_diff"] = statistics.mean(cur["scratch_objective"]) - statistics.mean(base["scratch_objective"])
     for s in seeds:   # the price of verification next to the top-K training it guards
@@ -302,12 +332,19 @@ def aggregate(seeds: list[dict], patience: int) -> dict:
     return out
 
 
+def _epochs(warm: list[dict], patience: int) -> tuple[list[int], list[int]]:
+    """Stop epochs and kept epochs of warm-started top-K models (pooled over seeds)."""
+    models = [m for w in warm for m in w["topk"] if m["status"] == "ok"]
+    return ([m["epochs_to_converge"] for m in models],
+            [kept_epoch(m["epochs_to_converge"], bool(m["converged"]), patience) for m in models])
+
+
 def _verify_share(seeds: list[dict], name: str):
     """A selection's checks (worker seconds) per second of the top-K training they guard (its
     warm and scratch models), mean ± std over seeds."""
     shares = []
     for s in seeds:
-        parts = list(s["selections"][name].values())
+        parts = [part for mode, part in s["selections"][name].items() if mode in ("warm", "scratch")]
         trained = sum((m["wall_s"] or 0.0) for part in parts for m in part["topk"])
         if trained:
             shares.append(parts[0]["verify_worker_s"] / trained)
@@ -325,10 +362,13 @@ def print_problem(name: str, agg: dict) -> None:
         diff = f"{a['scratch_objective_diff']:+.4f}, p={a['p_scratch_objective']:.3f}" if "p_scratch_objective" in a else "-"
         print(f"  {sel:16} | {a['does_not_learn']:3} of {a['models']:3} | {str(a['lineages_per_seed']):13} | "
               f"{f(a['scratch_objective_per_seed'])} | {diff:19} | {ratio(a.get('kept_ratio')):22} | "
-              f"{ratio(a.get('epoch_ratio')):22} | {f(a['tau_scratch'], 3)}", flush=True)
+              f"{ratio(a.get('epoch_ratio')):22} | {f(a['tau_scratch'], 3)}"
+              + (f" | first-epoch reference: kept {ratio(a['kept_ratio_first_epoch'])}, stop "
+                 f"{ratio(a['epoch_ratio_first_epoch'])}" if "kept_ratio_first_epoch" in a else ""), flush=True)
     cap = agg["baseline"].get("ratio_ceiling")
     if cap:
-        print(f"  ceiling (every model keeping its first epoch): kept {cap['kept']:.2f}x, stop {cap['stop']:.2f}x")
+        print(f"  ceiling (every model stopping as early as the reference allows): kept {cap['kept']:.2f}x, "
+              f"stop {cap['stop']:.2f}x")
     c = agg["controls"]
     print(f"  controls (LCS search): lift per seed {[round(x, 3) for x in c['lift']]}, "
           f"tau {[round(x, 2) if x is not None else None for x in c['tau']]}, n {c['n']}, "
@@ -342,12 +382,15 @@ def summarize(results: dict) -> None:
     for sel, (_, _, modes) in SELECTIONS.items():
         if sel == "baseline" or "warm" not in modes or not all(sel in p["per_selection"] for p in problems):
             continue
-        for key in ("kept_ratio", "epoch_ratio"):
-            ratios = [p["per_selection"][sel][key][0] for p in problems]
-            results.setdefault("gmean_over_problems", {}).setdefault(sel, {})[key] = geometric_mean(ratios)
+        for key in ("kept_ratio", "epoch_ratio", "kept_ratio_first_epoch", "epoch_ratio_first_epoch"):
+            if all(key in p["per_selection"][sel] for p in problems):
+                ratios = [p["per_selection"][sel][key][0] for p in problems]
+                results.setdefault("gmean_over_problems", {}).setdefault(sel, {})[key] = geometric_mean(ratios)
         g = results["gmean_over_problems"][sel]
         print(f"{sel}: baseline/transfer epochs, geometric mean over problems: kept {g['kept_ratio']:.2f}x, "
-              f"stop {g['epoch_ratio']:.2f}x")
+              f"stop {g['epoch_ratio']:.2f}x" + (f" (first-epoch reference: kept {g['kept_ratio_first_epoch']:.2f}x, "
+                                                 f"stop {g['epoch_ratio_first_epoch']:.2f}x)"
+                                                 if "kept_ratio_first_epoch" in g else ""))
 
 
 def markdown(results: dict) -> str:
@@ -367,14 +410,16 @@ def markdown(results: dict) -> str:
         for sel in [s for s in SELECTIONS if s in agg]:
             a = agg[sel]
             diff = f"{a['scratch_objective_diff']:+.4f}, p = {a['p_scratch_objective']:.3f}" if "p_scratch_objective" in a else "—"
+            first = (f" (first-epoch ref.: {ratio(a['kept_ratio_first_epoch'])}, {ratio(a['epoch_ratio_first_epoch'])})"
+                     if "kept_ratio_first_epoch" in a else "")
             out.append(f"| {sel} | {a['does_not_learn']} of {a['models']} | {', '.join(map(str, a['lineages_per_seed']))} "
                        f"| {', '.join(map(str, a['distinct_per_seed']))} | {sum(a['flagged_per_seed'])} "
                        f"| {ms(a['scratch_objective_per_seed'], 4)} | {diff} | {ratio(a.get('kept_ratio'))} "
-                       f"| {ratio(a.get('epoch_ratio'))} | {ms(a['tau_scratch'])} |")
+                       f"| {ratio(a.get('epoch_ratio'))}{first} | {ms(a['tau_scratch'])} |")
         c, srch = agg["controls"], agg["search"]
         cap = agg["baseline"].get("ratio_ceiling")
-        out += ["", (f"Largest epoch ratio any selection could show here (all its models keeping their first epoch): "
-                     f"kept {cap['kept']:.2f}x, stop {cap['stop']:.2f}x. " if cap else "") + f"Searches (mean ± std over seeds): score of the 2nd half baseline {ms(srch['none']['mean_score_2nd_half'])}, "
+        out += ["", (f"Largest epoch ratio any selection could show here (all its models stopping as early as the "
+                     f"reference allows): kept {cap['kept']:.2f}x, stop {cap['stop']:.2f}x. " if cap else "") + f"Searches (mean ± std over seeds): score of the 2nd half baseline {ms(srch['none']['mean_score_2nd_half'])}, "
                 f"LCS {ms(srch['lcs']['mean_score_2nd_half'])}; median parameters baseline "
                 f"{srch['none']['median_params'][0]:,.0f}, LCS {srch['lcs']['median_params'][0]:,.0f}; weight lineages "
                 f"among LCS's candidates {ms(srch['lcs']['lineages'], 1)}, mean depth {ms(srch['lcs']['depth_mean'], 1)}. "
@@ -390,6 +435,8 @@ def markdown(results: dict) -> str:
     if "gmean_over_problems" in results:
         out.append("Geometric mean over the problems of the epoch ratios (baseline / transfer): " + "; ".join(
             f"{sel}: kept {g['kept_ratio']:.2f}x, stop {g['epoch_ratio']:.2f}x"
+            + (f" (first-epoch reference {g['kept_ratio_first_epoch']:.2f}x, {g['epoch_ratio_first_epoch']:.2f}x)"
+               if "kept_ratio_first_epoch" in g else "")
             for sel, g in results["gmean_over_problems"].items()) + ".")
     return "\n".join(out)
 
@@ -419,7 +466,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--mnist-seeds", type=int, help="seeds for mnist5k (its top-K cost ~20 min per seed on 2 cores)")
     ap.add_argument("--quick", action="store_true", help="small budgets (a smoke run)")
-    ap.add_argument("--problems", default="digits,nt3like,mnist5k")
+    ap.add_argument("--problems", default="digits,nt3like,mnist5k", help="with --reuse: those of its problems "
+                    "to add selections to")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     ap.add_argument("--reuse", type=Path, metavar="JSON", help="add the selections missing from this result file, "
                     "on its run directories (under --out/rankings-runs), instead of searching again")
@@ -428,6 +476,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--keep-searches", action="store_true",
                     help="reuse finished searches in --out/rankings-runs (a run stopped part-way: its trained "
                          "top-K models are reused too)")
+    ap.add_argument("--retrain-warm", action="store_true",
+                    help="with --reuse: train every selection's warm top-K again under the start reference "
+                         "(`wtnas topk --stop-reference start`), keeping the earlier results beside them")
     ap.add_argument("--merge", type=Path, nargs="+", metavar="JSON",
                     help="combine the problems of these result files into one (to --out) and summarize")
     args = ap.parse_args(argv)
@@ -449,6 +500,9 @@ def main(argv=None) -> dict:
     t0 = time.time()
     names = list(previous["problems"]) if previous else args.problems.split(",")
     for name in names:
+        if previous and name not in args.problems.split(","):   # --reuse on some problems: the rest as they were
+            results["problems"][name] = previous["problems"][name]
+            continue
         if previous:
             entry = previous["problems"][name]
             floor, learns_at, seeds = entry["chance"], entry["learns_at"], entry["seeds"]
@@ -456,6 +510,8 @@ def main(argv=None) -> dict:
                 _legacy_names(seed)
                 run_searches(root / name, seed, problem_options(name, root / "data"), b_all[name], only)
                 run_selections(root / name, seed, b_all[name], learns_at, only)
+                if args.retrain_warm:
+                    retrain_warm(root / name, seed, b_all[name], learns_at)
                 print(f"[{time.time() - t0:5.0f} s] {name} seed {seed['seed']}: selections added", flush=True)
             refresh_costs(root / name, seeds)
         else:

@@ -70,7 +70,9 @@ def check_run(run_dir: Path, max_evals: int) -> dict:
             p = by_id.get(r["provider_id"])
             assert p is not None and p["status"] == "ok", f"candidate {r['id']}: provider {r['provider_id']} missing"
             assert p["finish_seq"] < r["finish_seq"], f"candidate {r['id']}: provider finished after it"
-        if r["status"] == "ok":
+        if r["status"] == "ok" and r["checkpoint_deleted"]:   # --keep needed (the default) removed it
+            assert r["checkpoint"] is None, f"candidate {r['id']}: deleted checkpoint still referenced"
+        elif r["status"] == "ok":
             assert Path(r["checkpoint"]).is_file(), f"candidate {r['id']}: checkpoint missing"
     seqs = sorted(r["finish_seq"] for r in rows)
     assert seqs == list(range(max_evals)), "finish_seq is not a permutation"

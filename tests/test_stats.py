@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wtnas_cli.stats import (bootstrap_ratio_ci, early_stop_epoch, geometric_mean, kendall_tau, mean_std,
+from wtnas_cli.stats import (bootstrap_ratio_ci, early_stop_epoch, geometric_mean, kendall_tau, kept_epoch, mean_std,
                              permutation_pvalue, time_slots)
 
 
@@ -18,6 +18,18 @@ def test_early_stopping_follows_keras():
     assert early_stop_epoch([0.5, 0.6, 0.6, 0.7, 0.7, 0.7], patience=2, min_delta=0.001) == 6
     assert early_stop_epoch([0.1, 0.2, 0.3], patience=2, min_delta=0.0) is None
     assert early_stop_epoch([0.5, 0.4, 0.3, 0.2], patience=1, min_delta=0.0) == 2
+
+
+def test_early_stopping_from_the_start_score():
+    """With the score before training as the reference (Keras' `baseline`), a warm start that
+    never beats its checkpoint stops after `patience` epochs: kept epoch 0, the start."""
+    assert early_stop_epoch([0.955, 0.972, 0.981], patience=2, min_delta=0.001, start=0.981) == 2
+    assert kept_epoch(2, True, patience=2) == 0
+    assert early_stop_epoch([0.955, 0.972, 0.981], patience=2, min_delta=0.001) is None   # Keras' default
+    # one that beats its start goes on as before; patience 1 can stop after one epoch
+    assert early_stop_epoch([0.99, 0.99, 0.99], patience=2, min_delta=0.001, start=0.98) == 3
+    assert early_stop_epoch([0.5], patience=1, min_delta=0.0, start=0.5) == 1
+    assert kept_epoch(3, True, patience=2) == 1 and kept_epoch(8, False, patience=2) == 8
 
 
 @settings(max_examples=200, deadline=None)
@@ -66,6 +78,13 @@ def test_permutation_pvalue_equals_scipy_exact_test():
     assert permutation_pvalue(rng.normal(0, 1, 40), rng.normal(2, 1, 40), resamples=2000) < 0.01
     assert permutation_pvalue([2.0, 4, 8], [1.0, 2, 4], statistic="gmean") == pytest.approx(
         permutation_pvalue(np.log([2.0, 4, 8]), np.log([1.0, 2, 4])))
+
+
+def test_bootstrap_ratio_of_arithmetic_means_takes_zeros():
+    """Kept epochs can be 0 (a model that kept its start): their ratio is of means."""
+    ratio, low, high = bootstrap_ratio_ci([4, 4, 6], [0, 2, 4], geometric=False)
+    assert ratio == pytest.approx(14 / 6) and low <= ratio <= high
+    assert bootstrap_ratio_ci([4, 6], [0, 0], geometric=False) == (float("inf"), float("inf"), float("inf"))
 
 
 def test_bootstrap_ratio_ci_brackets_the_ratio_of_geometric_means():

@@ -2,9 +2,11 @@
 
 import json
 import sqlite3
+import statistics
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("torch")
@@ -14,7 +16,8 @@ from wtnas_cli.config import RunConfig  # noqa: E402
 from wtnas_cli.errors import WtnasError  # noqa: E402
 from wtnas_cli.report import comparison, load_runs, write_report  # noqa: E402
 from wtnas_cli.search import run_search  # noqa: E402
-from wtnas_cli.stats import early_stop_epoch, geometric_mean  # noqa: E402
+from wtnas_cli.checkpoint import CheckpointReader  # noqa: E402
+from wtnas_cli.stats import early_stop_epoch  # noqa: E402
 from wtnas_cli.store import RunStore  # noqa: E402
 from wtnas_cli.topk import TopKConfig, run_topk  # noqa: E402
 
@@ -55,10 +58,13 @@ def test_topk_early_stopping_numbers(runs):
     for t in trained:
         assert t["status"] == "ok" and t["warm_started"] == 1
         assert 1 <= t["epochs_trained"] <= 8 and len(t["curve"]) == t["epochs_trained"]
-        stop = early_stop_epoch(t["curve"], 2, 0.001)
+        # the reference is the warm start's own score: its checkpoint's, i.e. the search's score
+        assert t["start_score"] == pytest.approx(t["estimated_score"])
+        stop = early_stop_epoch(t["curve"], 2, 0.001, t["start_score"])
         if stop is not None:
-            assert t["converged"] and t["epochs_trained"] == t["epochs_to_converge"] == stop >= 3
-            assert t["objective_at_stop"] == t["objective_final"] == t["curve"][-1]
+            assert t["converged"] and t["epochs_trained"] == t["epochs_to_converge"] == stop >= 2
+            kept = t["start_score"] if stop == 2 else t["curve"][-1]   # no epoch beat the start: kept it
+            assert t["objective_at_stop"] == t["objective_final"] == kept
         else:
             assert not t["converged"] and t["epochs_trained"] == 8
         assert Path(t["checkpoint"]).is_file()
@@ -73,10 +79,32 @@ def test_no_early_stop_trains_max_epochs_and_records_the_stop_point(runs):
     rows = [t for t in trained if "early_stop=0" in t["settings"]]
     assert len(rows) == 2
     for t in rows:
-        assert t["epochs_trained"] == 5 and t["objective_final"] == t["curve"][-1]
-        stop = early_stop_epoch(t["curve"], 2, 0.001)
+        assert t["epochs_trained"] == 5 and t["objective_final"] == t["curve"][-1]   # nothing restored
+        stop = early_stop_epoch(t["curve"], 2, 0.001, t["start_score"])
         if stop is not None:
             assert t["epochs_to_converge"] == stop and t["objective_at_stop"] == t["curve"][stop - 1]
+
+
+def test_a_warm_start_that_no_epoch_improves_keeps_its_checkpoint(runs):
+    """`--stop-reference start` (the default): with a min-delta no epoch can beat, each model
+    stops after `patience` epochs and keeps its starting weights (the top-K checkpoint holds the
+    search checkpoint's tensors, its objective is the start). Keras' reference (`first-epoch`)
+    trains patience + 1 epochs and keeps the last."""
+    common = dict(k=2, max_epochs=6, min_delta=1.0, workers=2, verify=False, min_distance=1, max_per_lineage=0)
+    summary = run_topk(runs["lcs"], TopKConfig(**common))
+    assert summary.settings.endswith(",reference=start") and summary.trained_now == 2
+    for t in summary.rows:
+        assert t["epochs_trained"] == t["epochs_to_converge"] == 2 and t["converged"]
+        assert t["objective_final"] == t["objective_at_stop"] == t["start_score"]
+        assert t["start_score"] == pytest.approx(t["estimated_score"])
+        with CheckpointReader(runs["lcs"] / "checkpoints" / f"c{t['candidate_id']:05d}.h5") as search, \
+                CheckpointReader(t["checkpoint"]) as top:
+            before, after = search.read(), top.read()
+        assert before.keys() == after.keys() and all(np.array_equal(before[i], after[i]) for i in before)
+    keras = run_topk(runs["lcs"], TopKConfig(**common, stop_reference="first-epoch"))
+    assert "reference" not in keras.settings and keras.trained_now == 2
+    for t in keras.rows:
+        assert t["epochs_trained"] == 3 and t["objective_final"] == t["curve"][-1] and t["start_score"] is None
 
 
 def test_report_end_to_end(runs):
@@ -96,13 +124,16 @@ def test_report_end_to_end(runs):
         curve = t["curve"] if isinstance(t["curve"], list) else json.loads(t["curve"])
         if t["converged"]:   # the last epoch that beat everything before it; no later one beat it by > min-delta
             stop = t["epochs_to_converge"]
-            assert kept == max(1, stop - 2) and all(c <= curve[kept - 1] + 0.001 + 1e-9 for c in curve[kept:stop])
-            assert kept == 1 or curve[kept - 1] > max(curve[:kept - 1])
+            start = t["start_score"]   # epoch 0: the score before top-K training
+            best = start if kept == 0 else curve[kept - 1]
+            assert kept == stop - 2 and all(c <= best + 0.001 + 1e-9 for c in curve[kept:stop])
+            assert kept == 0 or curve[kept - 1] > max([start, *curve[:kept - 1]]) + 0.001
         else:
             assert kept == t["epochs_to_converge"]
     rows = comparison(reports, "warm")
-    assert rows[1]["kept_speedup_vs_baseline"] == pytest.approx(
-        geometric_mean(base_set.kept_epochs) / geometric_mean(reports[1].trained["warm"].kept_epochs))
+    lcs_kept = statistics.mean(reports[1].trained["warm"].kept_epochs)   # means: a kept epoch can be 0
+    if lcs_kept:
+        assert rows[1]["kept_speedup_vs_baseline"] == pytest.approx(statistics.mean(base_set.kept_epochs) / lcs_kept)
     for r in reports:
         tau, n, over = r.trained["warm"].tau
         assert -1 <= tau <= 1 and n == 5 and over == "random sample"
@@ -209,6 +240,11 @@ def test_report_describes_the_latest_topk_selection_not_the_union(tmp_path):
             seen.add(tuple(c["arch_seq"]))
             best.append(c)
     assert len(top) == 2 and {r["candidate_id"] for r in top} == {c["id"] for c in best}
+    # a call whose models were all trained before (other settings trained in between) is still the one described
+    run_topk(cfg.run_dir, TopKConfig(k=1, max_epochs=4, workers=2, **by_score))
+    run_topk(cfg.run_dir, TopKConfig(k=4, max_epochs=3, workers=2, **by_score))   # trains nothing
+    latest = load_run(cfg.run_dir).trained["warm"]
+    assert "max_epochs=3" in latest.settings and len(latest.topk) == 4
 
 
 def test_a_flat_model_from_scratch_is_not_called_converged():

@@ -157,8 +157,16 @@ class Evaluator:
 
     def _train(self, job: Job, model, data, result: Result, timings: dict) -> None:
         """Train `job.epochs` epochs and score; with `job.patience`, score every epoch and track
-        (and apply, if `job.early_stop`) Keras-style early stopping."""
+        (and apply, if `job.early_stop`) Keras-style early stopping, against the starting score
+        when `job.stop_reference` is "start"."""
         train_s = eval_s = 0.0
+        start: tuple[float, list[np.ndarray], dict] | None = None   # score, weights, metrics
+        if job.patience is not None and job.stop_reference == "start":
+            t = time.perf_counter()
+            result.start_score = _finite(float(model.evaluate(data)))
+            eval_s += time.perf_counter() - t
+            start = (result.start_score, [a.copy() for a in model.get_tensors()],   # (a backend may hand out views)
+                     dict(getattr(model, "last_metrics", None) or {}))
         for epoch in range(job.epochs):
             t = time.perf_counter()
             loss = float(model.train_epoch(data, job.seed * 1000 + epoch))
@@ -172,18 +180,25 @@ class Evaluator:
             result.curve.append(_finite(float(model.evaluate(data))))
             eval_s += time.perf_counter() - t
             if result.stop_epoch is None:
-                result.stop_epoch = early_stop_epoch(result.curve, job.patience, job.min_delta)
+                result.stop_epoch = early_stop_epoch(result.curve, job.patience, job.min_delta,
+                                                     result.start_score)
                 if result.stop_epoch is not None:
                     result.score_at_stop = result.curve[-1]
                     if job.early_stop:
                         break
+        restored = False
         if job.patience is None:
             t = time.perf_counter()
             result.score = _finite(float(model.evaluate(data)))
             eval_s += time.perf_counter() - t
+        elif start is not None and job.early_stop and result.stop_epoch == job.patience:
+            # no epoch beat the start (kept epoch 0): the model is its starting weights
+            model.set_tensors(dict(enumerate(start[1])))
+            result.score = result.score_at_stop = start[0]
+            restored = True
         else:
             result.score = result.curve[-1]
-        result.metrics = dict(getattr(model, "last_metrics", None) or {})
+        result.metrics = start[2] if restored and start else dict(getattr(model, "last_metrics", None) or {})
         for key, value in result.metrics.items():
             _finite(value, f"metric {key!r}")
         timings["train_s"], timings["eval_s"] = train_s, eval_s

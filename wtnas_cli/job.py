@@ -30,6 +30,10 @@ class Job:
     patience: int | None = None
     min_delta: float = 0.0
     early_stop: bool = True
+    # "start": the model is scored before its first epoch and must beat that score (a warm
+    # start its checkpoint; one that never does keeps its starting weights); "first-epoch": the
+    # first epoch sets the reference (Keras' default)
+    stop_reference: str = "first-epoch"
     # "candidate", or "control": the same architecture trained from scratch beside it (controls.py)
     role: str = "candidate"
     write_checkpoint: bool = True
@@ -77,6 +81,7 @@ class Result:
     epochs_trained: int = 0
     stop_epoch: int | None = None
     score_at_stop: float | None = None
+    start_score: float | None = None   # the objective before the first epoch (stop_reference "start")
 
     def to_dict(self) -> dict:
         return _plain(self)

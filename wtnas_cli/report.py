@@ -22,7 +22,7 @@ from .controls import ControlStats, control_pairs, control_stats
 from .scheme import label as scheme_label
 from .selection import choice_checks, flag_reason, known_checks, threshold_words
 from .stats import geometric_mean, kendall_tau, kept_epoch, time_slots
-from .store import RunStore, selection_key
+from .store import RunStore, latest_settings_key, selection_key
 
 
 @dataclass
@@ -206,7 +206,9 @@ def load_run(run_dir: str | Path, slot_s: float | None = None) -> RunReport:
             rows = [r for r in store.trained(mode) if r["status"] == "ok"]
             if not rows:
                 continue
-            latest = max(rows, key=lambda r: r["finished_at"] or 0)["settings"]
+            latest = store.get_meta(latest_settings_key(mode))   # the latest call's, trained now or before
+            if not any(r["settings"] == latest for r in rows):    # (older stores: the latest trained)
+                latest = max(rows, key=lambda r: r["finished_at"] or 0)["settings"]
             rows = [r for r in rows if r["settings"] == latest]
             selection = store.get_meta(selection_key(mode, latest))
             if selection:   # the latest `wtnas topk` call's selection (--k 4 then --k 2 reports 2)
@@ -249,13 +251,14 @@ def comparison(reports: list[RunReport], mode: str = "warm") -> list[dict]:
     base = next((r for r in reports if r.is_baseline), reports[0])
     base_set = base.trained.get(mode)
     base_gm = geometric_mean(base_set.epochs) if base_set else float("nan")
-    base_kept = geometric_mean(base_set.kept_epochs) if base_set else float("nan")
+    # kept epochs are means, not geometric means: 0 (a model that kept its start) is a real value
+    base_kept = statistics.mean(base_set.kept_epochs) if base_set and base_set.topk else float("nan")
     base_obj = statistics.mean(base_set.objective("objective_final")) if base_set and base_set.topk else float("nan")
     rows = []
     for r in reports:
         t = r.trained.get(mode)
         gm = geometric_mean(t.epochs) if t and t.topk else float("nan")
-        kept = geometric_mean(t.kept_epochs) if t and t.topk else float("nan")
+        kept = statistics.mean(t.kept_epochs) if t and t.topk else float("nan")
         obj = statistics.mean(t.objective("objective_final")) if t and t.topk else float("nan")
         stop = statistics.mean(t.objective("objective_at_stop")) if t and t.topk else float("nan")
         tau = t.tau if t else (float("nan"), 0, "")
@@ -264,7 +267,7 @@ def comparison(reports: list[RunReport], mode: str = "warm") -> list[dict]:
             "mean_score_2nd_half": r.mean_score_second_half, "transfer_share": r.transfer_share,
             "topk_n": len(t.topk) if t else 0, "epochs_gmean": gm,
             "speedup_vs_baseline": base_gm / gm if gm and not math.isnan(gm) else float("nan"),
-            "kept_epochs_gmean": kept,
+            "kept_epochs_mean": kept,
             "kept_speedup_vs_baseline": base_kept / kept if kept and not math.isnan(kept) else float("nan"),
             "objective_at_stop": stop, "objective_final": obj, "objective_diff_vs_baseline": obj - base_obj,
             "tau": tau[0], "tau_n": tau[1], "tau_over": tau[2],
@@ -381,17 +384,19 @@ def render_markdown(reports: list[RunReport], plots: list[Path], plot_note: str 
         title = "warm-started from their checkpoints" if mode == "warm" else "retrained from scratch"
         settings = next(r.trained[mode].settings for r in reports if mode in r.trained)
         lines += ["", f"## Top-K, {title}", "", f"Training settings: `{settings}`. Epochs to converge follow "
-                  "Keras' EarlyStopping (first epoch sets the reference; floor = patience + 1); "
-                  "speed-up = geometric mean of the baseline's epochs / this run's. The kept epoch is the "
-                  "one whose objective early stopping keeps (stop epoch − patience): its speed-up has no "
+                  "Keras' EarlyStopping (patience, min_delta; with `reference=start` an epoch must beat "
+                  "the model's score before top-K training, otherwise the first epoch sets the reference "
+                  "and the floor is patience + 1); speed-up = geometric mean of the baseline's epochs / "
+                  "this run's. The kept epoch is the one whose objective early stopping keeps (stop epoch − "
+                  "patience; 0 = the model kept its starting weights), averaged: its speed-up has no "
                   "floor, so it shows savings on models that converge within a few epochs.", "",
-                  "| run | scheme | K | epochs (geo. mean) | speed-up vs baseline | kept epoch (geo. mean) | "
+                  "| run | scheme | K | epochs (geo. mean) | speed-up vs baseline | kept epoch (mean) | "
                   "speed-up to the kept epoch | objective at early stop | "
                   "objective, final | diff vs baseline | Kendall tau (n, over) |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for row in cmp_rows:
             lines.append(f"| {row['run']} | {row['scheme']} | {row['topk_n']} | {_f(row['epochs_gmean'], 2)} | "
-                         f"{_x(row['speedup_vs_baseline'])} | {_f(row['kept_epochs_gmean'], 2)} | "
+                         f"{_x(row['speedup_vs_baseline'])} | {_f(row['kept_epochs_mean'], 2)} | "
                          f"{_x(row['kept_speedup_vs_baseline'])} | {_f(row['objective_at_stop'])} | "
                          f"{_f(row['objective_final'])} | {_f(row['objective_diff_vs_baseline'])} | "
                          f"{_tau(row)} |")

@@ -8,28 +8,32 @@ from typing import Sequence
 import numpy as np
 
 
-def early_stop_epoch(curve: Sequence[float], patience: int, min_delta: float) -> int | None:
-    """Epochs trained when Keras' EarlyStopping (mode max, no baseline) would stop, or None.
+def early_stop_epoch(curve: Sequence[float], patience: int, min_delta: float,
+                     start: float | None = None) -> int | None:
+    """Epochs trained when Keras' EarlyStopping (mode max) would stop, or None.
 
-    As in Keras: the first epoch sets the reference; an epoch improves when it beats the best by
-    more than `min_delta`; training stops after `patience` epochs in a row without improvement.
-    The result counts epochs trained, so it is at least patience + 1.
+    An epoch improves when it beats the best by more than `min_delta`; training stops after
+    `patience` epochs in a row without improvement. The reference is `start` (the model's score
+    before training, Keras' `baseline`): a warm start must beat its checkpoint, and stops after
+    `patience` epochs if it never does. Without `start` the first epoch sets the reference (Keras'
+    default), so at least patience + 1 epochs are trained.
     """
-    best, wait = -math.inf, 0
+    best, wait = (-math.inf if start is None else start), 0
     for epoch, value in enumerate(curve):
         wait += 1
         if value - min_delta > best:
             best, wait = value, 0
-        elif wait >= patience and epoch > 0:
+        elif wait >= patience:
             return epoch + 1
     return None
 
 
 def kept_epoch(epochs_to_converge: int, converged: bool, patience: int) -> int:
     """The epoch whose objective early stopping keeps: the stop epoch minus `patience` (the
-    last improving epoch). Unlike the stop epoch it has no floor of patience + 1, so speed-ups of
-    models that converge almost at once are not capped. A model that hit the epoch cap: the cap."""
-    return max(1, epochs_to_converge - patience) if converged else epochs_to_converge
+    last improving epoch; 0: no epoch beat the start, the model keeps its starting weights).
+    Unlike the stop epoch it has no floor of patience + 1, so speed-ups of models that converge
+    almost at once are not capped. A model that hit the epoch cap: the cap."""
+    return max(0, epochs_to_converge - patience) if converged else epochs_to_converge
 
 
 def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
@@ -117,15 +121,21 @@ def permutation_pvalue(a: Sequence[float], b: Sequence[float], *, statistic: str
 
 
 def bootstrap_ratio_ci(numerator: Sequence[float], denominator: Sequence[float], *, resamples: int = 5000,
-                       seed: int = 0) -> tuple[float, float, float]:
+                       seed: int = 0, geometric: bool = True) -> tuple[float, float, float]:
     """Ratio of geometric means (e.g. baseline epochs / LCS epochs) with a 95% percentile
-    bootstrap interval, resampling each group independently: (ratio, low, high)."""
-    x = np.log(np.asarray(numerator, dtype=float))
-    y = np.log(np.asarray(denominator, dtype=float))
+    bootstrap interval, resampling each group independently: (ratio, low, high). With
+    `geometric=False`, of arithmetic means (for values that can be 0, such as kept epochs)."""
+    x, y = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
     if len(x) == 0 or len(y) == 0:
         return float("nan"), float("nan"), float("nan")
     rng = np.random.default_rng(seed)
+    if geometric:
+        x, y = np.log(x), np.log(y)
     bx = x[rng.integers(len(x), size=(resamples, len(x)))].mean(axis=1)
     by = y[rng.integers(len(y), size=(resamples, len(y)))].mean(axis=1)
-    low, high = np.percentile(np.exp(bx - by), [2.5, 97.5])
-    return float(np.exp(x.mean() - y.mean())), float(low), float(high)
+    if geometric:
+        low, high = np.percentile(np.exp(bx - by), [2.5, 97.5])
+        return float(np.exp(x.mean() - y.mean())), float(low), float(high)
+    ratios = np.divide(bx, by, out=np.full_like(bx, np.inf), where=by > 0)   # a resample of all 0s: inf
+    low, high = np.percentile(ratios, [2.5, 97.5], method="nearest")
+    return float(x.mean() / y.mean()) if y.mean() else float("inf"), float(low), float(high)

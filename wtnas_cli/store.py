@@ -39,12 +39,19 @@ _TRAINED = [
     ("converged", "INTEGER"), ("objective_at_stop", "REAL"), ("objective_final", "REAL"), ("curve", "TEXT"),
     ("warm_started", "INTEGER"), ("num_params", "INTEGER"), ("train_s", "REAL"), ("eval_s", "REAL"),
     ("wall_s", "REAL"), ("checkpoint", "TEXT"), ("error", "TEXT"), ("note", "TEXT"), ("finished_at", "REAL"),
+    ("start_score", "REAL"),   # the objective before training (--stop-reference start)
 ]
 
 
 def selection_key(mode: str, settings: str) -> str:
     """Meta key of the latest `wtnas topk` selection for a mode and training settings."""
     return f"topk_selection:{mode}:{settings}"
+
+
+def latest_settings_key(mode: str) -> str:
+    """Meta key of the training settings of the latest `wtnas topk` call in a mode (its models
+    may all have been trained by an earlier call: the report still describes this one)."""
+    return f"topk_latest:{mode}"
 
 
 # lineage-bias controls (controls.py): one row per candidate that also trains from scratch
@@ -79,7 +86,7 @@ class RunStore:
             CREATE TABLE IF NOT EXISTS checks ({", ".join(f"{c} {t}" for c, t in _CHECKS)},
                                                PRIMARY KEY (candidate_id, epochs));
         """)
-        for table, columns in (("candidates", _COLUMNS), ("controls", _CONTROLS)):
+        for table, columns in (("candidates", _COLUMNS), ("controls", _CONTROLS), ("trained", _TRAINED)):
             have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
             for column, kind in columns:  # stores written by an older wtnas gain the new columns
                 if column not in have:
@@ -266,6 +273,7 @@ class RunStore:
             "wall_s": (result.finished_at or 0) - (result.started_at or 0),
             "checkpoint": result.checkpoint_path if ok else None, "error": result.error,
             "note": "; ".join(result.events) or None, "finished_at": result.finished_at,
+            "start_score": result.start_score,
         }
         sets = ", ".join(f"{k} = ?" for k in fields)
         with self.transaction():

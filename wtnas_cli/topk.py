@@ -29,7 +29,10 @@ from .search import candidate_seed, create_executor, scratch_twin
 from .lineage import count_lineages, founders_and_depths
 from .selection import (CHECK_POOL, MIN_REFERENCE, RANKS, VERIFY_MODES, families, known_checks, rerank_by_check,
                         scratch_reference, select, stored_checks, verify_threshold)
-from .store import RunStore, selection_key
+from .store import RunStore, latest_settings_key, selection_key
+
+
+STOP_REFERENCES = ("start", "first-epoch")
 
 
 @dataclass
@@ -54,6 +57,10 @@ class TopKConfig:
     # epochs of a from-scratch check (--verify all, --rank check); None: the search's own budget,
     # whose controls count as checks. Longer checks are stored apart (RunStore.checks)
     check_epochs: int | None = None
+    # early stopping's reference: "start" = each model's score before top-K training (a warm
+    # start must beat its checkpoint; one that never does keeps it, kept epoch 0); "first-epoch"
+    # = Keras' default, the paper's (the first epoch sets it, so every model trains >= patience + 1)
+    stop_reference: str = "start"
 
     def validate(self) -> "TopKConfig":
         for ok, message in [(self.k >= 1, "--k must be at least 1"),
@@ -67,6 +74,8 @@ class TopKConfig:
                             (self.verify_mode in VERIFY_MODES, f"--verify must be one of {', '.join(VERIFY_MODES)}"),
                             (self.before is None or self.before > 0, "--before must be positive (seconds)"),
                             (self.check_epochs is None or self.check_epochs >= 1, "--check-epochs must be at least 1"),
+                            (self.stop_reference in STOP_REFERENCES,
+                             f"--stop-reference must be one of {', '.join(STOP_REFERENCES)}"),
                             (self.check_epochs is None or self.verify_mode == "all" or self.rank == "check",
                              "--check-epochs runs new checks: use it with --verify all or --rank check")]:
             if not ok:
@@ -83,8 +92,11 @@ class TopKConfig:
 
 
 def settings_key(cfg: TopKConfig, min_delta: float) -> str:
-    """Models trained under other settings are other rows (and other checkpoint files)."""
-    return f"patience={cfg.patience},min_delta={min_delta:g},max_epochs={cfg.max_epochs},early_stop={int(cfg.early_stop)}"
+    """Models trained under other settings are other rows (and other checkpoint files). Keras'
+    reference (the first epoch) adds nothing: rows trained before `stop_reference` existed keep
+    their key."""
+    key = f"patience={cfg.patience},min_delta={min_delta:g},max_epochs={cfg.max_epochs},early_stop={int(cfg.early_stop)}"
+    return key if cfg.stop_reference == "first-epoch" else f"{key},reference={cfg.stop_reference}"
 
 
 @dataclass
@@ -203,6 +215,7 @@ def _train_top(run_dir: Path, cfg: TopKConfig, run_cfg: RunConfig, problem, sett
         # the report describes this call's selection, not the union of every call's
         store.set_meta(selection_key(cfg.mode, settings), {"k": cfg.k, "before": cfg.before, "topk": sorted(top_ids),
                                                            "tau": sorted(tau_ids), **choice})
+        store.set_meta(latest_settings_key(cfg.mode), settings)
         summary.selected = len(chosen)
         summary.choice = choice
         done = {r["candidate_id"] for r in store.trained(cfg.mode, settings) if r["status"] == "ok"}
@@ -334,4 +347,4 @@ def _make_job(run_dir: Path, run_cfg: RunConfig, row: dict, cfg: TopKConfig, min
                provider_id=cid if warm else None,
                provider_checkpoint=(row["checkpoint"] or str(run_dir / "checkpoints" / f"c{cid:05d}.h5")) if warm else None,
                device=device, patience=cfg.patience, min_delta=min_delta,
-               early_stop=cfg.early_stop, plugins=plugin_set)
+               early_stop=cfg.early_stop, stop_reference=cfg.stop_reference, plugins=plugin_set)

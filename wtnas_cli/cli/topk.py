@@ -51,6 +51,10 @@ def topk_command(
                                     help="Stop at convergence, or train exactly --max-epochs (the paper's fully "
                                          "trained reference; the early-stop point is still recorded)."),
     patience: int = typer.Option(2, help="Epochs without improvement before stopping (paper: 2)."),
+    stop_reference: str = typer.Option("start", "--stop-reference", help="What an epoch must improve on: start = "
+                                       "the model's score before top-K training (a warm start that never beats its "
+                                       "checkpoint keeps it after --patience epochs); first-epoch = Keras' default, "
+                                       "the paper's (every model trains at least --patience + 1 epochs)."),
     min_delta: Optional[float] = typer.Option(None, "--min-delta", help="Smallest improvement that counts "
                                                                         "\\[default: the problem's, digits 0.001]."),
     max_epochs: int = typer.Option(20, "--max-epochs", help="Cap on epochs (paper: 20)."),
@@ -81,7 +85,8 @@ def topk_command(
     cfg = TopKConfig(k=k, before=before, from_scratch=from_scratch, early_stop=early_stop, patience=patience,
                      min_delta=min_delta, max_epochs=max_epochs, tau_sample=tau_sample, workers=workers, seed=seed,
                      verify="off" if no_verify else verify, min_distance=min_distance,
-                     max_per_lineage=max_per_lineage, rank=rank, check_epochs=check_epochs)
+                     max_per_lineage=max_per_lineage, rank=rank, check_epochs=check_epochs,
+                     stop_reference=stop_reference)
     observer = TopKObserver()
     try:
         summary = run_topk(run_dir, cfg, observer=observer)
