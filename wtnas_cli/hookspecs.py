@@ -232,6 +232,7 @@ def wtnas_topk_finished(run_dir: Path, summary: dict[str, Any], models: list[dic
         rows, best estimated score first): ``candidate_id``, ``status``, ``in_topk``,
         ``in_tau_sample``, ``estimated_score``, ``objective_at_stop``, ``objective_final``,
         ``epochs_trained``, ``epochs_to_converge``, ``converged``, ``curve`` (objective per epoch),
+        ``start_score`` (the objective before the first epoch, with ``reference=start`` settings),
         ``num_params``, ``train_s``, ``wall_s``, ``checkpoint`` (the trained model's ``.h5`` file).
 
     Example (keep the trained top-K models with a tracker, as plugins/wtnas-mlflow does)::
