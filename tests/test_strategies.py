@@ -125,16 +125,23 @@ def test_one_island_is_plain_regularized_evolution(small_space):
     """With one island (the default), telling the parent changes nothing: the same asks as the
     three-argument tell. (Checked once against the implementation before islands existed: the
     same asks over 5 seeds x 500 candidates on digits.)"""
-    plain = RegularizedEvolution(small_space, seed=3, population=6, sample=3)
-    one = RegularizedEvolution(small_space, seed=3, population=6, sample=3, islands=1)
+    plain, one = _same_asks(small_space, dict(islands=1), 60)
+    assert plain.population == one.population
+
+
+def _same_asks(space, options: dict, candidates: int):
+    """Plain regularized evolution and one with `options`, asked and told side by side (the
+    plain one with the three-argument tell): every ask must be the same."""
+    plain = RegularizedEvolution(space, seed=3, population=6, sample=3)
+    other = RegularizedEvolution(space, seed=3, population=6, sample=3, **options)
     rng = np.random.default_rng(5)
-    for cid in range(60):
-        a, b = plain.ask(), one.ask()
+    for cid in range(candidates):
+        a, b = plain.ask(), other.ask()
         assert a == b
         score = float(rng.random())
         plain.tell(cid, a.arch_seq, score)
-        one.tell(cid, b.arch_seq, score, parent_id=b.parent_id)
-    assert plain.population == one.population
+        other.tell(cid, b.arch_seq, score, parent_id=b.parent_id)
+    return plain, other
 
 
 def _behind_island_run(space, refound, asks=40):
@@ -197,15 +204,7 @@ def test_refound_follows_from_the_told_results(small_space):
 
 def test_refound_needs_islands(small_space):
     """One population has nothing to compare with: `refound` does nothing there."""
-    plain = RegularizedEvolution(small_space, seed=3, population=6, sample=3)
-    refound = RegularizedEvolution(small_space, seed=3, population=6, sample=3, refound=True)
-    rng = np.random.default_rng(5)
-    for cid in range(40):
-        a, b = plain.ask(), refound.ask()
-        assert a == b
-        score = float(rng.random())
-        plain.tell(cid, a.arch_seq, score)
-        refound.tell(cid, b.arch_seq, score, parent_id=b.parent_id)
+    _, refound = _same_asks(small_space, dict(refound=True), 40)
     assert refound.refounded == []
 
 
