@@ -5,8 +5,8 @@ side by side on digits, nt3like and real MNIST-5k, over several seeds.
     python benchmarks/bench_rankings.py --seeds 2 --quick     # a few minutes
 
 Per problem and seed, regularized-evolution searches: the baseline (`--matcher none`), LCS (with
-the default `--controls`) and LCS on 3 islands (`-o evolution.islands=3`, also with
-`-o evolution.refound=true`; only when a selection asks for it). Then `wtnas topk` on them under several selections, each warm-started (epochs to
+the default `--controls`) and LCS on 3 islands (`-o evolution.islands=3`, only when a selection
+asks for it). Then `wtnas topk` on them under several selections, each warm-started (epochs to
 converge) and from scratch (the architecture's own worth):
 
 - `baseline`: the baseline's top-K by search score (no transfer, nothing to verify);
@@ -17,9 +17,7 @@ converge) and from scratch (the architecture's own worth):
 - `lcs+verified+cap`, `lcs+check+cap`: the same with `--max-per-lineage 2` (opt-in);
 - `lcs+verified+long`: `--verify all --check-epochs 3` (the search's epoch + the top-K patience);
 - `islands+verified`, `islands+verified+cap`: `--verify all`, without and with
-  `--max-per-lineage 2`, on the islands search;
-- `refound+verified+cap`: the same as `islands+verified+cap` on islands started again when they
-  fall behind (`-o evolution.refound=true`).
+  `--max-per-lineage 2`, on the islands search.
 
 A top-K model *does not learn from random weights* when its from-scratch objective (full top-K
 training) stays below chance + 25% of the way from chance to 1 (chance: the validation set's
@@ -58,7 +56,6 @@ SEARCHES = {     # name: RunConfig settings (and the run directory's prefix)
     "none": dict(matcher="none"),
     "lcs": dict(matcher="lcs"),
     "islands": dict(matcher="lcs", options={"evolution": {"islands": ISLANDS}}),
-    "refound": dict(matcher="lcs", options={"evolution": {"islands": ISLANDS, "refound": True}}),
 }
 SELECTIONS = {   # name: (search, TopKConfig options, modes trained)
     "baseline": ("none", dict(verify=False, min_distance=1, max_per_lineage=0), ("warm", "scratch")),
@@ -74,11 +71,9 @@ SELECTIONS = {   # name: (search, TopKConfig options, modes trained)
     # LCS on islands (evolution -o islands=3): one lineage per island
     "islands+verified": ("islands", dict(verify="all"), ("warm", "scratch")),
     "islands+verified+cap": ("islands", dict(verify="all", max_per_lineage=2), ("warm", "scratch")),
-    # the same on islands that are started again when behind (-o evolution.refound=true)
-    "refound+verified+cap": ("refound", dict(verify="all", max_per_lineage=2), ("warm", "scratch")),
 }
 # the tau sample: once per search, with these selections
-TAU_FROM = ("baseline", "lcs", "islands+verified+cap", "refound+verified+cap")
+TAU_FROM = ("baseline", "lcs", "islands+verified+cap")
 LEARNS = 0.25                    # share of the way from chance to 1 a from-scratch model must reach
 
 
@@ -287,6 +282,9 @@ def aggregate(seeds: list[dict], patience: int) -> dict:
                                                     for s in scratch if ok(s["topk"])]),
             "warm_objective_per_seed": mean_std([statistics.mean(m["objective_final"] for m in ok(w["topk"]))
                                                  for w in trained_warm if ok(w["topk"])]) if trained_warm else None,
+            "warm_objective_first_epoch_per_seed": mean_std([statistics.mean(m["objective_final"] for m in ok(w["topk"]))
+                                                             for w in before if ok(w["topk"])])
+                                                   if all(before) and trained_warm else None,
             "does_not_learn": sum(not m["learns"] for s in scratch for m in s["topk"]),
             "models": sum(len(s["topk"]) for s in scratch),
             "lineages_per_seed": [w["lineages"] for w in warm],
@@ -428,10 +426,9 @@ def markdown(results: dict) -> str:
                 f"{', '.join('—' if t is None or t != t else f'{t:.2f}' for t in c['tau'])} (n = "
                 f"{', '.join(map(str, c['n']))}); cost {ms(c['cost_share'])} of the search's worker time. "
                 f"Verification: {ms(agg['verify_cost_share'])} of the verified top-K's training time (warm + scratch)."
-                + "".join(f" {label} ({ISLANDS} islands): score of the 2nd half {ms(srch[m]['mean_score_2nd_half'])}, "
-                          f"weight lineages {ms(srch[m]['lineages'], 1)}, mean depth {ms(srch[m]['depth_mean'], 1)}."
-                          for m, label in (("islands", "Islands search"), ("refound", "Islands, re-founded when behind"))
-                          if m in srch), ""]
+                + (f" Islands search ({ISLANDS} islands): score of the 2nd half {ms(srch['islands']['mean_score_2nd_half'])}, "
+                   f"weight lineages {ms(srch['islands']['lineages'], 1)}, mean depth "
+                   f"{ms(srch['islands']['depth_mean'], 1)}." if "islands" in srch else ""), ""]
     if "gmean_over_problems" in results:
         out.append("Geometric mean over the problems of the epoch ratios (baseline / transfer): " + "; ".join(
             f"{sel}: kept {g['kept_ratio']:.2f}x, stop {g['epoch_ratio']:.2f}x"

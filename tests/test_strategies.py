@@ -125,87 +125,16 @@ def test_one_island_is_plain_regularized_evolution(small_space):
     """With one island (the default), telling the parent changes nothing: the same asks as the
     three-argument tell. (Checked once against the implementation before islands existed: the
     same asks over 5 seeds x 500 candidates on digits.)"""
-    plain, one = _same_asks(small_space, dict(islands=1), 60)
-    assert plain.population == one.population
-
-
-def _same_asks(space, options: dict, candidates: int):
-    """Plain regularized evolution and one with `options`, asked and told side by side (the
-    plain one with the three-argument tell): every ask must be the same."""
-    plain = RegularizedEvolution(space, seed=3, population=6, sample=3)
-    other = RegularizedEvolution(space, seed=3, population=6, sample=3, **options)
+    plain = RegularizedEvolution(small_space, seed=3, population=6, sample=3)
+    one = RegularizedEvolution(small_space, seed=3, population=6, sample=3, islands=1)
     rng = np.random.default_rng(5)
-    for cid in range(candidates):
-        a, b = plain.ask(), other.ask()
+    for cid in range(60):
+        a, b = plain.ask(), one.ask()
         assert a == b
         score = float(rng.random())
         plain.tell(cid, a.arch_seq, score)
-        other.tell(cid, b.arch_seq, score, parent_id=b.parent_id)
-    return plain, other
-
-
-def _behind_island_run(space, refound, asks=40):
-    """2 islands of 3; the random start's candidates 1, 3, 5 (island 1) and all their descendants
-    score 0.1, the rest 0.8, and so do founders drawn after the start. Returns the strategy,
-    each candidate's founder, and the told sequence."""
-    strategy = RegularizedEvolution(space, seed=0, population=6, sample=2, islands=2, refound=refound)
-    founder, told = {}, []
-    for cid in range(asks):
-        proposal = strategy.ask()
-        founder[cid] = founder[proposal.parent_id] if proposal.parent_id is not None else cid
-        start = founder[cid] < 6
-        score = 0.1 if start and founder[cid] % 2 else 0.8
-        told.append((cid, proposal.arch_seq, score, proposal.parent_id))
-        strategy.tell(cid, proposal.arch_seq, score, parent_id=proposal.parent_id)
-    return strategy, founder, told
-
-
-def test_refound_starts_a_behind_island_again_with_new_founders(small_space):
-    """Island 1's lineage never catches up: after it took in 3 children (its size) with its best
-    (0.1) below island 0's median (0.8), it is emptied and filled with new random founders; the
-    old lineage's members never come back. Without `refound` the island keeps its lineage."""
-    stuck, founder, _ = _behind_island_run(small_space, refound=False)
-    assert {founder[cid] % 2 for cid, _, _ in stuck.islands[1]} == {1} and stuck.refounded == []
-
-    strategy, founder, told = _behind_island_run(small_space, refound=True)
-    assert strategy.refounded and strategy.refounded[0][0] == 1
-    first = strategy.refounded[0][1]
-    children_of_1 = [c for c, _, _, p in told[:first + 1] if p is not None and founder[c] % 2]
-    assert len(children_of_1) == 3                        # judged after a population's worth of children
-    assert told[first + 1][3] is None                     # the next ask is a random candidate: a new founder
-    assert all(founder[cid] >= 6 for cid, _, _ in strategy.islands[1])
-    assert all(founder[cid] < 6 and founder[cid] % 2 == 0 for cid, _, _ in strategy.islands[0])
-    # the new founders (0.8) reach island 0's median: neither island is behind any more
-    assert [k for k, _ in strategy.refounded] == [1]
-
-
-def test_refound_drops_late_children_of_the_retired_lineage(small_space):
-    """A child of the re-founded island's old lineage told after the re-founding (it was in
-    flight) joins no island, also when its parent had aged out of the island before."""
-    strategy, founder, told = _behind_island_run(small_space, refound=True, asks=20)
-    old = [c for c, _, _, _ in told[:strategy.refounded[0][1] + 1] if founder[c] % 2 and founder[c] < 6]
-    before = [list(i) for i in strategy.islands]
-    for parent in (old[0], old[-1]):          # aged out long before; a member when re-founded
-        strategy.tell(999, told[0][1], 0.99, parent_id=parent)
-    assert [list(i) for i in strategy.islands] == before
-    strategy.tell(1000, told[0][1], 0.99, parent_id=told[-1][0])   # a child of a current member joins
-    assert 1000 in {c for i in strategy.islands for c, _, _ in i}
-
-
-def test_refound_follows_from_the_told_results(small_space):
-    """Re-founding is decided in `tell`: a replay (a resumed run) re-founds at the same points."""
-    strategy, _, told = _behind_island_run(small_space, refound=True)
-    replayed = RegularizedEvolution(small_space, seed=7, population=6, sample=2, islands=2, refound=True)
-    for cid, seq, score, parent in told:
-        replayed.tell(cid, seq, score, parent_id=parent)
-    assert replayed.refounded == strategy.refounded
-    assert [list(i) for i in replayed.islands] == [list(i) for i in strategy.islands]
-
-
-def test_refound_needs_islands(small_space):
-    """One population has nothing to compare with: `refound` does nothing there."""
-    _, refound = _same_asks(small_space, dict(refound=True), 40)
-    assert refound.refounded == []
+        one.tell(cid, b.arch_seq, score, parent_id=b.parent_id)
+    assert plain.population == one.population
 
 
 def test_islands_must_fit_the_population(small_space):
@@ -255,6 +184,6 @@ def test_too_many_islands_is_one_line_before_the_run_starts(tmp_path):
     from wtnas_cli.search import run_search
 
     with pytest.raises(ConfigError, match=r"strategy 'evolution': islands \(30\) must be between 1 and population "
-                                          r"\(20\) \(its options: population, sample, islands, refound; set them with -o"):
+                                          r"\(20\) \(its options: population, sample, islands; set them with -o"):
         run_search(RunConfig(options={"evolution": {"islands": 30}}, run_dir=str(tmp_path / "run")))
     assert not (tmp_path / "run").exists()

@@ -24,20 +24,14 @@ class RegularizedEvolution:
     turn and joins its parent's island, a candidate without a parent (the random start) joins the
     smallest. Nothing migrates, so with parent transfer each island keeps its own weight
     lineage: the top-K can then hold several deep, well-trained lineages instead of one
-    (under I = 1 every lineage but one dies out; lineage.py).
-
-    With `refound`, an island that stays behind is started again: once it has taken in as many
-    children as it has members, if even its best member scores below the median member of the
-    other islands, its members are retired (their children still in flight join no island) and
-    it fills again with random candidates, i.e. new founders. Without it, an island whose random
-    start learned nothing spends its share of the budget on that start's descendants."""
+    (under I = 1 every lineage but one dies out; lineage.py)."""
 
     #: island of a recently told candidate, kept for this many (a child told after its parent
     #: aged out still finds the island; memory stays flat over long runs)
     ISLAND_MEMORY = 50_000
 
     def __init__(self, space: SearchSpace, seed: int = 0, population: int = 20, sample: int = 10,
-                 islands: int = 1, refound: bool = False, **_):
+                 islands: int = 1, **_):
         if not 1 <= sample <= population:
             raise ValueError(f"sample ({sample}) must be between 1 and population ({population})")
         if not 1 <= islands <= population:
@@ -49,12 +43,8 @@ class RegularizedEvolution:
         sizes = [population // islands + (i < population % islands) for i in range(islands)]
         self.islands: list[deque[tuple[int, ArchSeq, float]]] = [deque(maxlen=n) for n in sizes]
         self.island_samples = [max(1, min(n, round(sample * n / population))) for n in sizes]
-        self._island_of: OrderedDict[int, tuple[int, int]] = OrderedDict()   # id: (island, founding)
+        self._island_of: OrderedDict[int, int] = OrderedDict()
         self._turn = 0
-        self.refound = refound and islands > 1
-        self._founding = [0] * islands   # how often each island was founded again
-        self._children = [0] * islands   # children each island took in since it was (re)founded
-        self.refounded: list[tuple[int, int]] = []   # (island, id of the candidate told just before)
 
     @property
     def population(self) -> list[tuple[int, ArchSeq, float]]:
@@ -82,33 +72,13 @@ class RegularizedEvolution:
         if len(self.islands) == 1:
             k = 0             # (nothing to remember: memory stays flat on the default path)
         else:
-            k, founding = self._island_of.get(parent_id, (-1, 0)) if parent_id is not None else (-1, 0)
-            if k >= 0 and founding != self._founding[k]:   # a child of a re-founded island's old lineage
-                return
+            k = self._island_of.get(parent_id, -1) if parent_id is not None else -1
             if k < 0:
                 k = min(range(len(self.islands)), key=lambda i: len(self.islands[i]))
-            else:
-                self._children[k] += 1
-            self._island_of[candidate_id] = (k, self._founding[k])
+            self._island_of[candidate_id] = k
             if len(self._island_of) > self.ISLAND_MEMORY:
                 self._island_of.popitem(last=False)
         self.islands[k].append((candidate_id, tuple(arch_seq), float(score)))
-        if self.refound:
-            self._refound_if_behind(k, candidate_id)
-
-    def _refound_if_behind(self, k: int, candidate_id: int) -> None:
-        """Start island `k` again if it is behind (class docstring); decided in `tell`, so a
-        replay of the told results re-founds at the same points."""
-        island = self.islands[k]
-        if self._children[k] < (island.maxlen or 0):
-            return
-        others = [score for j, other in enumerate(self.islands) if j != k for _, _, score in other]
-        if not others or max(score for _, _, score in island) >= float(np.median(others)):
-            return
-        island.clear()
-        self._founding[k] += 1   # every earlier member of the island is now of a retired lineage
-        self._children[k] = 0
-        self.refounded.append((k, candidate_id))
 
     def checkpoints_needed(self) -> set[int]:
         """Parents come from the populations only: older candidates can never provide again."""
@@ -138,8 +108,6 @@ EVOLUTION_OPTIONS = (
                               "(at most N)", min=1),
     Option("islands", int, 1, "split the population into this many islands that evolve apart (N and S are "
                               "shared out); with parent transfer each keeps its own weight lineage", min=1),
-    Option("refound", bool, False, "with islands: start an island again from random candidates when even its "
-                                   "best member scores below the other islands' median member"),
 )
 
 
