@@ -349,6 +349,10 @@ def _verify_share(seeds: list[dict], name: str):
     return mean_std(shares) if shares else None
 
 
+def _times(ratio: float) -> str:
+    return "unbounded" if ratio == float("inf") else f"{ratio:.2f}x"
+
+
 def print_problem(name: str, agg: dict) -> None:
     f = lambda ms, d=4: "-" if ms is None else f"{ms[0]:.{d}f} ± {ms[1]:.{d}f}"
     print(f"\n{name}")
@@ -365,8 +369,8 @@ def print_problem(name: str, agg: dict) -> None:
                  f"{ratio(a['epoch_ratio_first_epoch'])}" if "kept_ratio_first_epoch" in a else ""), flush=True)
     cap = agg["baseline"].get("ratio_ceiling")
     if cap:
-        print(f"  ceiling (every model stopping as early as the reference allows): kept {cap['kept']:.2f}x, "
-              f"stop {cap['stop']:.2f}x")
+        print(f"  ceiling (every model stopping as early as the reference allows): kept {_times(cap['kept'])}, "
+              f"stop {_times(cap['stop'])}")
     c = agg["controls"]
     print(f"  controls (LCS search): lift per seed {[round(x, 3) for x in c['lift']]}, "
           f"tau {[round(x, 2) if x is not None else None for x in c['tau']]}, n {c['n']}, "
@@ -417,7 +421,7 @@ def markdown(results: dict) -> str:
         c, srch = agg["controls"], agg["search"]
         cap = agg["baseline"].get("ratio_ceiling")
         out += ["", (f"Largest epoch ratio any selection could show here (all its models stopping as early as the "
-                     f"reference allows): kept {cap['kept']:.2f}x, stop {cap['stop']:.2f}x. " if cap else "") + f"Searches (mean ± std over seeds): score of the 2nd half baseline {ms(srch['none']['mean_score_2nd_half'])}, "
+                     f"reference allows): kept {_times(cap['kept'])}, stop {_times(cap['stop'])}. " if cap else "") + f"Searches (mean ± std over seeds): score of the 2nd half baseline {ms(srch['none']['mean_score_2nd_half'])}, "
                 f"LCS {ms(srch['lcs']['mean_score_2nd_half'])}; median parameters baseline "
                 f"{srch['none']['median_params'][0]:,.0f}, LCS {srch['lcs']['median_params'][0]:,.0f}; weight lineages "
                 f"among LCS's candidates {ms(srch['lcs']['lineages'], 1)}, mean depth {ms(srch['lcs']['depth_mean'], 1)}. "
