@@ -90,6 +90,10 @@ def test_a_warm_start_that_no_epoch_improves_keeps_its_checkpoint(runs):
     stops after `patience` epochs and keeps its starting weights (the top-K checkpoint holds the
     search checkpoint's tensors, its objective is the start). Keras' reference (`first-epoch`)
     trains patience + 1 epochs and keeps the last."""
+    from wtnas_cli.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^--stop-reference must be one of start, first-epoch$"):
+        TopKConfig(stop_reference="best").validate()
     common = dict(k=2, max_epochs=6, min_delta=1.0, workers=2, verify=False, min_distance=1, max_per_lineage=0)
     summary = run_topk(runs["lcs"], TopKConfig(**common))
     assert summary.settings.endswith(",reference=start") and summary.trained_now == 2
