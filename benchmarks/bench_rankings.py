@@ -167,7 +167,8 @@ def train_selection(run_dir: Path, name: str, mode: str, seed: int, b: dict, ext
                      stop_reference=stop_reference or b.get("stop_reference", "first-epoch"), **extra)
     t = time.perf_counter()
     summary = run_topk(run_dir, cfg)
-    return trained_numbers(run_dir, summary, time.perf_counter() - t, learns_at)
+    return dict(trained_numbers(run_dir, summary, time.perf_counter() - t, learns_at),
+                stop_reference=cfg.stop_reference)
 
 
 def retrain_warm(root: Path, out: dict, b: dict, learns_at: float) -> None:
@@ -226,7 +227,6 @@ def trained_numbers(run_dir: Path, summary, wall_s: float, learns_at: float) -> 
     return {"wall_s": wall_s, "topk": [model(c) for c in top_ids if c in trained],
             "tau": [model(c) for c in meta.get("tau", []) if c in trained],
             "choice": summary.choice, "lineages": count_lineages(top_ids, founder),
-            "stop_reference": "start" if summary.settings.endswith("reference=start") else "first-epoch",
             "verify_worker_s": verify_cost(controls, long_checks, top_ids, summary.choice)}
 
 
@@ -278,13 +278,9 @@ def aggregate(seeds: list[dict], patience: int) -> dict:
             "kept_mean": statistics.mean(kept) if kept else None, "epochs_first_epoch": epochs_before,
             "kept_first_epoch": kept_before,
             "scratch_objective": scratch_obj,
-            "scratch_objective_per_seed": mean_std([statistics.mean(m["objective_final"] for m in ok(s["topk"]))
-                                                    for s in scratch if ok(s["topk"])]),
-            "warm_objective_per_seed": mean_std([statistics.mean(m["objective_final"] for m in ok(w["topk"]))
-                                                 for w in trained_warm if ok(w["topk"])]) if trained_warm else None,
-            "warm_objective_first_epoch_per_seed": mean_std([statistics.mean(m["objective_final"] for m in ok(w["topk"]))
-                                                             for w in before if ok(w["topk"])])
-                                                   if all(before) and trained_warm else None,
+            "scratch_objective_per_seed": _objective_per_seed(scratch),
+            "warm_objective_per_seed": _objective_per_seed(trained_warm) if trained_warm else None,
+            "warm_objective_first_epoch_per_seed": _objective_per_seed(before) if all(before) and trained_warm else None,
             "does_not_learn": sum(not m["learns"] for s in scratch for m in s["topk"]),
             "models": sum(len(s["topk"]) for s in scratch),
             "lineages_per_seed": [w["lineages"] for w in warm],
@@ -328,6 +324,12 @@ def aggregate(seeds: list[dict], patience: int) -> dict:
                          for k in ("mean_score_2nd_half", "median_params", "lineages", "depth_mean", "wall_s")}
                      for m in SEARCHES if all(m in s["search"] for s in seeds)}
     return out
+
+
+def _objective_per_seed(parts: list[dict]):
+    """Mean ± std over seeds of the top-K's mean objective (one `wtnas topk` call per seed)."""
+    return mean_std([statistics.mean(m["objective_final"] for m in p["topk"] if m["status"] == "ok")
+                     for p in parts if any(m["status"] == "ok" for m in p["topk"])])
 
 
 def _epochs(warm: list[dict], patience: int) -> tuple[list[int], list[int]]:
