@@ -5,8 +5,8 @@ side by side on digits, nt3like and real MNIST-5k, over several seeds.
     python benchmarks/bench_rankings.py --seeds 2 --quick     # a few minutes
 
 Per problem and seed, regularized-evolution searches: the baseline (`--matcher none`), LCS (with
-the default `--controls`) and LCS on 3 islands (`-o evolution.islands=3`, only when a selection
-asks for it). Then `wtnas topk` on them under several selections, each warm-started (epochs to
+the default `--controls`) and LCS on 3 islands (`-o evolution.islands=3`, equal or a main island
+and two satellites; only when a selection asks for it). Then `wtnas topk` on them under several selections, each warm-started (epochs to
 converge) and from scratch (the architecture's own worth):
 
 - `baseline`: the baseline's top-K by search score (no transfer, nothing to verify);
@@ -17,7 +17,10 @@ converge) and from scratch (the architecture's own worth):
 - `lcs+verified+cap`, `lcs+check+cap`: the same with `--max-per-lineage 2` (opt-in);
 - `lcs+verified+long`: `--verify all --check-epochs 3` (the search's epoch + the top-K patience);
 - `islands+verified`, `islands+verified+cap`: `--verify all`, without and with
-  `--max-per-lineage 2`, on the islands search.
+  `--max-per-lineage 2`, on the islands search; `islands+verified+min3`: `--min-lineages 3`
+  instead of the cap (the best island keeps 3 places);
+- `satellites+verified+min3`: the same on a search whose first island holds half the population
+  (`-o evolution.main_share=0.5`) and breeds half the children, beside two satellites.
 
 A top-K model *does not learn from random weights* when its from-scratch objective (full top-K
 training) stays below chance + 25% of the way from chance to 1 (chance: the validation set's
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -52,10 +56,12 @@ from wtnas_cli.store import RunStore, selection_key  # noqa: E402
 from wtnas_cli.topk import TopKConfig, run_topk  # noqa: E402
 
 ISLANDS = 3      # the islands search: 3 islands, so a top-5 at most 2 per lineage spans >= 3 lineages
+MAIN_SHARE = 0.5  # the satellites search: a main island of half the population, two satellites of a quarter
 SEARCHES = {     # name: RunConfig settings (and the run directory's prefix)
     "none": dict(matcher="none"),
     "lcs": dict(matcher="lcs"),
     "islands": dict(matcher="lcs", options={"evolution": {"islands": ISLANDS}}),
+    "satellites": dict(matcher="lcs", options={"evolution": {"islands": ISLANDS, "main_share": MAIN_SHARE}}),
 }
 SELECTIONS = {   # name: (search, TopKConfig options, modes trained)
     "baseline": ("none", dict(verify=False, min_distance=1, max_per_lineage=0), ("warm", "scratch")),
@@ -71,9 +77,13 @@ SELECTIONS = {   # name: (search, TopKConfig options, modes trained)
     # LCS on islands (evolution -o islands=3): one lineage per island
     "islands+verified": ("islands", dict(verify="all"), ("warm", "scratch")),
     "islands+verified+cap": ("islands", dict(verify="all", max_per_lineage=2), ("warm", "scratch")),
+    # at least one model per island; the best lineage keeps the other places (a cap splits them 2 + 2 + 1)
+    "islands+verified+min3": ("islands", dict(verify="all", min_lineages=ISLANDS), ("warm", "scratch")),
+    # a main island and two satellites (-o evolution.main_share), at least one model per island
+    "satellites+verified+min3": ("satellites", dict(verify="all", min_lineages=ISLANDS), ("warm", "scratch")),
 }
 # the tau sample: once per search, with these selections
-TAU_FROM = ("baseline", "lcs", "islands+verified+cap")
+TAU_FROM = ("baseline", "lcs", "islands+verified+cap", "satellites+verified+min3")
 LEARNS = 0.25                    # share of the way from chance to 1 a from-scratch model must reach
 
 
@@ -246,6 +256,8 @@ def refresh_costs(root: Path, seeds: list[dict]) -> None:
     before `verify_cost` counted every check in the run)."""
     for seed in seeds:
         for name, sel in seed["selections"].items():
+            if name not in SELECTIONS:   # a selection measured and since removed (refound+verified+cap)
+                continue
             store = RunStore(root / f"{SELECTIONS[name][0]}-{seed['seed']}" / "wtnas.sqlite")
             try:
                 controls, long_checks = store.controls(), store.checks()
@@ -323,7 +335,46 @@ def aggregate(seeds: list[dict], patience: int) -> dict:
     out["search"] = {m: {k: mean_std([s["search"][m][k] for s in seeds])
                          for k in ("mean_score_2nd_half", "median_params", "lineages", "depth_mean", "wall_s")}
                      for m in SEARCHES if all(m in s["search"] for s in seeds)}
+    bound = lineage_bound(seeds, present, patience, out)
+    if bound:
+        out["lineage_bound"] = bound
     return out
+
+
+def _multi_lineage(name: str) -> bool:
+    """A selection that spreads an islands search's top-K over lineages."""
+    search, extra, modes = SELECTIONS[name]
+    return ("islands" in SEARCHES[search].get("options", {}).get("evolution", {}) and "warm" in modes
+            and bool(extra.get("max_per_lineage") or extra.get("min_lineages")))
+
+
+def lineage_bound(seeds: list[dict], present: list[str], patience: int, agg: dict) -> dict | None:
+    """How fast the top-K's models from lineages other than the best converge (the best lineage:
+    that of the selection's best search score), pooled over the multi-lineage selections, and
+    the epoch ratios a top-K with ISLANDS lineages could reach at most if its other K - ISLANDS + 1
+    models converged like verified LCS's (one deep lineage): stop epochs as geometric means,
+    kept epochs as arithmetic means, as the ratios themselves."""
+    other = []
+    for name in [n for n in present if _multi_lineage(n)]:
+        for s in seeds:
+            top = [m for m in s["selections"][name]["warm"]["topk"] if m["status"] == "ok"]
+            if top:
+                best = max(top, key=lambda m: m["score"])["founder"]
+                other += [m for m in top if m["founder"] != best]
+    lcs = agg.get("lcs+verified", {})
+    if not other or not lcs.get("epochs"):
+        return None
+    stop = [m["epochs_to_converge"] for m in other]
+    kept = [kept_epoch(m["epochs_to_converge"], bool(m["converged"]), patience) for m in other]
+    k, n_other = len(seeds[0]["selections"]["baseline"]["warm"]["topk"]), ISLANDS - 1
+    log_mix = ((k - n_other) * math.log(geometric_mean(lcs["epochs"])) + n_other * math.log(geometric_mean(stop))) / k
+    base = agg["baseline"]
+    kept_mix = ((k - n_other) * statistics.mean(lcs["kept"]) + n_other * statistics.mean(kept)) / k
+    return {"n_other": len(other), "other_stop_gmean": geometric_mean(stop), "other_kept_mean": statistics.mean(kept),
+            "other_stop_ratio": base["epochs_gmean"] / geometric_mean(stop),
+            "other_kept_ratio": base["kept_mean"] / statistics.mean(kept) if statistics.mean(kept) else float("inf"),
+            "stop_bound": base["epochs_gmean"] / math.exp(log_mix),
+            "kept_bound": base["kept_mean"] / kept_mix if kept_mix else float("inf")}
 
 
 def _objective_per_seed(parts: list[dict]):
@@ -373,6 +424,12 @@ def print_problem(name: str, agg: dict) -> None:
     if cap:
         print(f"  ceiling (every model stopping as early as the reference allows): kept {_times(cap['kept'])}, "
               f"stop {_times(cap['stop'])}")
+    lb = agg.get("lineage_bound")
+    if lb:
+        print(f"  models of the other lineages ({lb['n_other']}, islands selections): baseline / them, stop "
+              f"{lb['other_stop_ratio']:.2f}x, kept {_times(lb['other_kept_ratio'])}; a top-K with {ISLANDS} "
+              f"lineages whose other models converge like verified LCS's: at most stop {lb['stop_bound']:.2f}x, "
+              f"kept {_times(lb['kept_bound'])}")
     c = agg["controls"]
     print(f"  controls (LCS search): lift per seed {[round(x, 3) for x in c['lift']]}, "
           f"tau {[round(x, 2) if x is not None else None for x in c['tau']]}, n {c['n']}, "
@@ -391,10 +448,15 @@ def summarize(results: dict) -> None:
                 ratios = [p["per_selection"][sel][key][0] for p in problems]
                 results.setdefault("gmean_over_problems", {}).setdefault(sel, {})[key] = geometric_mean(ratios)
         g = results["gmean_over_problems"][sel]
+        if _multi_lineage(sel) and all("lineage_bound" in p["per_selection"] for p in problems):
+            g["bound"] = {key: geometric_mean([p["per_selection"]["lineage_bound"][key] for p in problems])
+                          for key in ("kept_bound", "stop_bound")}
         print(f"{sel}: baseline/transfer epochs, geometric mean over problems: kept {g['kept_ratio']:.2f}x, "
               f"stop {g['epoch_ratio']:.2f}x" + (f" (first-epoch reference: kept {g['kept_ratio_first_epoch']:.2f}x, "
                                                  f"stop {g['epoch_ratio_first_epoch']:.2f}x)"
-                                                 if "kept_ratio_first_epoch" in g else ""))
+                                                 if "kept_ratio_first_epoch" in g else "")
+              + (f"; at most kept {g['bound']['kept_bound']:.2f}x, stop {g['bound']['stop_bound']:.2f}x with "
+                 f"{ISLANDS} lineages (lineage bound)" if "bound" in g else ""))
 
 
 def markdown(results: dict) -> str:
@@ -509,9 +571,12 @@ def main(argv=None) -> dict:
         if previous:
             entry = previous["problems"][name]
             floor, learns_at, seeds = entry["chance"], entry["learns_at"], entry["seeds"]
+            if args.retrain_warm:   # selections added now train under the start reference directly
+                b_all[name]["stop_reference"] = "start"
             for seed in seeds:
                 _legacy_names(seed)
-                run_searches(root / name, seed, problem_options(name, root / "data"), b_all[name], only)
+                run_searches(root / name, seed, problem_options(name, root / "data"), b_all[name], only,
+                             args.keep_searches)
                 run_selections(root / name, seed, b_all[name], learns_at, only)
                 if args.retrain_warm:
                     retrain_warm(root / name, seed, b_all[name], learns_at)

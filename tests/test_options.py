@@ -54,7 +54,7 @@ def test_an_executor_option_reaches_its_factory_with_the_core_settings(probe):
     assert _Probe.received["address"] == "head:8786" and _Probe.received["retries"] == 3   # default filled in
     assert _Probe.received["workers"] == 2 and "ray_address" not in _Probe.received
     assert cfg.options == {"executor.probe": {"address": "head:8786", "retries": 3},
-                           "strategy.evolution": {"population": 20, "sample": 10, "islands": 1}}
+                           "strategy.evolution": {"population": 20, "sample": 10, "islands": 1, "main_share": 0.0}}
 
 
 def test_an_options_dict_is_still_read_as_traits(probe):
@@ -122,7 +122,7 @@ def test_command_line_values_are_parsed_to_the_declared_type_and_later_sources_w
     cfg = resolve_config(file_values, {"executor": "ray", "options": {"evolution": {"population": Text("6")}},
                                        "gpus_per_worker": 1})
     settle(cfg, plugins.registry)
-    assert cfg.options == {"strategy.evolution": {"population": 6, "sample": 3, "islands": 1},
+    assert cfg.options == {"strategy.evolution": {"population": 6, "sample": 3, "islands": 1, "main_share": 0.0},
                            "executor.ray": {"address": "a:1", "gpus_per_worker": 1.0}}
     # run.toml keeps them as tables and reads them back
     assert load_config_file_text(tmp_path, to_toml(cfg.to_dict()))["options"] == cfg.options
@@ -148,7 +148,7 @@ def test_resume_lets_executor_options_change_and_refuses_a_strategy_option(probe
     cfg, changes = resume_config(stored, {"options": {"probe": {"address": "b"}}, "max_evals": 20}, registry=reg)
     assert changes == {} and cfg.options_of("executor", "probe") == {"address": "b", "retries": 3}
     # restored; an option the run predates (islands) takes its default and is not a change
-    assert cfg.options_of("strategy", "evolution") == {"population": 4, "sample": 2, "islands": 1}
+    assert cfg.options_of("strategy", "evolution") == {"population": 4, "sample": 2, "islands": 1, "main_share": 0.0}
     with pytest.raises(ConfigError, match=r"--resume: -o evolution.population=5 \(the run has 4\)"):
         resume_config(stored, {"population": 5}, registry=reg)
     cfg, changes = resume_config(stored, {"options": {"evolution.population": 5}}, force=True, registry=reg)

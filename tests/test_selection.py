@@ -110,6 +110,32 @@ def test_lineage_cap_and_fill_when_the_run_has_too_few_lineages():
     assert [r["id"] for r in select(ranked, 3, max_per_lineage=0, **rules).selected] == [0, 1, 2]
 
 
+def test_min_lineages_keeps_the_other_places_for_the_best_lineage():
+    """K = 5, at least 3 lineages: the best lineage takes 3 places, the best of two others the
+    rest; a lineage cap would have split them 2 + 2 + 1."""
+    scores = (0.99, 0.98, 0.97, 0.96, 0.95, 0.94, 0.93, 0.92)
+    ranked = _rows(*(([i] * 3, s) for i, s in enumerate(scores)))
+    founder = {0: 0, 1: 0, 2: 0, 3: 0, 4: 4, 5: 4, 6: 0, 7: 7}
+    rules = dict(min_distance=1, distance=distance, checks={}, threshold=None, founder=founder)
+    out = select(ranked, 5, min_lineages=3, **rules)
+    assert [r["id"] for r in out.selected] == [0, 1, 2, 4, 7] and [r["id"] for r in out.capped] == [3, 5, 6]
+    assert [r["id"] for r in select(ranked, 5, max_per_lineage=2, **rules).selected] == [0, 1, 4, 5, 7]
+    founder2 = {i: 0 if i < 6 else 6 for i in range(8)}        # two lineages only: filled in score order
+    out = select(ranked, 5, min_lineages=3, **{**rules, "founder": founder2})
+    assert [r["id"] for r in out.selected] == [0, 1, 2, 6, 3] and out.capped == []
+    flagged = select(ranked, 5, min_lineages=3, need_checks=False, **{**rules, "checks": {4: 0.1}, "threshold": 0.5})
+    assert [r["id"] for r in flagged.selected] == [0, 1, 2, 5, 7]   # a flagged lineage head: its next member
+
+
+def test_min_lineages_beyond_k_is_one_line():
+    from wtnas_cli.errors import ConfigError
+    from wtnas_cli.topk import TopKConfig
+
+    with pytest.raises(ConfigError, match=r"^--min-lineages must be between 0 \(no rule\) and --k$"):
+        TopKConfig(k=5, min_lineages=6).validate()
+    assert TopKConfig(k=5, min_lineages=5).validate().min_lineages == 5
+
+
 def test_check_ranking_needs_checks_and_orders_by_them():
     ranked = _rows(([0, 0], 0.9), ([1, 1], 0.8), ([2, 2], 0.7))
     out = select(ranked, 2, min_distance=1, distance=distance, checks={0: 0.3}, threshold=None, need_checks=True)
@@ -200,7 +226,7 @@ def _scratch_ids(run_dir):
 @pytest.mark.slow
 def test_topk_rank_by_check_on_a_real_run(tmp_path):
     """--rank check: twice K candidates are checked from scratch and the K best checks are trained;
-    the lineage count and cap are recorded with the selection and shown by the report."""
+    the lineage count and rules are recorded with the selection and shown by the report."""
     from wtnas_cli.config import RunConfig
     from wtnas_cli.report import write_report
     from wtnas_cli.search import run_search
@@ -210,9 +236,10 @@ def test_topk_rank_by_check_on_a_real_run(tmp_path):
     run_dir = tmp_path / "r"
     run_search(RunConfig(max_evals=14, population=6, sample=3, workers=2, seed=2, run_dir=str(run_dir)))
     summary = run_topk(run_dir, TopKConfig(k=2, max_epochs=1, workers=2, rank="check", verify=False,
-                                           max_per_lineage=2))
+                                           max_per_lineage=2, min_lineages=2))
     choice = summary.choice
     assert choice["rank"] == "check" and not choice["verified"] and choice["max_per_lineage"] == 2
+    assert choice["min_lineages"] == 2
     store = RunStore(run_dir / "wtnas.sqlite")
     rows, controls = store.candidates(), store.controls()
     store.close()
@@ -225,3 +252,4 @@ def test_topk_rank_by_check_on_a_real_run(tmp_path):
     assert choice["lineages"] == count_lineages(top, founder)
     text = write_report([run_dir])[0].read_text()
     assert "Ranked by from-scratch check" in text and "Lineages (models whose inherited weights" in text
+    assert "at most 2 per lineage and at least 2 lineages while the run has enough" in text

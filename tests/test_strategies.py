@@ -5,8 +5,9 @@ however good it is)."""
 from math import comb
 
 import numpy as np
+import pytest
 
-from wtnas_builtins.strategies import RandomSearch, RegularizedEvolution
+from wtnas_builtins.strategies import RandomSearch, RegularizedEvolution, island_sizes
 
 
 def _filled(space, population=10, sample=3, seed=0):
@@ -184,6 +185,32 @@ def test_too_many_islands_is_one_line_before_the_run_starts(tmp_path):
     from wtnas_cli.search import run_search
 
     with pytest.raises(ConfigError, match=r"strategy 'evolution': islands \(30\) must be between 1 and population "
-                                          r"\(20\) \(its options: population, sample, islands; set them with -o"):
+                                          r"\(20\) \(its options: population, sample, islands, main_share; set them with -o"):
         run_search(RunConfig(options={"evolution": {"islands": 30}}, run_dir=str(tmp_path / "run")))
     assert not (tmp_path / "run").exists()
+
+
+def test_a_main_island_breeds_in_proportion_to_its_share(small_space):
+    """main_share 0.5 of 12: islands of 6/3/3 that breed children 2:1:1 and still never mix."""
+    strategy = RegularizedEvolution(small_space, seed=0, population=12, sample=6, islands=3, main_share=0.5)
+    assert [i.maxlen for i in strategy.islands] == [6, 3, 3] and strategy.island_samples == [3, 2, 2]
+    rng = np.random.default_rng(1)
+    parents, island_of = {}, {}
+    for cid in range(212):
+        proposal = strategy.ask()
+        parents[cid] = proposal.parent_id
+        strategy.tell(cid, proposal.arch_seq, float(rng.random()), parent_id=proposal.parent_id)
+        island_of[cid] = strategy._island_of[cid]
+    start = [cid for cid in range(212) if parents[cid] is None]
+    assert [island_of[c] for c in start] == [0, 1, 2, 0, 0, 1, 2, 0, 0, 1, 2, 0]   # least filled first
+    bred = [sum(island_of[c] == k for c in range(212) if parents[c] is not None) for k in range(3)]
+    assert bred == [100, 50, 50]
+    assert all(island_of[_founder(c, parents)] == island_of[c] for c in range(212))
+
+
+def test_island_sizes_and_their_errors():
+    assert island_sizes(20, 3) == [7, 7, 6] and island_sizes(20, 3, 0.5) == [10, 5, 5]
+    assert island_sizes(20, 1, 0.5) == [20]
+    for share in (1.0, 0.99, 0.01):
+        with pytest.raises(ValueError, match="main_share"):
+            island_sizes(20, 3, share)

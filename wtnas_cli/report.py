@@ -20,7 +20,7 @@ from .lineage import ancestry
 from .rundir import STORE_NAME, is_run_dir
 from .controls import ControlStats, control_pairs, control_stats
 from .scheme import label as scheme_label
-from .selection import choice_checks, flag_reason, known_checks, threshold_words
+from .selection import choice_checks, flag_reason, known_checks, lineage_rule_words, threshold_words
 from .stats import geometric_mean, kendall_tau, kept_epoch, time_slots
 from .store import RunStore, latest_settings_key, selection_key
 
@@ -297,10 +297,8 @@ def _choice_lines(choice: dict) -> list[str]:
                  f"{len(choice['similar'])} near-copies skipped; {choice['distinct_architectures']} distinct "
                  f"architectures in {choice['families']} families (chains of distance ≤ 1).")
     if "lineages" in choice:
-        cap = choice["max_per_lineage"]
         lines.append(f"Lineages (models whose inherited weights go back to one random initialization): "
-                     f"{choice['lineages']}; " + (f"at most {cap} per lineage while the run has enough, "
-                                                  f"{len(choice['capped'])} skipped for it." if cap else "no cap."))
+                     f"{choice['lineages']}; {lineage_rule_words(choice)}.")
     if choice.get("rank") == "check":
         lines.append("Ranked by from-scratch check (`--rank check`): the best checks among twice K candidates that "
                      "passed the rules above.")

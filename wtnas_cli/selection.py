@@ -13,11 +13,13 @@ another nor architectures that only ever worked on inherited weights.
   "reach": where a quarter of the from-scratch candidates stay at chance after the search's
   budget (nt3like), the quartile *is* chance, and a check at chance must not pass.
 - **Lineages** (opt-in): at most `max_per_lineage` models share a weight lineage (lineage.py: one
-  random initialization their inherited tensors all go back to); when the run has too few
-  lineages to fill the top-K, the rest is filled in score order. Off by default: under
-  regularized evolution one founder's lineage takes over the population, so the other lineages
-  hold only early random-start candidates, and forcing them in cost from-scratch accuracy and
-  top-K epochs (docs/benchmarks.md).
+  random initialization their inherited tensors all go back to), and/or at least `min_lineages`
+  lineages are in the top-K (a candidate of a lineage already in it is skipped while the places
+  left are only enough for the lineages still missing: the best lineage keeps every other
+  place). When the run has too few lineages, the rest is filled in score order. Off by default:
+  under regularized evolution one founder's lineage takes over the population, so the other
+  lineages hold only early random-start candidates, and forcing them in cost from-scratch
+  accuracy and top-K epochs (docs/benchmarks.md); with islands each island keeps one.
 - **Ranking** (opt-in `rank="check"`, transfer-aware): twice K candidates pass the rules above,
   then the K with the best from-scratch checks are kept, so a score earned on inherited weights
   does not decide the order.
@@ -75,16 +77,17 @@ class Selection:
     flagged: list[dict] = field(default_factory=list)       # inherited-only: check below the threshold
     similar: list[dict] = field(default_factory=list)       # skipped: too close to a selected one
     capped: list[dict] = field(default_factory=list)        # skipped: their lineage already had its share
+                                                             # (--max-per-lineage, --min-lineages)
 
 
 def select(ranked: list[dict], k: int, *, min_distance: int, distance: Callable, checks: dict[int, float],
            threshold: float | None, need_checks: bool | None = None, founder: dict[int, int] | None = None,
-           max_per_lineage: int = 0) -> Selection:
+           max_per_lineage: int = 0, min_lineages: int = 0) -> Selection:
     """Greedy pass in score order; candidates without a check score stop the pass once enough of
     them (with those selected) could fill the top-K, so checks run in batches. `need_checks`
     (default: when there is a threshold) makes every pick wait for its check; without it, a
     check that exists still flags a candidate (`--verify known`). A failed check (-inf) is
-    always flagged. Candidates over their lineage's cap are used only if the pass
+    always flagged. Candidates held back by the lineage rules are used only if the pass
     ends short of K."""
     need_checks = threshold is not None if need_checks is None else need_checks
     out = Selection()
@@ -93,12 +96,18 @@ def select(ranked: list[dict], k: int, *, min_distance: int, distance: Callable,
     def full() -> bool:
         return len(out.selected) + len(out.to_check) >= k
 
-    def consider(r: dict, cap: int) -> None:
+    def lineage_full(r: dict, picked: list[dict]) -> bool:
+        """Over the cap, or taking a place that a missing lineage needs."""
+        same = sum(lineage(s) == lineage(r) for s in picked)
+        missing = min_lineages - len({lineage(s) for s in picked})
+        return bool(max_per_lineage and same >= max_per_lineage) or (same > 0 and k - len(picked) - 1 < missing)
+
+    def consider(r: dict, lineage_rules: bool) -> None:
         picked = out.selected + out.to_check
         if any(distance(s["arch_seq"], r["arch_seq"]) < min_distance for s in picked):
             out.similar.append(r)
             return
-        if cap and sum(lineage(s) == lineage(r) for s in picked) >= cap:
+        if lineage_rules and lineage_full(r, picked):
             out.capped.append(r)
             return
         if need_checks and r["id"] not in checks:
@@ -114,12 +123,14 @@ def select(ranked: list[dict], k: int, *, min_distance: int, distance: Callable,
     for r in ranked:
         if full():
             return out
-        consider(r, max_per_lineage)
+        consider(r, True)
+    if full():
+        return out
     deferred, out.capped = out.capped, []
     for r in deferred:             # too few lineages in the run: fill the rest in score order
         if full():
             break
-        consider(r, 0)
+        consider(r, False)
     return out
 
 
@@ -133,6 +144,15 @@ def flag_reason(flag: dict, choice: dict) -> str:
     if not math.isfinite(flag["check"]):
         return "its from-scratch check failed (non-finite model)"
     return f"from scratch {flag['check']:.4f} ≤ {choice['threshold']:.4f}"
+
+
+def lineage_rule_words(choice: dict) -> str:
+    """The lineage rules a stored selection applied, and what they skipped, in words."""
+    cap, least = choice.get("max_per_lineage", 0), choice.get("min_lineages", 0)
+    rules = ([f"at most {cap} per lineage"] if cap else []) + ([f"at least {least} lineages"] if least else [])
+    if not rules:
+        return "no lineage rule"
+    return f"{' and '.join(rules)} while the run has enough, {len(choice['capped'])} skipped for it"
 
 
 def choice_checks(choice: dict | None) -> dict[int, float]:

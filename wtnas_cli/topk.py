@@ -53,6 +53,7 @@ class TopKConfig:
     verify: str | bool = "known"
     min_distance: int = 2    # no two of the top-K closer than this many changed nodes (1: no rule)
     max_per_lineage: int = 0  # at most this many of the top-K share a weight lineage (0: no cap; opt-in)
+    min_lineages: int = 0     # at least this many weight lineages in the top-K while the run has them (opt-in)
     rank: str = "score"      # "check": the best from-scratch checks among 2K candidates (opt-in)
     # epochs of a from-scratch check (--verify all, --rank check); None: the search's own budget,
     # whose controls count as checks. Longer checks are stored apart (RunStore.checks)
@@ -70,6 +71,7 @@ class TopKConfig:
                             (self.min_delta is None or self.min_delta >= 0, "--min-delta must be 0 or more"),
                             (self.min_distance >= 1, "--min-distance must be at least 1 (1 = no diversity rule)"),
                             (self.max_per_lineage >= 0, "--max-per-lineage must be 0 (no rule) or more"),
+                            (0 <= self.min_lineages <= self.k, "--min-lineages must be between 0 (no rule) and --k"),
                             (self.rank in RANKS, f"--rank must be one of {', '.join(RANKS)}"),
                             (self.verify_mode in VERIFY_MODES, f"--verify must be one of {', '.join(VERIFY_MODES)}"),
                             (self.before is None or self.before > 0, "--before must be positive (seconds)"),
@@ -291,7 +293,7 @@ def _choose_top(store: RunStore, rows: list[dict], cfg: TopKConfig, run_cfg: Run
     by_check = cfg.rank == "check"
     rules = dict(min_distance=cfg.min_distance, distance=space.distance, checks=checks, threshold=threshold,
                  need_checks=(threshold is not None and verify == "all") or by_check, founder=founder,
-                 max_per_lineage=cfg.max_per_lineage)
+                 max_per_lineage=cfg.max_per_lineage, min_lineages=cfg.min_lineages)
     checked_now = 0
     while True:
         choice = select(ranked, cfg.k * CHECK_POOL if by_check else cfg.k, **rules)
@@ -328,7 +330,7 @@ def _choose_top(store: RunStore, rows: list[dict], cfg: TopKConfig, run_cfg: Run
         "checked": sum(r["id"] in checks for r in top), "threshold": threshold, "reference_n": len(reference),
         "floor": floor, "check_epochs": check_epochs, "checks": {str(r["id"]): checks[r["id"]] for r in top if r["id"] in checks},
         "checked_now": checked_now, "min_distance": cfg.min_distance, "max_per_lineage": cfg.max_per_lineage,
-        "rank": cfg.rank,
+        "min_lineages": cfg.min_lineages, "rank": cfg.rank,
         "flagged": [{"id": r["id"], "score": r["score"], "check": r["check"]} for r in choice.flagged],
         "similar": [r["id"] for r in choice.similar], "capped": [r["id"] for r in choice.capped],
         "families": families(top, space.distance), "lineages": count_lineages([r["id"] for r in top], founder),

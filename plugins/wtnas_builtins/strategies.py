@@ -20,9 +20,12 @@ class RegularizedEvolution:
     mutation of the best of S candidates sampled from it, so parent and child are at d = 1.
 
     With `islands` I > 1 the population is split into I islands that evolve side by side
-    (sizes and sample sizes split N and S in proportion): a child is bred on the next island in
-    turn and joins its parent's island, a candidate without a parent (the random start) joins the
-    smallest. Nothing migrates, so with parent transfer each island keeps its own weight
+    (sizes and sample sizes split N and S in proportion; `main_share` gives the first island that
+    share of N and the others the rest evenly): children are bred on the islands in proportion to
+    their sizes (the island that has bred the fewest per member goes next) and join their parent's
+    island; a candidate without a parent (the random start) joins the least filled island. A large
+    main island with small satellites keeps the search close to one population's while the
+    satellites' small tournaments breed deep lineages of their own. Nothing migrates, so with parent transfer each island keeps its own weight
     lineage: the top-K can then hold several deep, well-trained lineages instead of one
     (under I = 1 every lineage but one dies out; lineage.py)."""
 
@@ -31,7 +34,7 @@ class RegularizedEvolution:
     ISLAND_MEMORY = 50_000
 
     def __init__(self, space: SearchSpace, seed: int = 0, population: int = 20, sample: int = 10,
-                 islands: int = 1, **_):
+                 islands: int = 1, main_share: float = 0.0, **_):
         if not 1 <= sample <= population:
             raise ValueError(f"sample ({sample}) must be between 1 and population ({population})")
         if not 1 <= islands <= population:
@@ -40,11 +43,11 @@ class RegularizedEvolution:
         self.population_size = population
         self.sample_size = sample
         self.rng = np.random.default_rng(seed)
-        sizes = [population // islands + (i < population % islands) for i in range(islands)]
-        self.islands: list[deque[tuple[int, ArchSeq, float]]] = [deque(maxlen=n) for n in sizes]
-        self.island_samples = [max(1, min(n, round(sample * n / population))) for n in sizes]
+        self.island_sizes = island_sizes(population, islands, main_share)
+        self.islands: list[deque[tuple[int, ArchSeq, float]]] = [deque(maxlen=n) for n in self.island_sizes]
+        self.island_samples = [max(1, min(n, round(sample * n / population))) for n in self.island_sizes]
         self._island_of: OrderedDict[int, int] = OrderedDict()
-        self._turn = 0
+        self._bred = [0] * islands   # children bred per island
 
     @property
     def population(self) -> list[tuple[int, ArchSeq, float]]:
@@ -54,12 +57,11 @@ class RegularizedEvolution:
     def ask(self) -> Proposal:
         if sum(map(len, self.islands)) < self.population_size:   # the random start
             return Proposal(self.space.sample(self.rng))
-        # the next non-empty island in turn (one whose random start all failed is skipped); with
-        # one island this is the whole population and its tournament S
-        while not self.islands[self._turn % len(self.islands)]:
-            self._turn += 1
-        k = self._turn % len(self.islands)
-        self._turn += 1
+        # the non-empty island that has bred the fewest children per member (one whose random
+        # start all failed is skipped; equal islands take turns); with one island this is the
+        # whole population and its tournament S
+        k = min((i for i, isl in enumerate(self.islands) if isl), key=lambda i: self._bred[i] / self.island_sizes[i])
+        self._bred[k] += 1
         island, sample = self.islands[k], min(self.island_samples[k], len(self.islands[k]))
         picks = self.rng.choice(len(island), size=sample, replace=False)
         parent_id, parent_seq, _ = max((island[int(i)] for i in picks), key=lambda m: m[2])
@@ -73,8 +75,8 @@ class RegularizedEvolution:
             k = 0             # (nothing to remember: memory stays flat on the default path)
         else:
             k = self._island_of.get(parent_id, -1) if parent_id is not None else -1
-            if k < 0:
-                k = min(range(len(self.islands)), key=lambda i: len(self.islands[i]))
+            if k < 0:   # the least filled island (equal islands: the smallest)
+                k = min(range(len(self.islands)), key=lambda i: len(self.islands[i]) / self.island_sizes[i])
             self._island_of[candidate_id] = k
             if len(self._island_of) > self.ISLAND_MEMORY:
                 self._island_of.popitem(last=False)
@@ -83,6 +85,21 @@ class RegularizedEvolution:
     def checkpoints_needed(self) -> set[int]:
         """Parents come from the populations only: older candidates can never provide again."""
         return {cid for island in self.islands for cid, _, _ in island}
+
+
+def island_sizes(population: int, islands: int, main_share: float = 0.0) -> list[int]:
+    """Members per island: an even split of N, or with `main_share` > 0 that share of N (rounded)
+    on the first island and the rest split evenly over the others."""
+    if not main_share or islands == 1:
+        return [population // islands + (i < population % islands) for i in range(islands)]
+    if not 0 < main_share < 1:
+        raise ValueError(f"main_share ({main_share}) must be between 0 and 1 (0: equal islands)")
+    main = round(population * main_share)
+    rest = population - main
+    if main < 1 or rest < islands - 1:
+        raise ValueError(f"main_share ({main_share}) leaves an island of population {population} without members: "
+                         f"use a share between {1 / population:.2f} and {1 - (islands - 1) / population:.2f}")
+    return [main] + [rest // (islands - 1) + (i < rest % (islands - 1)) for i in range(islands - 1)]
 
 
 class RandomSearch:
@@ -108,6 +125,8 @@ EVOLUTION_OPTIONS = (
                               "(at most N)", min=1),
     Option("islands", int, 1, "split the population into this many islands that evolve apart (N and S are "
                               "shared out); with parent transfer each keeps its own weight lineage", min=1),
+    Option("main_share", float, 0.0, "with islands: the first island's share of N (and of the children), the "
+                                     "others split the rest; 0 = equal islands", min=0.0),
 )
 
 

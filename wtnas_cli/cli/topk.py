@@ -73,6 +73,9 @@ def topk_command(
     max_per_lineage: int = typer.Option(0, "--max-per-lineage", help="At most this many top-K models whose "
                                         "inherited weights go back to one random initialization (0: no cap; "
                                         "measured harmful under evolution, docs/benchmarks.md)."),
+    min_lineages: int = typer.Option(0, "--min-lineages", help="At least this many weight lineages in the top-K "
+                                     "while the run has them; the best lineage keeps the other places (0: no rule; "
+                                     "for searches with -o evolution.islands)."),
     rank: str = typer.Option("score", "--rank", help="score: by search score; check: the best from-scratch checks "
                              "among 2K candidates (transfer-aware, opt-in; see docs/benchmarks.md)."),
     workers: Optional[int] = typer.Option(None, help="Worker processes \\[default: CPU count, at most 8]."),
@@ -85,7 +88,8 @@ def topk_command(
     cfg = TopKConfig(k=k, before=before, from_scratch=from_scratch, early_stop=early_stop, patience=patience,
                      min_delta=min_delta, max_epochs=max_epochs, tau_sample=tau_sample, workers=workers, seed=seed,
                      verify="off" if no_verify else verify, min_distance=min_distance,
-                     max_per_lineage=max_per_lineage, rank=rank, check_epochs=check_epochs,
+                     max_per_lineage=max_per_lineage, min_lineages=min_lineages, rank=rank,
+                     check_epochs=check_epochs,
                      stop_reference=stop_reference)
     observer = TopKObserver()
     try:
@@ -101,7 +105,7 @@ def topk_command(
 
 
 def print_topk(summary) -> None:
-    from ..selection import flag_reason, threshold_words
+    from ..selection import flag_reason, lineage_rule_words, threshold_words
 
     table = Table(title=f"top-K of {summary.run_dir} ({summary.mode} start; {summary.settings})")
     for col in ("id", "est. score", "epochs", "converged", "obj. at stop", "obj. final", "params", "start", "set"):
@@ -133,8 +137,7 @@ def print_topk(summary) -> None:
     if choice:
         console.print(f"{choice['distinct_architectures']} distinct architectures in {choice['families']} families "
                       f"and {choice['lineages']} weight lineages; {len(choice['similar'])} near-copies skipped "
-                      f"(--min-distance {choice['min_distance']}), {len(choice['capped'])} over the lineage cap "
-                      f"(--max-per-lineage {choice['max_per_lineage']})"
+                      f"(--min-distance {choice['min_distance']}); {lineage_rule_words(choice)}"
                       + ("; ranked by from-scratch check" if choice["rank"] == "check" else ""))
     console.print(f"{summary.trained_now} trained now, {summary.reused} reused, {summary.failed} failed. "
                   f"Next: [bold]wtnas report {summary.run_dir}[/]")
