@@ -43,8 +43,16 @@ def test_rankings_aggregate_counts_and_ratios():
             "lcs": {"warm": _trained(lcs, tau), "scratch": _trained(lcs, tau)},
             "lcs+verified": {"warm": _trained(lcs[1:] + base[:1], lineages=2, verify_s=3.0),
                              "scratch": _trained(lcs[1:] + base[:1], lineages=2)},
-            "lcs+check": {"scratch": _trained(base)}}}
+            "lcs+check": {"scratch": _trained(base)},
+            # best lineage 30 (the best search score), two others at the baseline's speed
+            "islands+verified+min3": {m: _trained([_model(30, 30, 3, 0.9), _model(33, 33, 6, 0.9),
+                                                   _model(34, 34, 6, 0.9)], lineages=3) for m in ("warm", "scratch")}}}
     agg = bench_rankings.aggregate([seed(1), seed(2)], patience=2)
+    # one place of the best lineage at verified LCS's speed (stop 3, 3, 6; kept 1, 1, 4), two at
+    # the other lineages' (stop 6, kept 4): stop 6 / (54 ** (1/3) * 36) ** (1/3), kept 4 / (10/3)
+    est = agg["lineage_estimate"]
+    assert est["n_other"] == 4 and est["other_stop_ratio"] == pytest.approx(1.0)
+    assert est["stop"] == pytest.approx(6 / (54 ** (1 / 3) * 36) ** (1 / 3)) and est["kept"] == pytest.approx(1.2)
     assert agg["lcs"]["epoch_ratio"][0] == pytest.approx(2.0) and agg["lcs"]["does_not_learn"] == 2
     assert agg["lcs"]["lineages_per_seed"] == [1, 1] and agg["baseline"]["lineages_per_seed"] == [3, 3]
     assert agg["lcs"]["scratch_objective_diff"] == pytest.approx(-0.05)

@@ -46,6 +46,22 @@ def test_threshold_reference_and_families():
     assert families(_rows(([0, 0, 0], 1), ([0, 0, 1], 1), ([0, 1, 1], 1), ([2, 2, 2], 1)), distance) == 2
 
 
+def test_a_longer_check_just_above_chance_does_not_pass_when_the_quartile_is_chance():
+    """digits (main70 search, seed 2): over a quarter of the run's from-scratch scores at chance
+    put the quartile at 0.092, and a model whose 3-epoch check scored 0.114 passed and never
+    learned (0.089 after full training). A longer check must clear chance by a quarter of the
+    way to the run's best; a check at the search's own budget need not (nt3like's slow starters)."""
+    reference = [0.078, 0.08, 0.09, 0.092, 0.092, 0.3, 0.6, 0.88]
+    assert verify_threshold(reference, floor=0.078) == pytest.approx(0.0875)   # the quartile
+    threshold = verify_threshold(reference, floor=0.078, learned=True)
+    assert threshold == pytest.approx(0.078 + 0.25 * (0.88 - 0.078))
+    ranked = _rows(([0, 0, 0], 0.97), ([1, 1, 1], 0.96), ([2, 2, 2], 0.95))
+    choice = select(ranked, 2, min_distance=1, distance=distance, checks={0: 0.114, 1: 0.9, 2: 0.31},
+                    threshold=threshold)
+    assert [r["id"] for r in choice.flagged] == [0] and [r["id"] for r in choice.selected] == [1, 2]
+    assert verify_threshold([0.1] * 5, floor=0.1, learned=True) == pytest.approx(0.1)   # nothing learned
+
+
 def test_a_check_at_chance_never_passes_even_when_the_quartile_is_below_chance():
     """nt3like: from-scratch models that predict the minority class score below chance (0.483), the
     run's quartile falls under chance (0.5135), and a check at chance (0.5167) passed; the floor
@@ -60,8 +76,15 @@ def test_a_check_at_chance_never_passes_even_when_the_quartile_is_below_chance()
                     threshold=threshold)
     assert [r["id"] for r in choice.flagged] == [0] and [r["id"] for r in choice.selected] == [1, 2]
     assert verify_threshold(reference, floor=0.2) == pytest.approx(quartile)     # a low floor changes nothing
-    words = threshold_words({"threshold": threshold, "floor": 0.5167, "reference_n": 8, "check_epochs": 3})
-    assert "learned nothing" in words and "3 epoch" in words
+    words = threshold_words({"threshold": threshold, "floor": 0.5167, "reference_n": 8, "check_epochs": 1,
+                             "quartile": quartile})
+    assert "0.5167, the score of a model that learned nothing" in words and "1 epoch" in words
+    longer = verify_threshold(reference, floor=0.5167, learned=True)
+    words = threshold_words({"threshold": longer, "floor": 0.5167, "reference_n": 8, "check_epochs": 3,
+                             "quartile": quartile})
+    assert "a quarter of the way from a model that learned nothing (0.5167)" in words and "3 epoch" in words
+    assert "lower quartile of the run's 8" in threshold_words({"threshold": 0.6, "floor": 0.1, "reference_n": 8,
+                                                               "quartile": 0.6})
     assert stored_checks([{"candidate_id": 4, "status": "ok", "score": 0.7}, {"candidate_id": 5, "status": "failed",
                           "score": None}, {"candidate_id": 6, "status": "pending", "score": None}]) == {
         4: 0.7, 5: float("-inf")}

@@ -11,7 +11,13 @@ another nor architectures that only ever worked on inherited weights.
   lower quartile of the run's from-scratch scores (candidates that inherited nothing, and the
   controls) is flagged *inherited-only* and replaced by the next candidate. "Exceed", not
   "reach": where a quarter of the from-scratch candidates stay at chance after the search's
-  budget (nt3like), the quartile *is* chance, and a check at chance must not pass.
+  budget (nt3like), the quartile *is* chance, and a check at chance must not pass. A check
+  longer than the search's budget (`--check-epochs`) must also clear the score of a model that
+  learned nothing (problem.constant_score) by a quarter of the way to the run's best
+  from-scratch score: on digits the quartile sat at chance and a model at 0.114 after 3 epochs
+  passed and never learned. Not for the search's own budget: on nt3like one-epoch checks of
+  0.52-0.60 (chance 0.517) belonged to models that reach 0.85-0.91, and flagging them let worse
+  ones in (docs/benchmarks.md).
 - **Lineages** (opt-in): at most `max_per_lineage` models share a weight lineage (lineage.py: one
   random initialization their inherited tensors all go back to), and/or at least `min_lineages`
   lineages are in the top-K (a candidate of a lineage already in it is skipped while the places
@@ -34,6 +40,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 MIN_REFERENCE = 5   # from-scratch scores needed to derive a threshold
+LEARNED = 0.25      # a longer check must clear "learned nothing" by this share of the way to the run's best
 RANKS = ("score", "check")
 VERIFY_MODES = ("known", "all", "off")
 CHECK_POOL = 2      # rank="check": how many times K candidates are checked before the K best are kept
@@ -46,15 +53,23 @@ def scratch_reference(candidates: list[dict], controls: list[dict]) -> list[floa
     return own + [c["score"] for c in controls if c["status"] == "ok" and (c.get("origin") or "search") == "search"]
 
 
-def verify_threshold(reference: Sequence[float], floor: float | None = None) -> float | None:
-    """The lower quartile of the run's from-scratch scores, and never below `floor`, the score of
-    a model that learned nothing (problem.constant_score); None with too few scores. The floor
-    matters where some from-scratch candidates score below chance (a constant minority-class
-    prediction): their quartile then falls under chance, and a check at chance would pass."""
+def verify_threshold(reference: Sequence[float], floor: float | None = None, learned: bool = False) -> float | None:
+    """The lower quartile of the run's from-scratch scores, never below `floor` (the score of a
+    model that learned nothing, problem.constant_score) and, for checks longer than the search's
+    budget (`learned`), never below `learned_bar`; None with too few scores. The floor matters
+    where some from-scratch candidates predict the minority class: their quartile then falls
+    under chance, and a check at chance would pass."""
     if len(reference) < MIN_REFERENCE:
         return None
     quartile = float(np.percentile(reference, 25))
-    return quartile if floor is None else max(quartile, float(floor))
+    if floor is None:
+        return quartile
+    return max(quartile, learned_bar(reference, floor) if learned else float(floor))
+
+
+def learned_bar(reference: Sequence[float], floor: float) -> float:
+    """`floor` plus a quarter (LEARNED) of the way from it to the best from-scratch score."""
+    return float(floor) + LEARNED * max(0.0, max(reference) - float(floor))
 
 
 def stored_checks(rows: list[dict]) -> dict[int, float]:
@@ -162,11 +177,15 @@ def choice_checks(choice: dict | None) -> dict[int, float]:
 
 def threshold_words(choice: dict) -> str:
     """What a check had to exceed, in words (wtnas topk, wtnas report)."""
-    floor = choice.get("floor")
+    floor, quartile = choice.get("floor"), choice.get("quartile")
     words = f"{choice['threshold']:.4f}, the lower quartile of the run's {choice['reference_n']} from-scratch scores"
     if floor is not None and choice["threshold"] <= floor:
         words = (f"{choice['threshold']:.4f}, the score of a model that learned nothing (above the lower quartile of "
                  f"the run's {choice['reference_n']} from-scratch scores)")
+    elif floor is not None and quartile is not None and choice["threshold"] > quartile:   # a longer check's bar
+        words = (f"{choice['threshold']:.4f}, a quarter of the way from a model that learned nothing ({floor:.4f}) to "
+                 f"the run's best from-scratch score (above the lower quartile {quartile:.4f} of its "
+                 f"{choice['reference_n']} from-scratch scores)")
     epochs = choice.get("check_epochs")
     return words + (f"; checks of {epochs} epoch(s)" if epochs else "")
 

@@ -282,12 +282,12 @@ def _choose_top(store: RunStore, rows: list[dict], cfg: TopKConfig, run_cfg: Run
         if floor is None:   # loads the data once per run: the scheduler has no other use for it
             floor = constant_score(problem)
             store.set_meta("constant_score", floor)
-    threshold = verify_threshold(reference, floor) if verify != "off" else None
+    check_epochs = cfg.check_epochs or run_cfg.epochs
+    longer = check_epochs != run_cfg.epochs   # the controls are checks at the search's budget only
+    threshold = verify_threshold(reference, floor, learned=longer) if verify != "off" else None
     if verify != "off" and threshold is None:
         summary.notes.append(f"not verified: the run has {len(reference)} from-scratch scores, {MIN_REFERENCE} are "
                              f"needed for a threshold (run the search with --controls)")
-    check_epochs = cfg.check_epochs or run_cfg.epochs
-    longer = check_epochs != run_cfg.epochs   # the controls are checks at the search's budget only
     checks = stored_checks(store.checks(check_epochs)) if longer else known_checks(rows, controls)
     founder, _ = founders_and_depths(rows)
     by_check = cfg.rank == "check"
@@ -328,6 +328,7 @@ def _choose_top(store: RunStore, rows: list[dict], cfg: TopKConfig, run_cfg: Run
     return top, {
         "verified": threshold is not None and verify == "all", "verify": verify if threshold is not None else "off",
         "checked": sum(r["id"] in checks for r in top), "threshold": threshold, "reference_n": len(reference),
+        "quartile": verify_threshold(reference) if threshold is not None else None,
         "floor": floor, "check_epochs": check_epochs, "checks": {str(r["id"]): checks[r["id"]] for r in top if r["id"] in checks},
         "checked_now": checked_now, "min_distance": cfg.min_distance, "max_per_lineage": cfg.max_per_lineage,
         "min_lineages": cfg.min_lineages, "rank": cfg.rank,

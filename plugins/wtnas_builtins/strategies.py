@@ -45,7 +45,10 @@ class RegularizedEvolution:
         self.rng = np.random.default_rng(seed)
         self.island_sizes = island_sizes(population, islands, main_share)
         self.islands: list[deque[tuple[int, ArchSeq, float]]] = [deque(maxlen=n) for n in self.island_sizes]
-        self.island_samples = [max(1, min(n, round(sample * n / population))) for n in self.island_sizes]
+        # S shared out in proportion, but a tournament of at least 2 where an island has 2 members
+        # (a tournament of one is a random parent: no selection at all)
+        self.island_samples = [min(n, max(2, round(sample * n / population))) if islands > 1 else sample
+                               for n in self.island_sizes]
         self._island_of: OrderedDict[int, int] = OrderedDict()
         self._bred = [0] * islands   # children bred per island
 
