@@ -6,8 +6,8 @@ side by side on digits, nt3like and real MNIST-5k, over several seeds.
 
 Per problem and seed, regularized-evolution searches: the baseline (`--matcher none`), LCS (with
 the default `--controls`) and LCS on 3 islands (`-o evolution.islands=3`, equal or a main island
-and two satellites; only when a selection asks for it). Then `wtnas topk` on them under several selections, each warm-started (epochs to
-converge) and from scratch (the architecture's own worth):
+and two satellites; only when a selection asks for it). Then `wtnas topk` on them under several
+selections, each warm-started (epochs to converge) and from scratch (the architecture's own worth):
 
 - `baseline`: the baseline's top-K by search score (no transfer, nothing to verify);
 - `lcs`: LCS's top-K by search score alone (`--no-verify --min-distance 1 --max-per-lineage 0`),
@@ -529,10 +529,15 @@ def merge(paths: list[Path], out_dir: Path) -> dict:
         print_problem(name, entry["per_selection"])
     summarize(results)
     path = out_dir / f"rankings-{time.strftime('%Y-%m-%d')}.json"
-    path.write_text(json.dumps(results, indent=1, default=str))
+    save(path, results)
     print(markdown(results))
     print(f"saved {path}")
     return results
+
+
+def save(path: Path, results: dict) -> None:
+    """Compact JSON: a 5-seed run over three problems stays under 1 MB."""
+    path.write_text(json.dumps(results, separators=(",", ":"), default=str))
 
 
 def main(argv=None) -> dict:
@@ -603,15 +608,15 @@ def main(argv=None) -> dict:
                 # the seeds done so far, raw: a run stopped for time keeps them (`--reuse FILE` aggregates them)
                 results["problems"][name] = {"chance": floor, "learns_at": learns_at, "seeds": seeds, "partial": True}
                 results["wall_s"] = time.time() - t0
-                path.write_text(json.dumps(results, indent=1, default=str))
+                save(path, results)
         agg = aggregate(seeds, TopKConfig().patience)
         results["problems"][name] = {"chance": floor, "learns_at": learns_at, "seeds": seeds, "per_selection": agg}
         print_problem(name, agg)
         results["wall_s"] = time.time() - t0
-        path.write_text(json.dumps(results, indent=1, default=str))   # keep what is done if a later part fails
+        save(path, results)   # keep what is done if a later part fails
     summarize(results)
     results["wall_s"] = time.time() - t0 + (previous or {}).get("wall_s", 0.0)
-    path.write_text(json.dumps(results, indent=1, default=str))
+    save(path, results)
     print(f"saved {path} ({results['wall_s']:.0f} s)")
     return results
 

@@ -185,7 +185,8 @@ def test_too_many_islands_is_one_line_before_the_run_starts(tmp_path):
     from wtnas_cli.search import run_search
 
     with pytest.raises(ConfigError, match=r"strategy 'evolution': islands \(30\) must be between 1 and population "
-                                          r"\(20\) \(its options: population, sample, islands, main_share; set them with -o"):
+                                          r"\(20\) \(its options: population, sample, islands, main_share; "
+                                          r"set them with -o"):
         run_search(RunConfig(options={"evolution": {"islands": 30}}, run_dir=str(tmp_path / "run")))
     assert not (tmp_path / "run").exists()
 

@@ -23,11 +23,11 @@ class RegularizedEvolution:
     (sizes and sample sizes split N and S in proportion; `main_share` gives the first island that
     share of N and the others the rest evenly): children are bred on the islands in proportion to
     their sizes (the island that has bred the fewest per member goes next) and join their parent's
-    island; a candidate without a parent (the random start) joins the least filled island. A large
-    main island with small satellites keeps the search close to one population's while the
-    satellites' small tournaments breed deep lineages of their own. Nothing migrates, so with parent transfer each island keeps its own weight
-    lineage: the top-K can then hold several deep, well-trained lineages instead of one
-    (under I = 1 every lineage but one dies out; lineage.py)."""
+    island; a candidate without a parent (the random start) joins the least filled island. A main
+    island keeps most of the search on one population while the satellites keep other lineages
+    alive. Nothing migrates, so with parent transfer each island keeps its own weight lineage: the
+    top-K can then hold several trained lineages instead of one (under I = 1 every lineage but
+    one dies out; lineage.py)."""
 
     #: island of a recently told candidate, kept for this many (a child told after its parent
     #: aged out still finds the island; memory stays flat over long runs)
