@@ -83,6 +83,11 @@ SELECTIONS = {   # name: (search, TopKConfig options, modes trained)
     "islands+verified+min3": ("islands", dict(verify="all", min_lineages=ISLANDS), ("warm", "scratch")),
     # a main island and two satellites (-o evolution.main_share), at least one model per island
     "satellites+verified+min3": ("satellites", dict(verify="all", min_lineages=ISLANDS), ("warm", "scratch")),
+    # the same with checks of 3 epochs (nt3like's models that learn for one epoch from scratch and
+    # then collapse)
+    "satellites+verified+long+min3": ("satellites", dict(verify="all", min_lineages=ISLANDS,
+                                                         check_epochs=RunConfig().epochs + TopKConfig().patience),
+                                      ("warm", "scratch")),
     # a main island of 70% (its lineage closer to one population's), checks of 3 epochs (nt3like's
     # models that learn for one epoch from scratch and then collapse)
     "main70+verified+long+min3": ("main70", dict(verify="all", min_lineages=ISLANDS,
@@ -185,7 +190,7 @@ def train_selection(run_dir: Path, name: str, mode: str, seed: int, b: dict, ext
     t = time.perf_counter()
     summary = run_topk(run_dir, cfg)
     return dict(trained_numbers(run_dir, summary, time.perf_counter() - t, learns_at),
-                stop_reference=cfg.stop_reference)
+                stop_reference=cfg.reference)
 
 
 def retrain_warm(root: Path, out: dict, b: dict, learns_at: float) -> None:

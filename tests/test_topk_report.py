@@ -109,6 +109,11 @@ def test_a_warm_start_that_no_epoch_improves_keeps_its_checkpoint(runs):
     assert "reference" not in keras.settings and keras.trained_now == 2
     for t in keras.rows:
         assert t["epochs_trained"] == 3 and t["objective_final"] == t["curve"][-1] and t["start_score"] is None
+    # from scratch the start is random weights, nothing to keep: always Keras' reference
+    scratch = run_topk(runs["lcs"], TopKConfig(**common, from_scratch=True))
+    assert "reference" not in scratch.settings and scratch.trained_now == 2
+    for t in scratch.rows:
+        assert t["epochs_trained"] == 3 and t["objective_final"] == t["curve"][-1] and t["start_score"] is None
 
 
 def test_report_end_to_end(runs):

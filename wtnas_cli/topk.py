@@ -92,13 +92,21 @@ class TopKConfig:
     def mode(self) -> str:
         return "scratch" if self.from_scratch else "warm"
 
+    @property
+    def reference(self) -> str:
+        """The stop reference training uses: a from-scratch start is random weights, not a model
+        to keep or measure against, so from-scratch top-K training always measures against its
+        first epoch (with "start", a model that did not beat its random initialization within
+        `patience` epochs was stopped and handed back its random weights)."""
+        return "first-epoch" if self.from_scratch else self.stop_reference
+
 
 def settings_key(cfg: TopKConfig, min_delta: float) -> str:
     """Models trained under other settings are other rows (and other checkpoint files). Keras'
     reference (the first epoch) adds nothing: rows trained before `stop_reference` existed keep
     their key."""
     key = f"patience={cfg.patience},min_delta={min_delta:g},max_epochs={cfg.max_epochs},early_stop={int(cfg.early_stop)}"
-    return key if cfg.stop_reference == "first-epoch" else f"{key},reference={cfg.stop_reference}"
+    return key if cfg.reference == "first-epoch" else f"{key},reference={cfg.reference}"
 
 
 @dataclass
@@ -350,4 +358,4 @@ def _make_job(run_dir: Path, run_cfg: RunConfig, row: dict, cfg: TopKConfig, min
                provider_id=cid if warm else None,
                provider_checkpoint=(row["checkpoint"] or str(run_dir / "checkpoints" / f"c{cid:05d}.h5")) if warm else None,
                device=device, patience=cfg.patience, min_delta=min_delta,
-               early_stop=cfg.early_stop, stop_reference=cfg.stop_reference, plugins=plugin_set)
+               early_stop=cfg.early_stop, stop_reference=cfg.reference, plugins=plugin_set)

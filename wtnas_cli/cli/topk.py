@@ -54,7 +54,8 @@ def topk_command(
     stop_reference: str = typer.Option("start", "--stop-reference", help="What an epoch must improve on: start = "
                                        "the model's score before top-K training (a warm start that never beats its "
                                        "checkpoint keeps it after --patience epochs); first-epoch = Keras' default, "
-                                       "the paper's (every model trains at least --patience + 1 epochs)."),
+                                       "the paper's (every model trains at least --patience + 1 epochs), and always "
+                                       "with --from-scratch (random weights are nothing to keep)."),
     min_delta: Optional[float] = typer.Option(None, "--min-delta", help="Smallest improvement that counts "
                                                                         "\\[default: the problem's, digits 0.001]."),
     max_epochs: int = typer.Option(20, "--max-epochs", help="Cap on epochs (paper: 20)."),
