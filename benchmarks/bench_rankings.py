@@ -58,6 +58,7 @@ from wtnas_cli.topk import TopKConfig, run_topk  # noqa: E402
 
 ISLANDS = 3      # the islands search: 3 islands, so a top-5 at most 2 per lineage spans >= 3 lineages
 MAIN_SHARE = 0.5  # the satellites search: a main island of half the population, two satellites of a quarter
+LONG_CHECK = RunConfig().epochs + TopKConfig().patience   # --check-epochs of the "+long" selections
 SEARCHES = {     # name: RunConfig settings (and the run directory's prefix)
     "none": dict(matcher="none"),
     "lcs": dict(matcher="lcs"),
@@ -74,7 +75,7 @@ SELECTIONS = {   # name: (search, TopKConfig options, modes trained)
     "lcs+check+cap": ("lcs", dict(rank="check", verify="all", max_per_lineage=2), ("scratch",)),
     # checks as long as the search's epochs + the top-K patience: they see a model that learns in
     # its first epoch from scratch and then collapses, which top-K early stopping would keep
-    "lcs+verified+long": ("lcs", dict(verify="all", check_epochs=RunConfig().epochs + TopKConfig().patience),
+    "lcs+verified+long": ("lcs", dict(verify="all", check_epochs=LONG_CHECK),
                           ("warm", "scratch")),
     # LCS on islands (evolution -o islands=3): one lineage per island
     "islands+verified": ("islands", dict(verify="all"), ("warm", "scratch")),
@@ -86,12 +87,12 @@ SELECTIONS = {   # name: (search, TopKConfig options, modes trained)
     # the same with checks of 3 epochs (nt3like's models that learn for one epoch from scratch and
     # then collapse)
     "satellites+verified+long+min3": ("satellites", dict(verify="all", min_lineages=ISLANDS,
-                                                         check_epochs=RunConfig().epochs + TopKConfig().patience),
+                                                         check_epochs=LONG_CHECK),
                                       ("warm", "scratch")),
     # a main island of 70% (its lineage closer to one population's), checks of 3 epochs (nt3like's
     # models that learn for one epoch from scratch and then collapse)
     "main70+verified+long+min3": ("main70", dict(verify="all", min_lineages=ISLANDS,
-                                                 check_epochs=RunConfig().epochs + TopKConfig().patience),
+                                                 check_epochs=LONG_CHECK),
                                   ("warm", "scratch")),
 }
 # the tau sample: once per search, with these selections
@@ -377,17 +378,16 @@ def lineage_estimate(seeds: list[dict], present: list[str], patience: int, agg: 
     lcs = agg.get("lcs+verified", {})
     if not other or not lcs.get("epochs"):
         return None
-    stop = [m["epochs_to_converge"] for m in other]
-    kept = [kept_epoch(m["epochs_to_converge"], bool(m["converged"]), patience) for m in other]
+    stop, kept = _epochs([{"topk": other}], patience)
+    stop_g, kept_m = geometric_mean(stop), statistics.mean(kept)
     k, n_other = len(seeds[0]["selections"]["baseline"]["warm"]["topk"]), ISLANDS - 1
-    log_mix = ((k - n_other) * math.log(geometric_mean(lcs["epochs"])) + n_other * math.log(geometric_mean(stop))) / k
+    log_mix = ((k - n_other) * math.log(geometric_mean(lcs["epochs"])) + n_other * math.log(stop_g)) / k
+    kept_mix = ((k - n_other) * statistics.mean(lcs["kept"]) + n_other * kept_m) / k
     base = agg["baseline"]
-    kept_mix = ((k - n_other) * statistics.mean(lcs["kept"]) + n_other * statistics.mean(kept)) / k
-    return {"n_other": len(other), "other_stop_gmean": geometric_mean(stop), "other_kept_mean": statistics.mean(kept),
-            "other_stop_ratio": base["epochs_gmean"] / geometric_mean(stop),
-            "other_kept_ratio": base["kept_mean"] / statistics.mean(kept) if statistics.mean(kept) else float("inf"),
-            "stop": base["epochs_gmean"] / math.exp(log_mix),
-            "kept": base["kept_mean"] / kept_mix if kept_mix else float("inf")}
+    ratio = lambda a, b: a / b if b else float("inf")
+    return {"n_other": len(other), "other_stop_gmean": stop_g, "other_kept_mean": kept_m,
+            "other_stop_ratio": base["epochs_gmean"] / stop_g, "other_kept_ratio": ratio(base["kept_mean"], kept_m),
+            "stop": base["epochs_gmean"] / math.exp(log_mix), "kept": ratio(base["kept_mean"], kept_mix)}
 
 
 def _objective_per_seed(parts: list[dict]):
