@@ -49,7 +49,7 @@ def _seqs(problem, n: int) -> list:
 
 def child(backend_name: str, problem_name: str, n: int, options: dict) -> dict:
     """Runs in a fresh process: `n` candidates of one problem on one backend."""
-    from wtnas_cli.plugins import load_plugins
+    from wtnas_cli.plugins.manager import load_plugins
 
     reg = load_plugins().registry
     problem = reg.create("problem", problem_name, **options)
@@ -81,7 +81,7 @@ def child_jax_fit(n: int) -> dict:
     from wtnas_builtins.problems.digits import digits_problem
     from wtnas_keras.backend import _keras_layer
 
-    from wtnas_cli import ops as O
+    from wtnas_cli.model import ops as O
 
     problem = digits_problem()
     data = problem.data()

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wtnas_cli.checkpoint import CheckpointMeta, CheckpointReader, read_checkpoint, write_checkpoint
-from wtnas_cli.shapes import TensorSpec
+from wtnas_cli.weights.checkpoint import CheckpointMeta, CheckpointReader, read_checkpoint, write_checkpoint
+from wtnas_cli.model.shapes import TensorSpec
 
 
 def main(repeats: int = 10) -> dict:

@@ -17,9 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from wtnas_cli.config import RunConfig
-from wtnas_cli.report import load_run
-from wtnas_cli.search import run_search
+from wtnas_cli.run.config import RunConfig
+from wtnas_cli.results.runs import load_run
+from wtnas_cli.search.scheduler import run_search
 
 
 def main(argv=None) -> dict:

@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from wtnas_cli.matching import match_lcs, match_lp
+from wtnas_cli.weights.matching import match_lcs, match_lp
 
 
 def _sequences(n: int, rng) -> tuple[list, list]:

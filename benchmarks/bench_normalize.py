@@ -55,12 +55,12 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
-    from wtnas_cli.config import RunConfig
-    from wtnas_cli.search import run_search
-    from wtnas_cli.store import RunStore
+    from wtnas_cli.run.config import RunConfig
+    from wtnas_cli.search.scheduler import run_search
+    from wtnas_cli.run.store import RunStore
 
     from sklearn.datasets import load_breast_cancer
-    from wtnas_cli.data import split
+    from wtnas_cli.model.data import split
 
     y_val = split([load_breast_cancer().data], load_breast_cancer().target, 0.2, 0).y_val
     majority = float(np.bincount(y_val).max() / len(y_val))   # of the validation split (0.667)

@@ -16,10 +16,10 @@ from collections import defaultdict
 from pathlib import Path
 
 from schemes import TRANSFER_KEYS
-from wtnas_cli.config import RunConfig
-from wtnas_cli.job import TIMING_KEYS
-from wtnas_cli.search import run_search
-from wtnas_cli.store import RunStore
+from wtnas_cli.run.config import RunConfig
+from wtnas_cli.run.job import TIMING_KEYS
+from wtnas_cli.search.scheduler import run_search
+from wtnas_cli.run.store import RunStore
 
 OUTSIDE_TRAINING = ("build_s", "ckpt_read_s", "match_s", "copy_s", "ckpt_write_s")
 UNO = {"problem": "uno", "synthetic": True, "samples": 1500}

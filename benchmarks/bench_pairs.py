@@ -27,15 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
-from wtnas_cli.config import RunConfig
-from wtnas_cli.evaluator import Evaluator
-from wtnas_cli.job import Job
-from wtnas_cli.matching import apply_matcher
-from wtnas_cli.plugins import default_plugins
-from wtnas_cli.rundir import checkpoint_path
-from wtnas_cli.search import run_search
-from wtnas_cli.store import RunStore
-from wtnas_cli.transfer import plan_stats
+from wtnas_cli.run.config import RunConfig
+from wtnas_cli.search.evaluator import Evaluator
+from wtnas_cli.run.job import Job
+from wtnas_cli.weights.matching import apply_matcher
+from wtnas_cli.plugins.manager import default_plugins
+from wtnas_cli.run.rundir import checkpoint_path
+from wtnas_cli.search.scheduler import run_search
+from wtnas_cli.run.store import RunStore
+from wtnas_cli.weights.transfer import plan_stats
 
 MAX_DISTANCE = 6
 _evaluator: Evaluator | None = None

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wtnas_cli import checkpoint as ck
-from wtnas_cli.shapes import TensorSpec
+from wtnas_cli.weights import checkpoint as ck
+from wtnas_cli.model.shapes import TensorSpec
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 _libc = ctypes.CDLL(None, use_errno=True)

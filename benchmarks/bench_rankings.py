@@ -45,16 +45,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 import mnist5k  # noqa: E402
 import nt3like  # noqa: E402
 
-from wtnas_cli.config import RunConfig  # noqa: E402
-from wtnas_cli.lineage import count_lineages, founders_and_depths  # noqa: E402
-from wtnas_cli.plugins import default_plugins  # noqa: E402
-from wtnas_cli.report import load_run  # noqa: E402
-from wtnas_cli.search import run_search  # noqa: E402
-from wtnas_cli.selection import choice_checks, known_checks  # noqa: E402
-from wtnas_cli.stats import (bootstrap_ratio_ci, geometric_mean, kendall_tau, kept_epoch, mean_std,  # noqa: E402
-                             permutation_pvalue)
-from wtnas_cli.store import RunStore, selection_key  # noqa: E402
-from wtnas_cli.topk import TopKConfig, run_topk  # noqa: E402
+from wtnas_cli.run.config import RunConfig  # noqa: E402
+from wtnas_cli.results.lineage import count_lineages, founders_and_depths  # noqa: E402
+from wtnas_cli.plugins.manager import default_plugins  # noqa: E402
+from wtnas_cli.results.runs import load_run  # noqa: E402
+from wtnas_cli.search.scheduler import run_search  # noqa: E402
+from wtnas_cli.results.selection import choice_checks, known_checks  # noqa: E402
+from wtnas_cli.util.stats import (bootstrap_ratio_ci, geometric_mean, kendall_tau, kept_epoch, mean_std,
+                                  permutation_pvalue)
+from wtnas_cli.run.store import RunStore, selection_key  # noqa: E402
+from wtnas_cli.results.topk import TopKConfig, run_topk  # noqa: E402
 
 ISLANDS = 3      # the islands search: 3 islands, so a top-5 at most 2 per lineage spans >= 3 lineages
 MAIN_SHARE = 0.5  # the satellites search: a main island of half the population, two satellites of a quarter
@@ -489,7 +489,8 @@ def markdown(results: dict) -> str:
                 "|---|---|---|---|---|---|---|---|---|---|"]
         for sel in [s for s in SELECTIONS if s in agg]:
             a = agg[sel]
-            diff = f"{a['scratch_objective_diff']:+.4f}, p = {a['p_scratch_objective']:.3f}" if "p_scratch_objective" in a else "—"
+            diff = (f"{a['scratch_objective_diff']:+.4f}, p = {a['p_scratch_objective']:.3f}"
+                    if "p_scratch_objective" in a else "—")
             first = (f" (first-epoch ref.: {ratio(a['kept_ratio_first_epoch'])}, {ratio(a['epoch_ratio_first_epoch'])})"
                      if "kept_ratio_first_epoch" in a else "")
             out.append(f"| {sel} | {a['does_not_learn']} of {a['models']} | {', '.join(map(str, a['lineages_per_seed']))} "
@@ -499,7 +500,9 @@ def markdown(results: dict) -> str:
         c, srch = agg["controls"], agg["search"]
         cap = agg["baseline"].get("ratio_ceiling")
         out += ["", (f"Largest epoch ratio any selection could show here (all its models stopping as early as the "
-                     f"reference allows): kept {_times(cap['kept'])}, stop {_times(cap['stop'])}. " if cap else "") + f"Searches (mean ± std over seeds): score of the 2nd half baseline {ms(srch['none']['mean_score_2nd_half'])}, "
+                     f"reference allows): kept {_times(cap['kept'])}, stop {_times(cap['stop'])}. " if cap else "")
+                  + f"Searches (mean ± std over seeds): score of the 2nd half baseline "
+                    f"{ms(srch['none']['mean_score_2nd_half'])}, "
                 f"LCS {ms(srch['lcs']['mean_score_2nd_half'])}; median parameters baseline "
                 f"{srch['none']['median_params'][0]:,.0f}, LCS {srch['lcs']['median_params'][0]:,.0f}; weight lineages "
                 f"among LCS's candidates {ms(srch['lcs']['lineages'], 1)}, mean depth {ms(srch['lcs']['depth_mean'], 1)}. "
@@ -523,7 +526,8 @@ def markdown(results: dict) -> str:
 def merge(paths: list[Path], out_dir: Path) -> dict:
     """One result file from several (e.g. MNIST-5k run on its own budget)."""
     parts = [json.loads(p.read_text()) for p in paths]
-    results = {"budgets": {}, "seeds": {}, "learns": LEARNS, "problems": {}, "wall_s": 0.0, "merged_from": [str(p) for p in paths]}
+    results = {"budgets": {}, "seeds": {}, "learns": LEARNS, "problems": {}, "wall_s": 0.0,
+               "merged_from": [str(p) for p in paths]}
     for part in parts:
         for name, entry in part["problems"].items():
             results["problems"][name] = entry

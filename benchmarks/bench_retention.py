@@ -22,8 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from wtnas_cli.config import RunConfig
-from wtnas_cli.search import run_search
+from wtnas_cli.run.config import RunConfig
+from wtnas_cli.search.scheduler import run_search
 
 
 def rows_and_events(run_dir: Path) -> tuple[list[dict], list[dict]]:

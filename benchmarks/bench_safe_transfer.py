@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 import bench_pairs  # noqa: E402
 import nt3like  # noqa: E402
 
-from wtnas_cli.config import RunConfig  # noqa: E402
-from wtnas_cli.search import run_search  # noqa: E402
-from wtnas_cli.stats import mean_std, permutation_pvalue  # noqa: E402
-from wtnas_cli.store import RunStore  # noqa: E402
+from wtnas_cli.run.config import RunConfig  # noqa: E402
+from wtnas_cli.search.scheduler import run_search  # noqa: E402
+from wtnas_cli.util.stats import mean_std, permutation_pvalue  # noqa: E402
+from wtnas_cli.run.store import RunStore  # noqa: E402
 
 MATCHERS = ("lcs-shape", "lcs", "lcs-slice", "lp")
 SEARCH_MATCHERS = ("lcs-shape", "lcs", "lcs-slice")

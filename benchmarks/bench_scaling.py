@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_overhead import dispatch_gaps  # noqa: E402
-from wtnas_cli.store import RunStore  # noqa: E402
+from wtnas_cli.run.store import RunStore  # noqa: E402
 
 
 def one_run(executor: str, workers: int, matcher: str, n: int, epochs: int, root: Path) -> dict:

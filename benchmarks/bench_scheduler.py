@@ -10,7 +10,8 @@ installed as a throwaway plugin distribution): workers build the real shape sequ
 match their provider's checkpoint, "train" by sleeping `--train-ms` (a worker waiting on a GPU)
 and write a real HDF5 checkpoint. By default the scheduler runs on a core of its own and the workers
 on the others (`--no-pin`: anywhere): their checkpoint I/O would otherwise preempt it, which a
-scheduler on a cluster node does not suffer, so what is measured is the scheduler's own work per candidate: strategy, selector, store, retention,
+scheduler on a cluster node does not suffer, so what is measured is the scheduler's own work per
+candidate: strategy, selector, store, retention,
 controls (default share), executor messages. Every 2 s the benchmark samples the scheduler
 process's own CPU time (utime + stime, workers excluded) and resident memory, and the number of
 finished candidates from the run store (a read-only reader on the live run).
@@ -86,7 +87,7 @@ def wakeup_cost(sleep_ms: float = 5.0, reps: int = 300) -> dict:
     machine whose idle core is handed back to the host, the woken process finds its caches cold."""
     sys.path.insert(0, str(HERE.parent / "plugins"))
     from wtnas_builtins.strategies import RegularizedEvolution
-    from wtnas_cli.spacefile import parse_space
+    from wtnas_cli.model.spacefile import parse_space
 
     space, _ = parse_space(SPACE)
     rng = np.random.default_rng(0)
@@ -203,7 +204,8 @@ def summarize(samples: list[dict], total: int) -> dict:
     return {
         "cpu_ms_per_candidate": statistics.median(windows) if windows else None,
         "cpu_ms_per_candidate_max_window": max(windows) if windows else None,
-        "cpu_ms_per_candidate_overall": (samples[-1]["cpu_s"] * 1000 / samples[-1]["done"]) if samples and samples[-1]["done"] else None,
+        "cpu_ms_per_candidate_overall": ((samples[-1]["cpu_s"] * 1000 / samples[-1]["done"])
+                                         if samples and samples[-1]["done"] else None),
         "candidates_per_s": statistics.median(rate) if rate else None,
         "rss_mb": {"10%": rss_at(0.10), "50%": rss_at(0.50), "90%": rss_at(0.90), "end": rss_at(1.0),
                    "peak": max((s["rss_mb"] for s in samples), default=None)},
@@ -216,8 +218,8 @@ def nearest_queries(n: int, queries: int = 200, seed: int = 0) -> dict:
     """The `nearest` selector alone: observe n checkpointed candidates, then time queries."""
     sys.path.insert(0, str(HERE.parent / "plugins"))
     from wtnas_builtins.selectors import NearestSelector
-    from wtnas_cli.spacefile import parse_space
-    from wtnas_cli.strategy import Proposal
+    from wtnas_cli.model.spacefile import parse_space
+    from wtnas_cli.search.strategy_protocol import Proposal
 
     space, _ = parse_space(SPACE)
     rng = np.random.default_rng(seed)

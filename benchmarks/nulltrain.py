@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wtnas_cli.hookspecs import hookimpl
+from wtnas_cli.plugins.hookspecs import hookimpl
 
 DIST_NAME = "wtnas_nulltrain_bench"
 # seconds an epoch "takes" (WTNAS_NULLTRAIN_MS): the worker sleeps, as it would wait on a GPU

@@ -31,14 +31,15 @@ import nt3like  # noqa: E402
 from schemes import LABEL, SCHEMES, TRANSFER_KEYS  # noqa: E402
 import topk_variants  # noqa: E402
 
-from wtnas_cli.config import RunConfig  # noqa: E402
-from wtnas_cli.job import TIMING_KEYS  # noqa: E402
-from wtnas_cli.lineage import founders_and_depths  # noqa: E402
-from wtnas_cli.report import load_run, write_report  # noqa: E402
-from wtnas_cli.search import run_search  # noqa: E402
-from wtnas_cli.stats import (bootstrap_ratio_ci, geometric_mean, kendall_tau, kept_epoch, mean_std,  # noqa: E402
-                             permutation_pvalue)
-from wtnas_cli.topk import TopKConfig, run_topk  # noqa: E402
+from wtnas_cli.run.config import RunConfig  # noqa: E402
+from wtnas_cli.run.job import TIMING_KEYS  # noqa: E402
+from wtnas_cli.results.lineage import founders_and_depths  # noqa: E402
+from wtnas_cli.results.runs import load_run
+from wtnas_cli.results.report import write_report  # noqa: E402
+from wtnas_cli.search.scheduler import run_search  # noqa: E402
+from wtnas_cli.util.stats import (bootstrap_ratio_ci, geometric_mean, kendall_tau, kept_epoch, mean_std,
+                                  permutation_pvalue)
+from wtnas_cli.results.topk import TopKConfig, run_topk  # noqa: E402
 
 PATIENCE = TopKConfig().patience
 

@@ -40,7 +40,8 @@ def suite_tables(problem: str, entry: dict) -> str:
     k = len(entry["runs"][0]["warm"]["topk"])
     lines = [f"**{problem}** — mean ± std over {n} seeds; top-{k} epochs pooled over seeds ({n * k} models per scheme)",
              "",
-             "| scheme | candidate score, 2nd half | p | with transfer | top-K epochs (geo. mean) | baseline / scheme [95% CI] | p | "
+             "| scheme | candidate score, 2nd half | p | with transfer | top-K epochs (geo. mean) | "
+             "baseline / scheme [95% CI] | p | "
              "top-K objective (early stopping) | p | tau vs warm-trained |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for s in SCHEMES:
@@ -89,7 +90,8 @@ def suite_tables(problem: str, entry: dict) -> str:
     if pairs:
         lines += ["", f"Transferable pairs ({pairs['random']['pairs']} random pairs, then pairs at distance d; "
                       "+ / − / = among transferable pairs: transfer better / worse / equal after one epoch):", "",
-                  "| pairs | n | LP transferable | LP + / − / = | LP mean gain | LCS transferable | LCS + / − / = | LCS mean gain |",
+                  "| pairs | n | LP transferable | LP + / − / = | LP mean gain | "
+                  "LCS transferable | LCS + / − / = | LCS mean gain |",
                   "|---|---|---|---|---|---|---|---|"]
         groups = [("random", pairs["random"])] + [(f"d = {d}", g) for d, g in pairs["by_distance"].items()]
         for name, g in groups:
@@ -105,7 +107,8 @@ def suite_tables(problem: str, entry: dict) -> str:
 
 def overhead_table(overhead: dict) -> str:
     keys = ("build_s", "ckpt_read_s", "match_s", "copy_s", "train_s", "eval_s", "ckpt_write_s")
-    lines = ["| problem | scheme | " + " | ".join(k[:-2] for k in keys) + " | transfer share | checkpoint | run time vs baseline |",
+    lines = ["| problem | scheme | " + " | ".join(k[:-2] for k in keys)
+             + " | transfer share | checkpoint | run time vs baseline |",
              "|---|---|" + "---|" * (len(keys) + 3)]
     for problem, o in overhead.items():
         for s in SCHEMES:

@@ -21,11 +21,11 @@ import tempfile
 from pathlib import Path
 
 from schemes import SCHEMES
-from wtnas_cli.report import load_run
-from wtnas_cli.rundir import CHECKPOINTS, checkpoint_path
-from wtnas_cli.stats import bootstrap_ratio_ci, geometric_mean, mean_std, permutation_pvalue
-from wtnas_cli.store import RunStore
-from wtnas_cli.topk import TopKConfig, run_topk, select_candidates
+from wtnas_cli.results.runs import load_run
+from wtnas_cli.run.rundir import CHECKPOINTS, checkpoint_path
+from wtnas_cli.util.stats import bootstrap_ratio_ci, geometric_mean, mean_std, permutation_pvalue
+from wtnas_cli.run.store import RunStore
+from wtnas_cli.results.topk import TopKConfig, run_topk, select_candidates
 
 VARIANTS = {"full": {"early_stop": False},                   # epoch cap: the suite's
             "strict": {"patience": 5, "min_delta": 0.0}}         # epoch cap: the suite's + 10

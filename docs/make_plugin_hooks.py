@@ -1,12 +1,12 @@
 """Regenerate docs/plugin-hooks.md from the hook specifications' docstrings:
 python docs/make_plugin_hooks.py. tests/test_plugins.py checks that the committed file equals
-`render()`, so the reference cannot drift from wtnas_cli/hookspecs.py."""
+`render()`, so the reference cannot drift from wtnas_cli/plugins/hookspecs.py."""
 
 import inspect
 import textwrap
 from pathlib import Path
 
-from wtnas_cli import hookspecs
+from wtnas_cli.plugins import hookspecs
 
 TARGET = Path(__file__).parent / "plugin-hooks.md"
 
@@ -23,8 +23,8 @@ def signature(fn) -> str:
 
 def render() -> str:
     intro = inspect.getdoc(hookspecs).split("\n\n", 1)[1]
-    out = ["# Plugin hooks", "", "Generated from `wtnas_cli/hookspecs.py` by `docs/make_plugin_hooks.py`. "
-           "Implement hooks with the marker `wtnas_cli.hookspecs.hookimpl`; a walkthrough is in "
+    out = ["# Plugin hooks", "", "Generated from `wtnas_cli/plugins/hookspecs.py` by `docs/make_plugin_hooks.py`. "
+           "Implement hooks with the marker `wtnas_cli.contracts.hookimpl`; a walkthrough is in "
            "[writing-plugins.md](writing-plugins.md).", "", intro]
     for name, fn in hook_specs().items():
         doc = inspect.getdoc(fn)

@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wtnas_cli import ops as O
-from wtnas_cli.plugins import load_plugins
-from wtnas_cli.space import ConstantNode, Input, SearchSpace, VariableNode
+from wtnas_cli.model import ops as O
+from wtnas_cli.plugins.manager import load_plugins
+from wtnas_cli.model.space import ConstantNode, Input, SearchSpace, VariableNode
 
 
 @pytest.fixture

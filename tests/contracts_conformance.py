@@ -12,15 +12,16 @@ if TYPE_CHECKING:
     from wtnas_builtins.strategies import RandomSearch, RegularizedEvolution
     from wtnas_cli.contracts import (Backend, CandidateModel, Executor, Exporter, Matcher, Selector, ServingExecutor,
                                      SpecMatcher, Strategy)
-    from wtnas_cli.matching import match_lcs, match_lcs_roles, match_lcs_slice, match_lp, match_lp_roles, match_none
-    from wtnas_cli.space import SearchSpace
+    from wtnas_cli.weights.matching import (match_lcs, match_lcs_roles, match_lcs_slice, match_lp, match_lp_roles,
+                                            match_none)
+    from wtnas_cli.model.space import SearchSpace
     from wtnas_example import BestNearbySelector
     from wtnas_mpi.executor import MPIExecutor
     from wtnas_ray.executor import RayExecutor
     from wtnas_keras.backend import KerasBackend, KerasModel
-    from wtnas_keras.export import KerasExporter
+    from wtnas_keras.exporter import KerasExporter
     from wtnas_torch.backend import TorchBackend, TorchModel
-    from wtnas_torch.export import OnnxExporter, TorchExporter
+    from wtnas_torch.exporter import OnnxExporter, TorchExporter
 
     def conformance(space: SearchSpace) -> None:
         backends: list[Backend] = [TorchBackend(), KerasBackend("torch", "keras")]

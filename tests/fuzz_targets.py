@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 from hypothesis import strategies as st
 
-from wtnas_cli.checkpoint import CheckpointMeta, CheckpointReader, write_checkpoint
-from wtnas_cli.config import RunConfig, load_config_file, resolve_config
+from wtnas_cli.weights.checkpoint import CheckpointMeta, CheckpointReader, write_checkpoint
+from wtnas_cli.run.config import RunConfig, load_config_file, resolve_config
 from wtnas_cli.errors import ArchSeqError, CheckpointError, ConfigError
-from wtnas_cli.shapes import TensorSpec
-from wtnas_cli.space import parse_arch_seq
+from wtnas_cli.model.shapes import TensorSpec
+from wtnas_cli.model.space import parse_arch_seq
 
 COUNTS = {"config": 0, "arch_seq": 0, "checkpoint": 0}
 _TMP = Path(tempfile.mkdtemp(prefix="wtnas-fuzz-"))
@@ -120,7 +120,7 @@ space_docs = st.fixed_dictionaries({}, optional={
 def fuzz_space_file(doc: dict) -> None:
     import yaml
 
-    from wtnas_cli.spacefile import SpaceFileError, parse_space
+    from wtnas_cli.model.spacefile import SpaceFileError, parse_space
 
     COUNTS["space_file"] = COUNTS.get("space_file", 0) + 1
     path = _TMP / "space.yaml"

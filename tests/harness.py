@@ -83,7 +83,7 @@ def check_run(run_dir: Path, max_evals: int) -> dict:
 
 def check_controls(run_dir: Path, seed: int, fraction: float) -> list[dict]:
     """Exactly the drawn candidates with a provider have a finished control (not a candidate)."""
-    from wtnas_cli.controls import gets_control
+    from wtnas_cli.search.controls import gets_control
 
     con = sqlite3.connect(Path(run_dir) / "wtnas.sqlite")
     con.row_factory = sqlite3.Row

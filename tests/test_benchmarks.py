@@ -13,7 +13,7 @@ import bench_pairs  # noqa: E402
 import figures  # noqa: E402
 import nt3like  # noqa: E402
 import suite  # noqa: E402
-from wtnas_cli.problem import as_inputs  # noqa: E402
+from wtnas_cli.model.problem import as_inputs  # noqa: E402
 
 
 def _model(cid, founder, epochs, objective, learns=True):
@@ -129,7 +129,7 @@ def test_scheduler_benchmark_runs_the_cli_with_its_benchmark_only_backend(tmp_pa
     import json
 
     import bench_scheduler
-    from wtnas_cli.plugins import load_plugins
+    from wtnas_cli.plugins.manager import load_plugins
 
     assert bench_scheduler.main(["--candidates", "40", "--workers", "1", "--train-ms", "0", "--nearest-n", "300",
                                  "--interval", "0.2", "--out", str(tmp_path / "out"),

@@ -5,9 +5,9 @@ import h5py
 import numpy as np
 import pytest
 
-from wtnas_cli import checkpoint as ck
+from wtnas_cli.weights import checkpoint as ck
 from wtnas_cli.errors import CheckpointError
-from wtnas_cli.shapes import TensorSpec
+from wtnas_cli.model.shapes import TensorSpec
 
 
 def _meta(shapes):
@@ -150,7 +150,7 @@ def test_readable_without_torch(tmp_path):
     path = tmp_path / "c.h5"
     _write(path)
     code = ("import sys; sys.modules['torch'] = None; sys.modules['tensorflow'] = None\n"
-            "from wtnas_cli.checkpoint import read_checkpoint\n"
+            "from wtnas_cli.weights.checkpoint import read_checkpoint\n"
             f"meta, t = read_checkpoint({str(path)!r}); print(len(t), meta.problem)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["3", "digits"]

@@ -113,8 +113,8 @@ def test_run_then_refuse_existing_run_dir_then_inspect_and_match(tmp_path):
     assert out.returncode == 0 and f"{meta and len(meta['tensors'])} of {len(meta['tensors'])}" in out.stdout
 
     # the weight lineage of every candidate, founder first (whichever got providers: async order)
-    from wtnas_cli.lineage import founders_and_depths
-    from wtnas_cli.store import RunStore
+    from wtnas_cli.results.lineage import founders_and_depths
+    from wtnas_cli.run.store import RunStore
 
     rows = RunStore(run_dir / "wtnas.sqlite").candidates()
     founder, depth = founders_and_depths(rows)

@@ -9,11 +9,11 @@ import pytest
 pytest.importorskip("torch")
 
 import harness  # noqa: E402
-from wtnas_cli.config import RunConfig  # noqa: E402
-from wtnas_cli.controls import ControlTally, control_pairs, control_stats, gets_control  # noqa: E402
+from wtnas_cli.run.config import RunConfig  # noqa: E402
+from wtnas_cli.search.controls import ControlTally, control_pairs, control_stats, gets_control  # noqa: E402
 from wtnas_cli.errors import ConfigError  # noqa: E402
-from wtnas_cli.search import run_search  # noqa: E402
-from wtnas_cli.stats import kendall_tau  # noqa: E402
+from wtnas_cli.search.scheduler import run_search  # noqa: E402
+from wtnas_cli.util.stats import kendall_tau  # noqa: E402
 
 
 def test_the_draw_is_deterministic_and_has_the_asked_rate():
@@ -75,7 +75,7 @@ def test_search_with_controls_and_resume(tmp_path):
 
 
 def control_pairs_from(run_dir):
-    from wtnas_cli.store import RunStore
+    from wtnas_cli.run.store import RunStore
 
     store = RunStore(run_dir / "wtnas.sqlite")
     try:

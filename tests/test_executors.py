@@ -13,10 +13,10 @@ pytest.importorskip("torch")
 
 import harness  # noqa: E402
 from conftest import run_cli  # noqa: E402
-from wtnas_cli.config import RunConfig  # noqa: E402
-from wtnas_cli.job import Job  # noqa: E402
-from wtnas_cli.search import run_search  # noqa: E402
-from wtnas_cli.store import RunStore  # noqa: E402
+from wtnas_cli.run.config import RunConfig  # noqa: E402
+from wtnas_cli.run.job import Job  # noqa: E402
+from wtnas_cli.search.scheduler import run_search  # noqa: E402
+from wtnas_cli.run.store import RunStore  # noqa: E402
 
 
 def _rows(run_dir):
@@ -134,7 +134,7 @@ def test_mpi_needs_two_ranks(mpi, tmp_path):
 
 
 def test_explicit_devices_without_gpus_is_refused(tmp_path):
-    from wtnas_cli.devices import visible_gpus
+    from wtnas_cli.util.devices import visible_gpus
 
     if visible_gpus():
         pytest.skip("this machine has GPUs")

@@ -14,16 +14,16 @@ pytest.importorskip("torch")
 
 from conftest import run_cli  # noqa: E402
 from wtnas_cli.cli import main  # noqa: E402
-from wtnas_cli.candidate import load_candidate, run_config, run_problem  # noqa: E402
-from wtnas_cli.config import RunConfig  # noqa: E402
+from wtnas_cli.results.candidate import load_candidate, run_config, run_problem  # noqa: E402
+from wtnas_cli.run.config import RunConfig  # noqa: E402
 from wtnas_cli.errors import WtnasError  # noqa: E402
-from wtnas_cli.export import choose, export_model  # noqa: E402
-from wtnas_cli.hookspecs import hookimpl  # noqa: E402
-from wtnas_cli.plugins import load_plugins  # noqa: E402
-from wtnas_cli.problem import as_inputs  # noqa: E402
-from wtnas_cli.search import run_search  # noqa: E402
-from wtnas_cli.store import RunStore  # noqa: E402
-from wtnas_cli.topk import TopKConfig, run_topk  # noqa: E402
+from wtnas_cli.results.exporting import choose, export_model  # noqa: E402
+from wtnas_cli.plugins.hookspecs import hookimpl  # noqa: E402
+from wtnas_cli.plugins.manager import load_plugins  # noqa: E402
+from wtnas_cli.model.problem import as_inputs  # noqa: E402
+from wtnas_cli.search.scheduler import run_search  # noqa: E402
+from wtnas_cli.run.store import RunStore  # noqa: E402
+from wtnas_cli.results.topk import TopKConfig, run_topk  # noqa: E402
 
 SUFFIX = {"torch": ".pt2", "onnx": ".onnx", "keras": ".keras"}
 NEEDS = {"torch": ("torch",), "onnx": ("torch", "onnx", "onnxscript", "onnxruntime"), "keras": ("keras", "torch")}
@@ -327,7 +327,7 @@ def norm_run(tmp_path_factory):
 @pytest.mark.parametrize("fmt", ["torch", "onnx", "keras"])
 def test_export_of_a_normalized_run_takes_raw_inputs(norm_run, tmp_path, fmt):
     _need(fmt)
-    from wtnas_cli.normalize import load_normalization
+    from wtnas_cli.model.normalize import load_normalization
 
     stored = load_normalization(norm_run)
     assert stored.method == "standard"

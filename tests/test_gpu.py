@@ -6,9 +6,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
-from wtnas_cli.config import RunConfig  # noqa: E402
-from wtnas_cli.search import run_search  # noqa: E402
-from wtnas_cli.store import RunStore  # noqa: E402
+from wtnas_cli.run.config import RunConfig  # noqa: E402
+from wtnas_cli.search.scheduler import run_search  # noqa: E402
+from wtnas_cli.run.store import RunStore  # noqa: E402
 from wtnas_builtins.problems.digits import digits_problem  # noqa: E402
 from wtnas_torch.backend import TorchBackend  # noqa: E402
 
@@ -43,7 +43,7 @@ def test_local_devices_give_each_worker_a_gpu(tmp_path):
     cfg = RunConfig(max_evals=8, population=4, sample=2, workers=2, devices="auto", run_dir=str(tmp_path / "r"))
     summary = run_search(cfg)
     assert summary.ok == 8
-    from wtnas_cli.checkpoint import read_checkpoint_meta
+    from wtnas_cli.weights.checkpoint import read_checkpoint_meta
 
     store = RunStore(tmp_path / "r" / "wtnas.sqlite")
     rows = store.candidates()
@@ -55,8 +55,8 @@ def test_local_devices_give_each_worker_a_gpu(tmp_path):
 def test_safe_transfer_on_cuda(tmp_path):
     """On the GPU too: a role-blind copy into a BatchNorm variance fails the candidate (NaN
     predictions), and sliced transfer copies its blocks onto CUDA tensors and trains."""
-    from wtnas_cli.evaluator import Evaluator
-    from wtnas_cli.plugins import default_plugins
+    from wtnas_cli.search.evaluator import Evaluator
+    from wtnas_cli.plugins.manager import default_plugins
     from test_safe_transfer import _cifar_job, _negative_variance_provider
 
     provider, _ = _negative_variance_provider(tmp_path, default_plugins(), "torch")

@@ -19,9 +19,9 @@ if importlib.util.find_spec("keras") is None:  # not importorskip: importing Ker
 pytest.importorskip("torch")
 
 from conftest import run_cli  # noqa: E402
-from wtnas_cli.checkpoint import CheckpointMeta, read_checkpoint, seal, write_checkpoint  # noqa: E402
-from wtnas_cli.evaluator import Evaluator  # noqa: E402
-from wtnas_cli.job import Job  # noqa: E402
+from wtnas_cli.weights.checkpoint import CheckpointMeta, read_checkpoint, seal, write_checkpoint  # noqa: E402
+from wtnas_cli.search.evaluator import Evaluator  # noqa: E402
+from wtnas_cli.run.job import Job  # noqa: E402
 
 SPACES = [("digits", {}), ("mnist", {}), ("cifar10", {}), ("nt3", {"features": 64}), ("uno", {})]
 
@@ -134,7 +134,7 @@ def test_keras_backend_without_its_engine_says_how_to_install(tmp_path, backend,
 
 @pytest.mark.parametrize("backend, keras_loaded", [("torch", "False"), ("keras", "True")])
 def test_torch_and_keras_runs_never_import_tensorflow(tmp_path, backend, keras_loaded):
-    code = ("import sys\nfrom wtnas_cli.evaluator import Evaluator\nfrom wtnas_cli.job import Job\n"
+    code = ("import sys\nfrom wtnas_cli.search.evaluator import Evaluator\nfrom wtnas_cli.run.job import Job\n"
             f"r = Evaluator(threads=1).run(Job(0, [0]*11, 'digits', {backend!r}, 'lcs', 1, 0, "
             f"{str(tmp_path / 'c.h5')!r}))\n"
             "print(r.status, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
@@ -178,8 +178,8 @@ def test_keras_refuses_a_second_engine_in_one_process():
 KERAS_TENSORFLOW_CHECK = textwrap.dedent("""
     import json, sys
     import numpy as np
-    from wtnas_cli.checkpoint import CheckpointMeta, read_checkpoint, write_checkpoint
-    from wtnas_cli.plugins import load_plugins
+    from wtnas_cli.weights.checkpoint import CheckpointMeta, read_checkpoint, write_checkpoint
+    from wtnas_cli.plugins.manager import load_plugins
     from wtnas_keras.backend import KerasBackend
     from wtnas_torch.backend import TorchBackend
 

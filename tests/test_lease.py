@@ -11,9 +11,9 @@ import time
 import pytest
 
 import harness
-from wtnas_cli.config import resume_config
+from wtnas_cli.run.resolver import resume_config
 from wtnas_cli.errors import ConfigError, RunDirError
-from wtnas_cli.lease import LEASE_NAME, RunLease, read_lease
+from wtnas_cli.run.lease import LEASE_NAME, RunLease, read_lease
 
 
 def _write_lease(run_dir, **fields):

@@ -3,7 +3,7 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wtnas_cli.matching import lp_length, match_lcs, match_lp, match_none
+from wtnas_cli.weights.matching import lp_length, match_lcs, match_lp, match_none
 
 shapes = st.sampled_from([(3,), (4,), (3, 3), (2, 3), (3, 3, 1, 8)])
 seqs = st.lists(shapes, max_size=30)

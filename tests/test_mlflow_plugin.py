@@ -58,7 +58,7 @@ def tracked(site, tmp_path_factory):
 
 def test_every_candidate_is_a_nested_run_matching_the_store(tracked):
     from wtnas_cli import api
-    from wtnas_cli.lineage import founders_and_depths
+    from wtnas_cli.results.lineage import founders_and_depths
 
     run_dir, client, runs = tracked
     [parent] = runs["search"]
@@ -93,8 +93,8 @@ def test_every_candidate_is_a_nested_run_matching_the_store(tracked):
 
 
 def test_topk_models_are_logged_with_their_checkpoints(tracked, tmp_path):
-    from wtnas_cli.rundir import STORE_NAME
-    from wtnas_cli.store import RunStore
+    from wtnas_cli.run.rundir import STORE_NAME
+    from wtnas_cli.run.store import RunStore
 
     run_dir, client, runs = tracked
     store = RunStore(run_dir / STORE_NAME)

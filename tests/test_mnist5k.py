@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
 import mnist5k  # noqa: E402
 import suite  # noqa: E402
 from conftest import run_cli  # noqa: E402
-from wtnas_cli.plugins import default_plugins  # noqa: E402
+from wtnas_cli.plugins.manager import default_plugins  # noqa: E402
 
 
 @pytest.fixture(scope="module")

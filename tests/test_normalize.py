@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from wtnas_cli.normalize import Normalization, fit, load_normalization, scale_warning
-from wtnas_cli.problem import Dataset
-from wtnas_cli.spacefile import file_problem, normalized
+from wtnas_cli.model.normalize import Normalization, fit, load_normalization, scale_warning
+from wtnas_cli.model.problem import Dataset
+from wtnas_cli.model.spacefile import file_problem, normalized
 
 SPACE = """
 name = "bc"

@@ -7,12 +7,15 @@ import textwrap
 
 import pytest
 
-from wtnas_cli.config import RunConfig, load_config_file, resolve_config, resume_config, to_toml
+from wtnas_cli.run.config import RunConfig, load_config_file, resolve_config, to_toml
+from wtnas_cli.run.resolver import resume_config
 from wtnas_cli.errors import ConfigError, PluginError
-from wtnas_cli.hookspecs import hookimpl
-from wtnas_cli.options import Option, settle
-from wtnas_cli.plugins import load_plugins
-from wtnas_cli.search import create_executor, resolve_run, run_search
+from wtnas_cli.plugins.hookspecs import hookimpl
+from wtnas_cli.plugins.option import Option
+from wtnas_cli.run.resolver import settle
+from wtnas_cli.plugins.manager import load_plugins
+from wtnas_cli.search.jobs import create_executor
+from wtnas_cli.search.scheduler import resolve_run, run_search
 
 from conftest import run_cli
 
@@ -117,7 +120,7 @@ def test_command_line_values_are_parsed_to_the_declared_type_and_later_sources_w
     config = tmp_path / "c.toml"
     config.write_text('population = 8\n[options.evolution]\nsample = 3\n[options.executor.ray]\naddress = "a:1"\n')
     file_values = load_config_file(config)
-    from wtnas_cli.options import Text
+    from wtnas_cli.plugins.option import Text
 
     cfg = resolve_config(file_values, {"executor": "ray", "options": {"evolution": {"population": Text("6")}},
                                        "gpus_per_worker": 1})
@@ -172,7 +175,7 @@ def test_an_old_run_toml_with_flat_keys_still_resumes(tmp_path):
     summary = run_search(resume=run_dir, overrides={"max_evals": 4})
     assert summary.done == 4
     assert "[options.strategy.evolution]\npopulation = 2\nsample = 1\n" in (run_dir / "run.toml").read_text()
-    from wtnas_cli.candidate import run_config
+    from wtnas_cli.results.candidate import run_config
 
     assert run_config(run_dir).problem_options() == {}
 
@@ -183,8 +186,8 @@ def test_a_strategy_refusing_its_options_stops_the_run_before_it_starts(plugins,
 
 
 PICKY = """
-    from wtnas_cli.hookspecs import hookimpl
-    from wtnas_cli.options import Option
+    from wtnas_cli.plugins.hookspecs import hookimpl
+    from wtnas_cli.contracts import Option
 
 
     class Picky:
@@ -276,7 +279,7 @@ def test_python_api_takes_options_flat_or_nested(tmp_path):
 def test_selector_auto_needs_the_strategy_s_trait_not_a_name_in_core():
     """`--selector auto` takes the strategy's default_selector trait (or the old factory
     attribute); a strategy with neither gets one line asking for --selector."""
-    from wtnas_cli.scheme import run_selector
+    from wtnas_cli.run.scheme import run_selector
 
     class _Strategies:
         @staticmethod

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("torch")
 
 from conftest import ROOT, run_cli  # noqa: E402
-from wtnas_cli.data import write_idx  # noqa: E402
+from wtnas_cli.model.data import write_idx  # noqa: E402
 from wtnas_cli.testing import check_backend  # noqa: E402
 
 SIZES = {"mnist": (11, 8.4e7), "cifar10": (21, 2.18e15), "nt3": (9, 3.84e6), "uno": (13, 3.03e14)}
@@ -200,8 +200,8 @@ nodes:
 
 
 def test_regression_reports_mae_and_mse(tmp_path):
-    from wtnas_cli.evaluator import Evaluator
-    from wtnas_cli.job import Job
+    from wtnas_cli.search.evaluator import Evaluator
+    from wtnas_cli.run.job import Job
 
     seq = [1] * 13
     job = Job(0, seq, "uno", "torch", "lcs", epochs=1, seed=0, checkpoint_path=str(tmp_path / "c.h5"),

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from wtnas_cli import api
-from wtnas_cli.candidate import load_candidate, run_config, run_problem
-from wtnas_cli.plugins import load_plugins
-from wtnas_cli.problem import as_inputs
+from wtnas_cli.results.candidate import load_candidate, run_config, run_problem
+from wtnas_cli.plugins.manager import load_plugins
+from wtnas_cli.model.problem import as_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "python-api.md"
@@ -66,7 +66,7 @@ def test_stable_names_exist():
 
 
 def test_space_file_round_trips_toml_and_yaml(tmp_path):
-    from wtnas_cli.spacefile import parse_space, read_document
+    from wtnas_cli.model.spacefile import parse_space, read_document
 
     spec = {"name": "t", "description": 'quotes " and \\ back', "batch_size": 8, "min_delta": 0.5,
             "data": {"label": "y", "normalize": "standard"},
@@ -161,8 +161,8 @@ def test_load_model_keras_in_a_subprocess(run, tmp_path):
 import sys
 import numpy as np
 from wtnas_cli import api   # keras is imported by the backend, on the engine it chooses
-from wtnas_cli.candidate import run_config, run_problem
-from wtnas_cli.problem import as_inputs
+from wtnas_cli.results.candidate import run_config, run_problem
+from wtnas_cli.model.problem import as_inputs
 run = {str(run)!r}
 torch_module = api.load_model(run)
 model = api.load_model(run, framework="keras")

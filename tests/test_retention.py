@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from wtnas_cli.retention import Retention
+from wtnas_cli.run.retention import Retention
 
 
 class _Needs:
@@ -70,7 +70,7 @@ def test_deletable_is_the_plain_set_definition_under_random_churn():
 
 
 def test_a_cap_bounds_selectors_that_may_use_any_checkpoint(plugins):
-    from wtnas_cli.strategy import Proposal
+    from wtnas_cli.search.strategy_protocol import Proposal
 
     space = plugins.registry.create("problem", "digits").space
     nearest = plugins.registry.create("selector", "nearest", space)
@@ -95,7 +95,7 @@ def test_nearest_is_the_brute_force_nearest_after_growth_and_forgetting(plugins)
     """The selector's buffers (grown past their first size, rows shifted by forget) give what a
     scan of every remaining candidate gives: least d, then best score, then oldest."""
     import numpy as np
-    from wtnas_cli.strategy import Proposal
+    from wtnas_cli.search.strategy_protocol import Proposal
 
     space = plugins.registry.create("problem", "digits").space
     nearest = plugins.registry.create("selector", "nearest", space)
@@ -117,10 +117,10 @@ def test_nearest_is_the_brute_force_nearest_after_growth_and_forgetting(plugins)
 
 @pytest.mark.slow
 def test_keep_needed_bounds_disk_and_changes_nothing_else(tmp_path):
-    from wtnas_cli.config import RunConfig
-    from wtnas_cli.report import write_report
-    from wtnas_cli.search import run_search
-    from wtnas_cli.topk import TopKConfig, run_topk
+    from wtnas_cli.run.config import RunConfig
+    from wtnas_cli.results.report import write_report
+    from wtnas_cli.search.scheduler import run_search
+    from wtnas_cli.results.topk import TopKConfig, run_topk
 
     common = dict(max_evals=40, population=6, sample=3, workers=1, seed=5, keep_top=3, tau_reserve=4)
     run_search(RunConfig(run_dir=str(tmp_path / "all"), keep="all", **common))
@@ -160,8 +160,8 @@ def test_keep_needed_bounds_disk_and_changes_nothing_else(tmp_path):
 def test_a_job_carries_committed_deletions_and_its_worker_removes_them(tmp_path, plugins):
     """The scheduler marks checkpoints deleted in its store; the next job's worker removes the
     files (file-system work off the scheduler); one that cannot be removed is left for resume."""
-    from wtnas_cli.evaluator import Evaluator
-    from wtnas_cli.job import Job
+    from wtnas_cli.search.evaluator import Evaluator
+    from wtnas_cli.run.job import Job
 
     doomed = [tmp_path / f"c{i:05d}.h5" for i in range(3)]
     for path in doomed:
@@ -177,7 +177,7 @@ def test_a_job_carries_committed_deletions_and_its_worker_removes_them(tmp_path,
 
 
 def test_store_transactions_nest_and_roll_back_as_one(tmp_path):
-    from wtnas_cli.store import RunStore
+    from wtnas_cli.run.store import RunStore
 
     store = RunStore(tmp_path / "s.sqlite")
     with store.transaction():
@@ -223,7 +223,7 @@ class _InProcess:
 def test_pump_submits_a_batch_s_jobs_only_after_the_batch_closed():
     from contextlib import contextmanager
 
-    from wtnas_cli.executor import pump
+    from wtnas_cli.search.pump import pump
 
     log, queue = [], list(range(5))
 

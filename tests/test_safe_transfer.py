@@ -8,11 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wtnas_cli.errors import ConfigError, NonFiniteModel
-from wtnas_cli.matching import (MatchError, apply_matcher, match_lcs, match_lcs_roles, match_lcs_slice, match_lp_roles,
-                                role_class, takes_specs)
-from wtnas_cli.problem import objective_value
-from wtnas_cli.shapes import TensorSpec
-from wtnas_cli.transfer import assemble, block_slices, plan_stats, spatial_axes
+from wtnas_cli.weights.matching import (MatchError, apply_matcher, match_lcs, match_lcs_roles, match_lcs_slice,
+                                        match_lp_roles, role_class, takes_specs)
+from wtnas_cli.model.problem import objective_value
+from wtnas_cli.model.shapes import TensorSpec
+from wtnas_cli.weights.transfer import assemble, block_slices, plan_stats, spatial_axes
 
 # the issue's reproduction: LCS on shapes fills the receiver's b3_bn2.moving_variance from the provider's dense1.bias
 CIFAR_PROVIDER = [2, 0, 0, 2, 3, 0, 2, 0, 1, 10, 0, 1, 3, 1, 1, 5, 3, 0, 3, 6, 2]
@@ -58,8 +58,8 @@ def _cifar_problem(plugins):
 def _negative_variance_provider(tmp_path, plugins, backend_name):
     """A provider checkpoint whose tensors that `lcs-shape` maps onto the receiver's BatchNorm
     moving_variance are negative (as a trained dense bias or BN beta often is)."""
-    from wtnas_cli.checkpoint import CheckpointMeta, write_checkpoint
-    from wtnas_cli.evaluator import Evaluator
+    from wtnas_cli.weights.checkpoint import CheckpointMeta, write_checkpoint
+    from wtnas_cli.search.evaluator import Evaluator
 
     problem = _cifar_problem(plugins)
     p_arch, r_arch = problem.space.resolve(CIFAR_PROVIDER), problem.space.resolve(CIFAR_RECEIVER)
@@ -77,7 +77,7 @@ def _negative_variance_provider(tmp_path, plugins, backend_name):
 
 
 def _cifar_job(tmp_path, provider, matcher, backend="torch", **extra):
-    from wtnas_cli.job import Job
+    from wtnas_cli.run.job import Job
 
     options = {"epochs": 1, **extra}
     return Job(candidate_id=1, arch_seq=list(CIFAR_RECEIVER), problem="cifar10", backend=backend, matcher=matcher,
@@ -93,7 +93,7 @@ def test_role_blind_copy_into_a_variance_fails_the_candidate(tmp_path, plugins, 
     top-K jobs alike); the role-aware default copies no such tensor and trains fine."""
     if backend == "keras" and importlib.util.find_spec("keras") is None:
         pytest.skip("keras is not installed")
-    from wtnas_cli.evaluator import Evaluator
+    from wtnas_cli.search.evaluator import Evaluator
 
     provider, _ = _negative_variance_provider(tmp_path, plugins, backend)
     ev = Evaluator(threads=2)
@@ -110,22 +110,22 @@ def test_role_blind_copy_into_a_variance_fails_the_candidate(tmp_path, plugins, 
 @pytest.mark.slow
 def test_nan_candidate_is_never_a_provider(tmp_path, plugins):
     """In a real search store, the failed candidate has no checkpoint and the selector skips it."""
-    from wtnas_cli.retention import Retention
-    from wtnas_cli.search import _absorb, RunSummary
+    from wtnas_cli.run.retention import Retention
+    from wtnas_cli.search.scheduler import RunSummary, absorb
     from wtnas_builtins.selectors import NearestSelector
 
     selector = NearestSelector(_cifar_problem(plugins).space)
     record = {"id": 1, "arch_seq": CIFAR_RECEIVER, "status": "failed", "score": None, "checkpoint": None}
     retention = Retention()
-    _absorb(record, lambda *a: None, selector, RunSummary(tmp_path, 1), {}, {}, retention)
+    absorb(record, lambda *a: None, selector, RunSummary(tmp_path, 1), {}, {}, retention)
     assert selector.ids == [] and retention.kept == {}
 
 
 def test_non_finite_weights_fail_before_the_checkpoint(tmp_path, plugins, monkeypatch):
     from wtnas_torch import backend as tb
 
-    from wtnas_cli.evaluator import Evaluator
-    from wtnas_cli.job import Job
+    from wtnas_cli.search.evaluator import Evaluator
+    from wtnas_cli.run.job import Job
 
     original = tb.TorchModel.get_tensors
     monkeypatch.setattr(tb.TorchModel, "get_tensors", lambda self: [t * np.inf for t in original(self)])
@@ -217,10 +217,10 @@ def _digits_pair(plugins, rng, want):
 def test_evaluator_copy_is_byte_exact_on_a_mutated_pair(tmp_path, plugins, matcher):
     """The evaluator's own copy (not the test's) on a real pair whose matched indices differ:
     whole tensors byte-equal, partial ones equal on the block and fresh elsewhere."""
-    from wtnas_cli.checkpoint import read_checkpoint
-    from wtnas_cli.evaluator import Evaluator
-    from wtnas_cli.job import Job
-    from wtnas_cli.matching import match_lcs_roles
+    from wtnas_cli.weights.checkpoint import read_checkpoint
+    from wtnas_cli.search.evaluator import Evaluator
+    from wtnas_cli.run.job import Job
+    from wtnas_cli.weights.matching import match_lcs_roles
 
     def interesting(sa, sb):
         pairs = apply_matcher(match_lcs_slice if matcher == "lcs-slice" else match_lcs_roles, sa, sb)
@@ -237,7 +237,7 @@ def test_evaluator_copy_is_byte_exact_on_a_mutated_pair(tmp_path, plugins, match
     fresh = model.get_tensors()
     job = Job(1, list(receiver_seq), "digits", "torch", matcher, 1, 4, str(tmp_path / "c1.h5"), provider_id=0,
               provider_checkpoint=parent.checkpoint_path)
-    from wtnas_cli.job import Result
+    from wtnas_cli.run.job import Result
 
     result = Result(1, "failed")
     moved = ev._transfer(job, ev.matcher(matcher), model, result, {})
@@ -266,8 +266,8 @@ def test_evaluator_copy_is_byte_exact_on_a_mutated_pair(tmp_path, plugins, match
     ({"selector": "nearest", "matcher": "none"}, "--matcher none transfers nothing"),
 ])
 def test_schemes_that_cannot_transfer_are_refused(plugins, options, message):
-    from wtnas_cli.config import RunConfig
-    from wtnas_cli.search import resolve_run
+    from wtnas_cli.run.config import RunConfig
+    from wtnas_cli.search.scheduler import resolve_run
 
     with pytest.raises(ConfigError, match=message):
         resolve_run(RunConfig(**options).validate(), plugins)
@@ -281,8 +281,8 @@ def test_schemes_that_cannot_transfer_are_refused(plugins, options, message):
     ({"max_evals": 20, "matcher": "none"}, None),
 ])
 def test_budgets_that_leave_no_room_for_transfer_are_warned(plugins, options, warning):
-    from wtnas_cli.config import RunConfig
-    from wtnas_cli.search import resolve_run
+    from wtnas_cli.run.config import RunConfig
+    from wtnas_cli.search.scheduler import resolve_run
 
     warnings = resolve_run(RunConfig(**options).validate(), plugins)["warnings"]
     assert (warning in warnings[0]) if warning else warnings == []
@@ -298,7 +298,7 @@ def test_cli_refuses_a_scheme_in_one_line(cli, tmp_path):
 def test_an_older_run_store_gains_the_new_columns(tmp_path):
     import sqlite3
 
-    from wtnas_cli.store import RunStore
+    from wtnas_cli.run.store import RunStore
 
     con = sqlite3.connect(tmp_path / "wtnas.sqlite")
     con.execute("CREATE TABLE candidates (id INTEGER PRIMARY KEY, arch_seq TEXT NOT NULL, status TEXT NOT NULL,"

@@ -10,11 +10,11 @@ import pytest
 
 pytest.importorskip("torch")
 
-from wtnas_cli.checkpoint import read_checkpoint, read_checkpoint_meta  # noqa: E402
-from wtnas_cli.config import RunConfig  # noqa: E402
-from wtnas_cli.job import Job  # noqa: E402
-from wtnas_cli.search import run_search  # noqa: E402
-from wtnas_cli.store import RunStore  # noqa: E402
+from wtnas_cli.weights.checkpoint import read_checkpoint, read_checkpoint_meta  # noqa: E402
+from wtnas_cli.run.config import RunConfig  # noqa: E402
+from wtnas_cli.run.job import Job  # noqa: E402
+from wtnas_cli.search.scheduler import run_search  # noqa: E402
+from wtnas_cli.run.store import RunStore  # noqa: E402
 from wtnas_builtins.executors import LocalExecutor  # noqa: E402
 from wtnas_builtins.problems.digits import digits_space  # noqa: E402
 
@@ -60,7 +60,7 @@ def test_transfer_count_matches_lcs_of_the_stored_checkpoints(tmp_path, plugins)
     parent = next(r for r in rows if r["id"] == child["provider_id"])
     p_meta, _ = read_checkpoint(parent["checkpoint"])
     c_meta, _ = read_checkpoint(child["checkpoint"])
-    from wtnas_cli.matching import match_lcs
+    from wtnas_cli.weights.matching import match_lcs
     assert child["n_transferred"] == len(match_lcs(p_meta.shape_sequence(), c_meta.shape_sequence()))
 
 
@@ -110,8 +110,8 @@ def test_resume_continues_to_exactly_max_evals(tmp_path, plugins):
 
 def test_corrupt_provider_is_recorded_and_run_goes_on(tmp_path, plugins):
     """Damage every checkpoint as soon as it is written: children fall back to scratch."""
-    from wtnas_cli.hookspecs import hookimpl
-    from wtnas_cli.plugins import load_plugins
+    from wtnas_cli.plugins.hookspecs import hookimpl
+    from wtnas_cli.plugins.manager import load_plugins
 
     class Vandal:
         @staticmethod

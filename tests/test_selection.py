@@ -4,10 +4,10 @@ import sqlite3
 
 import pytest
 
-from wtnas_cli.lineage import count_lineages, founders_and_depths
-from wtnas_cli.selection import (families, known_checks, rerank_by_check, scratch_reference, select,
-                                  stored_checks, threshold_words, verify_threshold)
-from wtnas_cli.space import SearchSpace
+from wtnas_cli.results.lineage import count_lineages, founders_and_depths
+from wtnas_cli.results.selection import (families, known_checks, rerank_by_check, scratch_reference, select,
+                                         stored_checks, threshold_words, verify_threshold)
+from wtnas_cli.model.space import SearchSpace
 
 distance = SearchSpace.distance
 
@@ -93,7 +93,7 @@ def test_a_check_at_chance_never_passes_even_when_the_quartile_is_below_chance()
 def test_constant_score_is_what_a_model_that_learned_nothing_gets(plugins):
     import numpy as np
 
-    from wtnas_cli.problem import Dataset, Problem, constant_score
+    from wtnas_cli.model.problem import Dataset, Problem, constant_score
 
     digits = plugins.registry.create("problem", "digits")
     y_train, y_val = digits.data().y_train, digits.data().y_val
@@ -152,7 +152,7 @@ def test_min_lineages_keeps_the_other_places_for_the_best_lineage():
 
 def test_min_lineages_beyond_k_is_one_line():
     from wtnas_cli.errors import ConfigError
-    from wtnas_cli.topk import TopKConfig
+    from wtnas_cli.results.topk import TopKConfig
 
     with pytest.raises(ConfigError, match=r"^--min-lineages must be between 0 \(no rule\) and --k$"):
         TopKConfig(k=5, min_lineages=6).validate()
@@ -173,10 +173,10 @@ def test_check_ranking_needs_checks_and_orders_by_them():
 def test_topk_flags_an_inherited_only_candidate_and_trains_the_next(tmp_path):
     """A real run; the best candidate's from-scratch check is recorded as failing to learn
     (score 0), as if it only worked on inherited weights: topk replaces it and says so."""
-    from wtnas_cli.config import RunConfig
-    from wtnas_cli.report import write_report
-    from wtnas_cli.search import run_search
-    from wtnas_cli.topk import TopKConfig, run_topk
+    from wtnas_cli.run.config import RunConfig
+    from wtnas_cli.results.report import write_report
+    from wtnas_cli.search.scheduler import run_search
+    from wtnas_cli.results.topk import TopKConfig, run_topk
 
     run_dir = tmp_path / "r"
     run_search(RunConfig(max_evals=16, population=6, sample=3, workers=2, seed=4, run_dir=str(run_dir)))
@@ -209,12 +209,12 @@ def test_longer_checks_are_stored_apart_and_leave_the_controls_alone(tmp_path):
     """--check-epochs 2 on a 1-epoch search: every top-K model gets a 2-epoch check in the checks
     table; the search's controls (lift, tau) are not overwritten, and the selection records the
     budget, the floor and each model's check."""
-    from wtnas_cli.config import RunConfig
+    from wtnas_cli.run.config import RunConfig
     from wtnas_cli.errors import ConfigError
-    from wtnas_cli.report import write_report
-    from wtnas_cli.search import run_search
-    from wtnas_cli.store import RunStore
-    from wtnas_cli.topk import TopKConfig, run_topk
+    from wtnas_cli.results.report import write_report
+    from wtnas_cli.search.scheduler import run_search
+    from wtnas_cli.run.store import RunStore
+    from wtnas_cli.results.topk import TopKConfig, run_topk
 
     run_dir = tmp_path / "r"
     run_search(RunConfig(max_evals=14, population=6, sample=3, workers=2, seed=4, controls=0.5, run_dir=str(run_dir)))
@@ -250,11 +250,11 @@ def _scratch_ids(run_dir):
 def test_topk_rank_by_check_on_a_real_run(tmp_path):
     """--rank check: twice K candidates are checked from scratch and the K best checks are trained;
     the lineage count and rules are recorded with the selection and shown by the report."""
-    from wtnas_cli.config import RunConfig
-    from wtnas_cli.report import write_report
-    from wtnas_cli.search import run_search
-    from wtnas_cli.store import RunStore
-    from wtnas_cli.topk import TopKConfig, run_topk
+    from wtnas_cli.run.config import RunConfig
+    from wtnas_cli.results.report import write_report
+    from wtnas_cli.search.scheduler import run_search
+    from wtnas_cli.run.store import RunStore
+    from wtnas_cli.results.topk import TopKConfig, run_topk
 
     run_dir = tmp_path / "r"
     run_search(RunConfig(max_evals=14, population=6, sample=3, workers=2, seed=2, run_dir=str(run_dir)))

@@ -4,8 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wtnas_cli.errors import ArchSeqError, InvalidArchitecture
-from wtnas_cli import ops as O
-from wtnas_cli.space import Input, SearchSpace, VariableNode, parse_arch_seq
+from wtnas_cli.model import ops as O
+from wtnas_cli.model.space import Input, SearchSpace, VariableNode, parse_arch_seq
 from wtnas_builtins.problems.digits import digits_space
 
 
@@ -95,8 +95,8 @@ def test_invalid_architecture_is_reported():
 def test_an_op_name_that_is_not_a_string_is_refused_in_one_line(tmp_path):
     """Found by the space-file fuzzer: `op = []` raised TypeError (unhashable) instead of a clear error."""
     from wtnas_cli.errors import WtnasError
-    from wtnas_cli.ops import op_from_dict
-    from wtnas_cli.spacefile import parse_space
+    from wtnas_cli.model.ops import op_from_dict
+    from wtnas_cli.model.spacefile import parse_space
 
     path = tmp_path / "s.toml"
     path.write_text('[[inputs]]\nname = "in"\nshape = [1]\n[[nodes]]\nname = "a"\nchoices = [{op = []}]\n')

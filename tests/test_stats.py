@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wtnas_cli.stats import (bootstrap_ratio_ci, early_stop_epoch, geometric_mean, kendall_tau, kept_epoch, mean_std,
-                             permutation_pvalue, time_slots)
+from wtnas_cli.util.stats import (bootstrap_ratio_ci, early_stop_epoch, geometric_mean, kendall_tau, kept_epoch,
+                                  mean_std, permutation_pvalue, time_slots)
 
 
 def test_early_stopping_follows_keras():

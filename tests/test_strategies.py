@@ -149,11 +149,11 @@ def test_islands_keep_their_lineages_apart_in_a_real_search_and_across_resume(tm
     """A real LCS search (digits, torch) on 2 islands, stopped and resumed: replaying its results
     (as a resume does) puts every candidate on an island, and every inherited weight of every
     candidate goes back to a founder on its own island; the last population holds ≥ 2 lineages."""
-    from wtnas_cli.config import RunConfig
-    from wtnas_cli.lineage import count_lineages, founders_and_depths
-    from wtnas_cli.search import run_search
-    from wtnas_cli.store import RunStore
-    from wtnas_cli.strategy import teller
+    from wtnas_cli.run.config import RunConfig
+    from wtnas_cli.results.lineage import count_lineages, founders_and_depths
+    from wtnas_cli.search.scheduler import run_search
+    from wtnas_cli.run.store import RunStore
+    from wtnas_cli.search.strategy_protocol import teller
 
     run_dir = tmp_path / "run"
     common = dict(matcher="lcs", population=4, sample=2, workers=2, run_dir=str(run_dir),
@@ -180,9 +180,9 @@ def test_islands_keep_their_lineages_apart_in_a_real_search_and_across_resume(tm
 
 def test_too_many_islands_is_one_line_before_the_run_starts(tmp_path):
     import pytest
-    from wtnas_cli.config import RunConfig
+    from wtnas_cli.run.config import RunConfig
     from wtnas_cli.errors import ConfigError
-    from wtnas_cli.search import run_search
+    from wtnas_cli.search.scheduler import run_search
 
     with pytest.raises(ConfigError, match=r"strategy 'evolution': islands \(30\) must be between 1 and population "
                                           r"\(20\) \(its options: population, sample, islands, main_share; "

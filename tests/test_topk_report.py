@@ -12,14 +12,16 @@ import pytest
 pytest.importorskip("torch")
 
 from conftest import run_cli  # noqa: E402
-from wtnas_cli.config import RunConfig  # noqa: E402
+from wtnas_cli.run.config import RunConfig  # noqa: E402
 from wtnas_cli.errors import WtnasError  # noqa: E402
-from wtnas_cli.report import comparison, load_runs, write_report  # noqa: E402
-from wtnas_cli.search import run_search  # noqa: E402
-from wtnas_cli.checkpoint import CheckpointReader  # noqa: E402
-from wtnas_cli.stats import early_stop_epoch  # noqa: E402
-from wtnas_cli.store import RunStore  # noqa: E402
-from wtnas_cli.topk import TopKConfig, run_topk  # noqa: E402
+from wtnas_cli.results.comparison import comparison
+from wtnas_cli.results.runs import load_runs
+from wtnas_cli.results.report import write_report  # noqa: E402
+from wtnas_cli.search.scheduler import run_search  # noqa: E402
+from wtnas_cli.weights.checkpoint import CheckpointReader  # noqa: E402
+from wtnas_cli.util.stats import early_stop_epoch  # noqa: E402
+from wtnas_cli.run.store import RunStore  # noqa: E402
+from wtnas_cli.results.topk import TopKConfig, run_topk  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -233,7 +235,7 @@ def test_topk_on_a_directory_without_a_run(tmp_path):
 
 
 def test_report_describes_the_latest_topk_selection_not_the_union(tmp_path):
-    from wtnas_cli.report import load_run
+    from wtnas_cli.results.runs import load_run
 
     cfg = RunConfig(max_evals=10, population=4, sample=2, workers=2, seed=2, run_dir=str(tmp_path / "r"))
     run_search(cfg)
@@ -257,7 +259,7 @@ def test_report_describes_the_latest_topk_selection_not_the_union(tmp_path):
 
 
 def test_a_flat_model_from_scratch_is_not_called_converged():
-    from wtnas_cli.report import _converged
+    from wtnas_cli.results.formatting import converged as _converged
 
     at_chance = {"warm_started": 0, "converged": 1, "curve": "[0.078, 0.078, 0.075]"}
     assert _converged(at_chance).startswith("flat")
@@ -271,7 +273,7 @@ def test_a_store_without_scheme_record_is_labelled_by_what_happened():
     whatever the matcher was called (core names no plugin)."""
     from pathlib import Path
 
-    from wtnas_cli.report import RunReport
+    from wtnas_cli.results.runs import RunReport
 
     def report(matcher, transferred):
         rows = [{"id": i, "status": "ok", "n_transferred": n} for i, n in enumerate(transferred)]

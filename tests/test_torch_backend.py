@@ -5,9 +5,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from wtnas_cli.evaluator import Evaluator  # noqa: E402
-from wtnas_cli.job import Job  # noqa: E402
-from wtnas_cli.matching import match_lcs, match_lp  # noqa: E402
+from wtnas_cli.search.evaluator import Evaluator  # noqa: E402
+from wtnas_cli.run.job import Job  # noqa: E402
+from wtnas_cli.weights.matching import match_lcs, match_lp  # noqa: E402
 from wtnas_builtins.problems.digits import digits_problem  # noqa: E402
 from wtnas_torch.backend import TorchBackend  # noqa: E402
 
@@ -100,7 +100,7 @@ def _job(tmp_path, cid, seq, provider=None, matcher="lcs"):
 
 
 def test_child_gets_at_least_lp_and_provider_bytes(tmp_path, problem):
-    from wtnas_cli.checkpoint import read_checkpoint
+    from wtnas_cli.weights.checkpoint import read_checkpoint
 
     ev = Evaluator(threads=1)
     rng = np.random.default_rng(7)

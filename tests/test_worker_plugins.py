@@ -16,9 +16,9 @@ pytest.importorskip("torch")
 import harness  # noqa: E402
 import worker_plugin_module  # noqa: E402
 from wtnas_cli.errors import PluginError  # noqa: E402
-from wtnas_cli.hookspecs import hookimpl  # noqa: E402
-from wtnas_cli.job import Result  # noqa: E402
-from wtnas_cli.plugins import PluginSet, load_plugins, plugins_for  # noqa: E402
+from wtnas_cli.plugins.hookspecs import hookimpl  # noqa: E402
+from wtnas_cli.run.job import Result  # noqa: E402
+from wtnas_cli.plugins.manager import PluginSet, load_plugins, plugins_for  # noqa: E402
 from wtnas_cli.testing import check_executor, check_problem, fresh_plugins, tiny_search  # noqa: E402
 
 TESTS = str(Path(__file__).resolve().parent)
@@ -70,8 +70,8 @@ def test_a_plugin_that_is_no_module_is_refused_when_the_search_starts(tmp_path):
 
 
 def test_a_module_workers_cannot_import_fails_its_candidates_in_one_line(tmp_path):
-    from wtnas_cli.evaluator import Evaluator
-    from wtnas_cli.job import Job
+    from wtnas_cli.search.evaluator import Evaluator
+    from wtnas_cli.run.job import Job
 
     spec = PluginSet(modules=("no_such_wtnas_plugin_module",)).to_dict()
     result = Evaluator(threads=1).run(Job(0, [0] * 11, "digits", "torch", "lcs", 1, 0, str(tmp_path / "c.h5"),
@@ -130,7 +130,7 @@ class _InProcess:
         self.done: list[Result] = []
 
     def start(self):
-        from wtnas_cli.evaluator import Evaluator
+        from wtnas_cli.search.evaluator import Evaluator
 
         self.evaluator = Evaluator(threads=1)
 
@@ -170,7 +170,7 @@ def test_check_problem_on_the_example_and_test_module_problems():
 def test_check_problem_catches_data_that_does_not_fit_the_space():
     import numpy as np
 
-    from wtnas_cli.problem import Dataset, Problem
+    from wtnas_cli.model.problem import Dataset, Problem
 
     good = worker_plugin_module.blobs_problem()
     bad = Problem("bad", good.space, lambda: Dataset(np.zeros((10, 5), np.float32), np.zeros(10, np.int64),

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from wtnas_cli import ops as O
-from wtnas_cli.data import split
-from wtnas_cli.hookspecs import hookimpl
-from wtnas_cli.matching import match_lcs_roles, takes_specs
-from wtnas_cli.problem import Problem
-from wtnas_cli.space import ConstantNode, Input, SearchSpace, VariableNode
+from wtnas_cli.model import ops as O
+from wtnas_cli.model.data import split
+from wtnas_cli.plugins.hookspecs import hookimpl
+from wtnas_cli.weights.matching import match_lcs_roles, takes_specs
+from wtnas_cli.model.problem import Problem
+from wtnas_cli.model.space import ConstantNode, Input, SearchSpace, VariableNode
 
 
 @takes_specs

@@ -1,3 +1,3 @@
-from wtnas_cli.cli import main
+from .cli import main
 
 main()

@@ -14,8 +14,8 @@ Stability: the names in `__all__` below are the stable API, covered by semantic 
 (a breaking change to them bumps the major version). Everything else in `wtnas_cli` (every
 other module, and any name here that starts with an underscore) is internal and may change in
 any release. Nothing here is a second implementation: the CLI commands call the same library
-functions (`search.run_search`, `topk.run_topk`, `report.write_report`, `export.export_model`,
-`candidate.load_candidate`, `lineage.ancestry`); this module re-exports them with defaults fit
+functions (`run_search`, `run_topk`, `write_report`, `export_model`, `load_candidate`, `ancestry`,
+`load_normalization`); this module re-exports them with defaults fit
 for Python (quiet, 1 worker unless asked) and a few thin helpers.
 
 Importing this module imports numpy but no deep-learning framework: torch or Keras load only
@@ -27,20 +27,22 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .config import RunConfig, toml_document
 from .errors import ConfigError, WtnasError
-from .export import Choice, ExportResult, choose, export_model
-from .lineage import ancestry
-from .report import load_candidates, write_report
-from .search import RunSummary, run_search
-from .topk import TopKConfig, TopKSummary, run_topk
+from .model.normalize import load_normalization
+from .results.exporting import Choice, ExportResult, choose, export_model
+from .results.lineage import ancestry
+from .results.report import write_report
+from .results.runs import load_candidates
+from .results.topk import TopKConfig, TopKSummary, run_topk
+from .run.config import RunConfig, toml_document
+from .search.scheduler import RunSummary, run_search
 
 __all__ = [
     # helpers
     "space_file", "run", "topk", "results", "results_frame", "best", "load_model", "lineage",
     # re-exported library functions and types
     "RunConfig", "RunSummary", "run_search", "TopKConfig", "TopKSummary", "run_topk", "write_report",
-    "export_model", "choose", "Choice", "ExportResult", "ancestry", "WtnasError",
+    "export_model", "choose", "Choice", "ExportResult", "ancestry", "load_normalization", "WtnasError",
 ]
 
 SPACE_SUFFIXES = (".toml", ".yaml", ".yml")
@@ -56,7 +58,7 @@ def space_file(path: str | Path, spec: dict | str | Path) -> Path:
 
     A `spec` that is a str or Path names an existing space file: it is checked and returned.
     A relative `data.path` in the spec is read relative to the file, as in any space file."""
-    from .spacefile import parse_space
+    from .model.spacefile import parse_space
 
     if isinstance(spec, (str, Path)):
         parse_space(spec)
@@ -101,7 +103,7 @@ def run(problem: str | None = None, *, space: str | Path | None = None, data: st
         problem = "file" if space is not None else RunConfig.problem
     unknown = sorted(set(options) - set(RunConfig.__dataclass_fields__))
     if unknown:
-        from .spacefile import did_you_mean
+        from .util.text import did_you_mean
 
         raise ConfigError(f"run(): unknown option {unknown[0]!r}{did_you_mean(unknown[0], RunConfig.__dataclass_fields__)}"
                           f"; options are RunConfig fields")
@@ -170,9 +172,9 @@ def load_model(run_dir: str | Path, candidate_id: int | None = None, framework: 
 
     A run that normalizes its data (`data.normalize`) gets its stored statistics in front of the
     model, so it takes raw inputs as the data file holds them; `raw_inputs=False` leaves them out."""
-    from .candidate import load_candidate, run_config, run_problem
-    from .export import applied_normalization
-    from .plugins import default_plugins
+    from .plugins.manager import default_plugins
+    from .results.candidate import load_candidate, run_config, run_problem
+    from .results.exporting import applied_normalization
 
     plugins = default_plugins()
     names = [n for n in plugins.registry.names("backend")]

@@ -16,8 +16,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .config import RunConfig
-from .plugins import Plugins, default_plugins, load_plugins
+from .plugins.manager import Plugins, default_plugins, load_plugins
+from .run.config import RunConfig
 
 
 def fresh_plugins(*extra: object, entry_points: bool = True) -> Plugins:
@@ -29,8 +29,8 @@ def check_matcher(match: Callable, trials: int = 200, seed: int = 0) -> None:
     """Pairs must index both sequences, increase in both coordinates, use each receiver tensor
     once and pair equal shapes (same rank for a `partial` matcher). Works for shape matchers and
     for `@takes_specs` matchers (which get sequences of weight tensors with roles)."""
-    from .matching import MatchError, apply_matcher
-    from .shapes import TensorSpec
+    from .model.shapes import TensorSpec
+    from .weights.matching import MatchError, apply_matcher
 
     rng = np.random.default_rng(seed)
     alphabet = [TensorSpec("d", "Dense", "kernel", (16, 10)), TensorSpec("d", "Dense", "bias", (3,)),
@@ -70,13 +70,15 @@ def check_problem(problem: Any, samples: int = 20, seed: int = 0, deterministic:
     scores perfect ones above constant ones (larger is better), and loading the data twice gives
     the same arrays (every worker loads its own copy; `deterministic=False` skips that)."""
     from .errors import InvalidArchitecture
-    from .problem import Dataset, Problem, as_inputs, objective_value
-    from .space import SearchSpace
+    from .model.problem import Dataset, Problem, as_inputs, objective_value
+    from .model.space import SearchSpace
 
-    assert isinstance(problem, Problem), f"a problem factory must return wtnas_cli.problem.Problem, got {type(problem).__name__}"
+    assert isinstance(problem, Problem), (f"a problem factory must return wtnas_cli.contracts.Problem, "
+                                          f"got {type(problem).__name__}")
     space = problem.space
     assert isinstance(space, SearchSpace), f"problem {problem.name!r}: space is {type(space).__name__}, not a SearchSpace"
-    assert isinstance(problem.batch_size, int) and problem.batch_size >= 1, f"batch_size {problem.batch_size!r} must be an int >= 1"
+    assert isinstance(problem.batch_size, int) and problem.batch_size >= 1, \
+        f"batch_size {problem.batch_size!r} must be an int >= 1"
     assert problem.min_delta >= 0, f"min_delta {problem.min_delta!r} must be >= 0"
     rng = np.random.default_rng(seed)
     outputs = set()
@@ -94,7 +96,7 @@ def check_problem(problem: Any, samples: int = 20, seed: int = 0, deterministic:
     assert len(outputs) == 1, f"space {space.name!r}: the output shape depends on the architecture: {sorted(outputs)}"
     (out_shape,) = outputs
     data = problem.data()
-    assert isinstance(data, Dataset), f"load_data must return wtnas_cli.problem.Dataset, got {type(data).__name__}"
+    assert isinstance(data, Dataset), f"load_data must return wtnas_cli.model.problem.Dataset, got {type(data).__name__}"
     for split_name, x, y in (("train", data.x_train, data.y_train), ("val", data.x_val, data.y_val)):
         xs = as_inputs(x)
         assert len(xs) == len(space.inputs), (f"x_{split_name} has {len(xs)} inputs, the space {len(space.inputs)} "
@@ -143,9 +145,9 @@ def check_executor(executor: Any, *, jobs: int | None = None, plugins: Plugins |
     flight returns at once, shutdown is clean (twice too). `executor` is an executor or a
     zero-argument factory (a class, a lambda); a factory's executor must also shut down cleanly
     without having started. Jobs carry `plugins`' set, as the scheduler's do."""
-    from .controls import control_job
-    from .executor import Executor
-    from .job import Job, Result
+    from .run.job import Job, Result
+    from .search.controls import control_job
+    from .search.executor_protocol import Executor
 
     plugins = plugins or default_plugins()
     spec = plugins.worker_spec([("problem", problem), ("backend", backend)])
@@ -156,8 +158,8 @@ def check_executor(executor: Any, *, jobs: int | None = None, plugins: Plugins |
         unstarted = factory()
         unstarted.shutdown()   # the search does this when it cannot take the run directory
         executor = factory()
-    assert isinstance(executor, Executor), \
-        f"{type(executor).__name__} lacks part of wtnas_cli.executor.Executor (capacity, start, submit, poll, shutdown)"
+    assert isinstance(executor, Executor), (f"{type(executor).__name__} lacks part of wtnas_cli.contracts.Executor "
+                                            f"(capacity, start, submit, poll, shutdown)")
     rng = np.random.default_rng(0)
     executor.start()
     try:
@@ -179,7 +181,7 @@ def check_executor(executor: Any, *, jobs: int | None = None, plugins: Plugins |
                 in_flight[job.candidate_id] = job
             assert time.time() < deadline, f"no result for candidates {sorted(in_flight)} within {timeout:g} s"
             for result in executor.poll(1.0):
-                assert isinstance(result, Result), f"poll returned {type(result).__name__}, not wtnas_cli.job.Result"
+                assert isinstance(result, Result), f"poll returned {type(result).__name__}, not wtnas_cli.run.job.Result"
                 cid = result.candidate_id
                 assert cid in in_flight, (f"a result for candidate {cid}, which is not in flight "
                                           f"({'a second result' if cid in results else 'never submitted'})")
@@ -204,9 +206,8 @@ def check_executor(executor: Any, *, jobs: int | None = None, plugins: Plugins |
 
 def tiny_search(run_dir: str | Path, plugins: Plugins | None = None, **options: Any):
     """A few-candidate search for plugin tests; `options` are RunConfig fields."""
-    from .search import run_search
-
-    from .plugins import default_plugins
+    from .plugins.manager import default_plugins
+    from .search.scheduler import run_search
 
     plugins = plugins or default_plugins()
     strategy = plugins.registry.get("strategy", options.get("strategy", RunConfig.strategy))

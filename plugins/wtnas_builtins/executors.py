@@ -1,14 +1,14 @@
 """`local` executor: worker processes on this machine (`--workers N`), asynchronous dispatch.
 
 The mechanics (one spawned process and pipe per worker, dead workers replaced, recycling, thread
-share, one GPU per worker) are core's `wtnas_cli.workers.WorkerPool`, which the MPI executor's
+share, one GPU per worker) are core's `wtnas_cli.search.workers.WorkerPool`, which the MPI executor's
 ranks use too; this plugin only registers it and takes the executor options it understands.
 """
 
 from __future__ import annotations
 
-from wtnas_cli.hookspecs import hookimpl
-from wtnas_cli.workers import WorkerPool, default_workers
+from wtnas_cli.plugins.hookspecs import hookimpl
+from wtnas_cli.search.workers import WorkerPool, default_workers
 
 __all__ = ["LocalExecutor", "default_workers"]
 

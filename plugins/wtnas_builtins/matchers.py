@@ -3,8 +3,8 @@ and a BatchNorm variance only a variance; `lp-shape` and `lcs-shape` are the pap
 shape-only rule; `lcs-slice` also copies the overlapping block of same-role tensors whose sizes
 differ; `none` is the baseline."""
 
-from wtnas_cli.hookspecs import hookimpl
-from wtnas_cli.matching import match_lcs, match_lcs_roles, match_lcs_slice, match_lp, match_lp_roles, match_none
+from wtnas_cli.plugins.hookspecs import hookimpl
+from wtnas_cli.weights.matching import match_lcs, match_lcs_roles, match_lcs_slice, match_lp, match_lp_roles, match_none
 
 BASELINE = {"baseline": True}  # transfers nothing: a run with it is the no-transfer baseline
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from wtnas_cli.hookspecs import hookimpl
-from wtnas_cli.space import SearchSpace
+from wtnas_cli.plugins.hookspecs import hookimpl
+from wtnas_cli.model.space import SearchSpace
 
 
 class _Known:

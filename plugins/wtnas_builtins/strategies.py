@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 import numpy as np
 
-from wtnas_cli.hookspecs import hookimpl
-from wtnas_cli.options import Option
-from wtnas_cli.space import ArchSeq, SearchSpace
-from wtnas_cli.strategy import Proposal
+from wtnas_cli.plugins.hookspecs import hookimpl
+from wtnas_cli.plugins.option import Option
+from wtnas_cli.model.space import ArchSeq, SearchSpace
+from wtnas_cli.search.strategy_protocol import Proposal
 
 
 class RegularizedEvolution:
@@ -27,7 +27,7 @@ class RegularizedEvolution:
     island keeps most of the search on one population while the satellites keep other lineages
     alive. Nothing migrates, so with parent transfer each island keeps its own weight lineage: the
     top-K can then hold several trained lineages instead of one (under I = 1 every lineage but
-    one dies out; lineage.py)."""
+    one dies out; results/lineage.py)."""
 
     #: island of a recently told candidate, kept for this many (a child told after its parent
     #: aged out still finds the island; memory stays flat over long runs)

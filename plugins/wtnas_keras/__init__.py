@@ -2,7 +2,7 @@
 paper's engine), and the `keras` format of `wtnas export`. Imports Keras and its engine only when
 a backend or the exporter is created."""
 
-from wtnas_cli.hookspecs import hookimpl
+from wtnas_cli.plugins.hookspecs import hookimpl
 
 
 def _factory(engine: str, name: str):
@@ -29,7 +29,7 @@ def wtnas_register_backends(register):
 
 
 def _exporter():
-    from .export import KerasExporter
+    from .exporter import KerasExporter
 
     return KerasExporter()
 

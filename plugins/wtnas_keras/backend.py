@@ -16,10 +16,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from wtnas_cli import ops as O
+from wtnas_cli.model import ops as O
 from wtnas_cli.errors import WtnasError
-from wtnas_cli.problem import Dataset, Problem, as_inputs, extra_metrics, objective_value
-from wtnas_cli.space import Architecture, Layer
+from wtnas_cli.model.problem import Dataset, Problem, as_inputs, extra_metrics, objective_value
+from wtnas_cli.model.space import Architecture, Layer
 
 from .engines import TensorFlowEngine, TorchEngine, create_engine
 
@@ -169,7 +169,7 @@ class KerasModel:
         """This model as a Keras Functional `Model` of its trained layers (`wtnas_cli.api.load_model`):
         `model.predict(x)` on channels-last inputs returns what `predict` does. With `normalization`
         (the run's stored statistics) it takes raw inputs, as the `.keras` export does."""
-        from .export import functional_model
+        from .exporter import functional_model
 
         return functional_model(self, normalization)
 

@@ -24,6 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from wtnas_cli.errors import WtnasError
+from wtnas_cli.util.torch_device import configure_torch
 
 ENGINES = ("torch", "tensorflow")
 ADAM = {"learning_rate": 1e-3, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}  # the paper's (Keras defaults)
@@ -60,14 +61,11 @@ class TorchEngine:
 
     def __init__(self, keras, *, threads: int | None, device: str):
         import torch
-        from wtnas_torch.backend import TorchBackend
 
         self.keras, self.torch = keras, torch
         # threads, device checks and full float32 on CUDA exactly as the torch backend sets them,
         # so checkpoints reproduce across backends and devices
-        torch_backend = TorchBackend()
-        torch_backend.configure(threads=threads, device=device)
-        self.device = str(torch_backend.device)
+        self.device = str(configure_torch(threads=threads, device=device))
 
     def scope(self):
         """Variables and tensors made inside live on the configured device."""

@@ -1,7 +1,7 @@
 """MPI executor plugin (`mpiexec -n N wtnas run --executor mpi`). Importing mpi4py initializes
 MPI, so this module imports it only when the executor is created."""
 
-from wtnas_cli.hookspecs import hookimpl
+from wtnas_cli.plugins.hookspecs import hookimpl
 
 
 def _create(**options):

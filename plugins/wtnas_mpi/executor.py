@@ -16,7 +16,7 @@ import time
 from mpi4py import MPI
 
 from wtnas_cli.errors import WtnasError
-from wtnas_cli.job import Job, Result
+from wtnas_cli.run.job import Job, Result
 
 TAG_JOB, TAG_RESULT, TAG_STOP = 1, 2, 3
 _SLEEP_MIN_S, _SLEEP_MAX_S = 0.0001, 0.001  # back off while idle: quick to react, cheap to wait
@@ -84,7 +84,7 @@ class MPIExecutor:
     def serve(self) -> None:
         """Evaluate jobs from rank 0, in a child worker process (core's pool of one: a candidate
         that kills its process fails alone), until rank 0 says stop."""
-        from wtnas_cli.workers import WorkerPool
+        from wtnas_cli.search.workers import WorkerPool
 
         name = f"mpi:{MPI.Get_processor_name()}:{self.rank}"
         child = WorkerPool(workers=1, threads_per_worker=self.threads, max_jobs_per_worker=self.max_jobs)

@@ -1,7 +1,7 @@
 """Ray executor plugin: candidates are Ray tasks. Imports ray only when the executor is created."""
 
-from wtnas_cli.hookspecs import hookimpl
-from wtnas_cli.options import Option
+from wtnas_cli.plugins.hookspecs import hookimpl
+from wtnas_cli.plugins.option import Option
 
 
 def _create(**options):

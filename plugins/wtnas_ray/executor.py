@@ -15,7 +15,7 @@ from typing import Any
 import ray
 
 from wtnas_cli.errors import WtnasError
-from wtnas_cli.job import Job, Result
+from wtnas_cli.run.job import Job, Result
 
 _EVALUATOR = None
 
@@ -24,7 +24,7 @@ def _evaluate(job: dict, threads: int) -> dict:
     global _EVALUATOR
     if _EVALUATOR is None:
         os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-        from wtnas_cli.evaluator import Evaluator
+        from wtnas_cli.search.evaluator import Evaluator
 
         _EVALUATOR = Evaluator(threads=threads)
         node = ray.get_runtime_context().get_node_id()[:8]

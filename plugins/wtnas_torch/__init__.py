@@ -1,7 +1,7 @@
 """PyTorch backend plugin, and the `torch` and `onnx` formats of `wtnas export`. Imports torch
 only when the backend or an exporter is created."""
 
-from wtnas_cli.hookspecs import hookimpl
+from wtnas_cli.plugins.hookspecs import hookimpl
 
 INSTALL_HINT = "pip install 'wtnas[torch]'  (CPU build: pip install torch==2.13.0)"
 
@@ -14,9 +14,9 @@ def _create():
 
 def _exporter(name: str):
     def create():
-        from . import export
+        from . import exporter
 
-        return getattr(export, name)()
+        return getattr(exporter, name)()
 
     return create
 

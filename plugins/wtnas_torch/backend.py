@@ -16,9 +16,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from wtnas_cli import ops as O
-from wtnas_cli.problem import Dataset, Problem, as_inputs, extra_metrics, objective_value
-from wtnas_cli.space import Architecture, Layer
+from wtnas_cli.model import ops as O
+from wtnas_cli.model.problem import Dataset, Problem, as_inputs, extra_metrics, objective_value
+from wtnas_cli.model.space import Architecture, Layer
+from wtnas_cli.util.torch_device import configure_torch
+
+from .inference import Inference, Normalized
 
 _ACT = {
     None: None, "linear": None, "relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid,
@@ -198,11 +201,9 @@ class TorchModel(nn.Module):
         `module(*inputs)`, one float32 tensor per input, channels-last (N, ..., C), it returns what
         `predict` does (softmax outputs for classification). With `normalization` (the run's stored
         statistics) it takes raw inputs, as the `.pt2` export does."""
-        from .export import _Inference, _Normalized   # export.py imports this module
-
-        module: nn.Module = _Inference(self)
+        module: nn.Module = Inference(self)
         if normalization is not None:
-            module = _Normalized(module, normalization)
+            module = Normalized(module, normalization)
         return module.eval()
 
     @torch.no_grad()
@@ -242,20 +243,7 @@ class TorchBackend:
         self.device = torch.device("cpu")
 
     def configure(self, *, threads: int | None = None, device: str = "cpu") -> None:
-        if threads:
-            torch.set_num_threads(int(threads))
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            from wtnas_cli.errors import WtnasError
-
-            raise WtnasError(f"device {device!r} asked for but torch sees no CUDA GPU; use --device cpu")
-        self.device = torch.device(device)
-        if self.device.type == "cuda":
-            # full float32 as on CPU (and in Keras): TF32 would change predictions by ~1e-3, so a
-            # checkpoint would not reproduce its scores on another device
-            torch.backends.cuda.matmul.allow_tf32 = False
-            torch.backends.cudnn.allow_tf32 = False
+        self.device = configure_torch(threads=threads, device=device)
 
     def build(self, problem: Problem, arch: Architecture, seed: int) -> TorchModel:
         torch.manual_seed(seed)

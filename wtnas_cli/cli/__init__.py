@@ -29,7 +29,7 @@ show.register(app)
 
 
 def _add_plugin_commands() -> None:
-    from ..plugins import command_plugins
+    from ..plugins.manager import command_plugins
 
     try:
         command_plugins().hook.wtnas_add_commands(app=app)
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
             raise
         _fail(str(exc))
     except OSError as exc:
-        from ..evaluator import is_disk_full
+        from ..search.evaluator import is_disk_full
 
         if not is_disk_full(exc) or os.environ.get("WTNAS_DEBUG"):
             raise

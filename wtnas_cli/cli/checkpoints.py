@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from ..shapes import format_shape
+from ..model.shapes import format_shape
 from .common import console, fmt_score
 
 
@@ -17,7 +17,7 @@ def inspect_command(
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Show a checkpoint's metadata and shape sequence (needs no backend)."""
-    from ..checkpoint import read_checkpoint_meta
+    from ..weights.checkpoint import read_checkpoint_meta
 
     meta = read_checkpoint_meta(checkpoint)
     if as_json:
@@ -45,14 +45,15 @@ def inspect_command(
 def match_command(
     provider: Path = typer.Argument(..., help="Provider checkpoint (weights come from here)."),
     receiver: Path = typer.Argument(..., help="Receiver checkpoint (its shape sequence is matched)."),
-    matcher: str = typer.Option("lcs", "--matcher", "-m", help="Matcher plugin: lcs, lp, lcs-slice, lcs-shape, lp-shape, none, ..."),
+    matcher: str = typer.Option("lcs", "--matcher", "-m",
+                                help="Matcher plugin: lcs, lp, lcs-slice, lcs-shape, lp-shape, none, ..."),
     as_json: bool = typer.Option(False, "--json", help="Print the mapping as JSON."),
 ) -> None:
     """Print which provider tensors a matcher maps onto which receiver tensors (whole or partly)."""
-    from ..checkpoint import read_checkpoint_meta
-    from ..matching import apply_matcher, role_class
-    from ..plugins import default_plugins
-    from ..transfer import block_slices, plan_stats, spatial_axes
+    from ..plugins.manager import default_plugins
+    from ..weights.checkpoint import read_checkpoint_meta
+    from ..weights.matching import apply_matcher, role_class
+    from ..weights.transfer import block_slices, plan_stats, spatial_axes
 
     match = default_plugins().registry.create("matcher", matcher)
     p, r = read_checkpoint_meta(provider), read_checkpoint_meta(receiver)

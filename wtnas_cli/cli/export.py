@@ -27,8 +27,8 @@ def export_command(
 ) -> None:
     """Write one candidate as a model file that loads without wtnas, checked to predict what wtnas
     predicts on the validation data."""
-    from ..export import export_model, format_for
-    from ..plugins import default_plugins
+    from ..plugins.manager import default_plugins
+    from ..results.exporting import export_model, format_for
 
     if best and candidate_id is not None:
         raise ConfigError("--best and --id contradict each other; give one")

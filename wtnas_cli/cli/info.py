@@ -6,12 +6,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from rich.markup import escape
-
 from ..errors import WtnasError
-from ..registry import KINDS
+from ..plugins.registry import KINDS
 from .common import console, fmt_size
 
 
@@ -20,7 +19,7 @@ def plugins_command(
                                  "(set them with `wtnas run -o COMPONENT.OPTION=VALUE`)."),
 ) -> None:
     """List every component by kind, the plugin that registered it, and whether it is available."""
-    from ..plugins import default_plugins
+    from ..plugins.manager import default_plugins
 
     plugins = default_plugins()
     if options:
@@ -74,8 +73,8 @@ def spaces_command(
     space: Optional[Path] = typer.Option(None, "--space", help="Show a search-space file (.toml, .yaml)."),
 ) -> None:
     """List problems with their number of variable nodes and search-space size."""
-    from ..plugins import default_plugins
-    from ..problem import objective_name
+    from ..model.problem import objective_name
+    from ..plugins.manager import default_plugins
 
     reg = default_plugins().registry
     if space is not None:
@@ -107,7 +106,7 @@ def spaces_command(
             table.add_row(str(i), node.name, "  ".join(f"{k}:{op.label()}" for k, op in enumerate(node.choices)))
         console.print(table)
         return
-    from ..space import parse_arch_seq
+    from ..model.space import parse_arch_seq
 
     arch = search_space.resolve(parse_arch_seq(arch_seq))
     table = Table(title=f"{p.name} arch_seq {list(arch.arch_seq)}: {arch.num_params:,} parameters")

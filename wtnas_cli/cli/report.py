@@ -71,7 +71,8 @@ def report_command(
 ) -> None:
     """Summarize runs: candidates over time, top-K epochs and objectives, Kendall tau, transfer and
     overhead statistics; several runs side by side with speed-ups against the baseline."""
-    from ..report import comparison, write_report
+    from ..results.comparison import comparison
+    from ..results.report import write_report
 
     md, plots, reports, note = write_report(runs, out, slot)
     counts = [("candidates", lambda r: str(len(r.ok))), ("failed", lambda r: str(r.failed)),

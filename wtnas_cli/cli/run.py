@@ -8,8 +8,16 @@ from typing import Any, Optional
 
 import typer
 from rich.markup import escape
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
-                           TaskID, TimeElapsedColumn, TimeRemainingColumn)
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from .common import console, err_console, fmt_int, fmt_score
@@ -148,9 +156,9 @@ def run_command(
                                       "segment of the run."),
 ) -> None:
     """Search the problem's space; every candidate starts from its provider's matched weights."""
-    from ..config import load_config_file, resolve_config
-    from ..options import merge, parse_assignment
-    from ..search import run_search
+    from ..run.config import load_config_file, resolve_config
+    from ..run.options import merge, parse_assignment
+    from ..search.scheduler import run_search
 
     cli_options: dict[str, dict[str, Any]] = {}
     cli_values: dict[str, Any] = dict(problem=problem, space=str(space) if space else None, data=str(data) if data else None,

@@ -20,8 +20,8 @@ def show_command(
 ) -> None:
     """Show a candidate's weight lineage: each provider back to the founder that started from
     random weights, with distance, tensors received (whole / partly) and scores."""
-    from ..lineage import ancestry, founders_and_depths
-    from ..report import load_candidates
+    from ..results.lineage import ancestry, founders_and_depths
+    from ..results.runs import load_candidates
 
     candidates = load_candidates(run)
     ids = {r["id"] for r in candidates}

@@ -7,8 +7,7 @@ from typing import Optional
 
 import typer
 from rich.markup import escape
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn,
-                           TimeElapsedColumn)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .common import console, err_console, fmt_int, fmt_score
@@ -84,7 +83,7 @@ def topk_command(
 ) -> None:
     """Train the top-K candidates to convergence (Keras EarlyStopping semantics) and record
     epochs to converge, objective at early stop and after full training."""
-    from ..topk import TopKConfig, run_topk
+    from ..results.topk import TopKConfig, run_topk
 
     cfg = TopKConfig(k=k, before=before, from_scratch=from_scratch, early_stop=early_stop, patience=patience,
                      min_delta=min_delta, max_epochs=max_epochs, tau_sample=tau_sample, workers=workers, seed=seed,
@@ -106,7 +105,7 @@ def topk_command(
 
 
 def print_topk(summary) -> None:
-    from ..selection import flag_reason, lineage_rule_words, threshold_words
+    from ..results.selection import flag_reason, lineage_rule_words, threshold_words
 
     table = Table(title=f"top-K of {summary.run_dir} ({summary.mode} start; {summary.settings})")
     for col in ("id", "est. score", "epochs", "converged", "obj. at stop", "obj. final", "params", "start", "set"):

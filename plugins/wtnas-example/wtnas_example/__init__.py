@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from wtnas_cli import ops as O
-from wtnas_cli.data import split
-from wtnas_cli.hookspecs import hookimpl
-from wtnas_cli.options import Option
-from wtnas_cli.problem import Dataset, Problem
-from wtnas_cli.space import ConstantNode, Input, SearchSpace, VariableNode
+from wtnas_cli.contracts import (ConstantNode, Dataset, Input, Option, Problem, SearchSpace, VariableNode, hookimpl,
+                                  split)
+from wtnas_cli.contracts import ops as O
 
 
 def spirals_data(n: int = 1200, noise: float = 0.15, seed: int = 0) -> Dataset:

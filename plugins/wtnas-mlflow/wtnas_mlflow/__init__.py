@@ -8,7 +8,7 @@ never stops a search.
 
 from __future__ import annotations
 
-from wtnas_cli.hookspecs import hookimpl
+from wtnas_cli.contracts import hookimpl
 
 _trackers: dict = {}   # resolved run directory -> Tracker (hooks run in the scheduler process)
 

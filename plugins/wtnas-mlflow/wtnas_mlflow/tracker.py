@@ -208,7 +208,7 @@ class Tracker:
             f"and tags.`wtnas.candidate_id` = '{candidate_id}'"))
 
     def _lineage(self, record: dict) -> tuple[int, int]:
-        """The candidate's weight lineage (wtnas_cli.lineage): its founder and depth, followed
+        """The candidate's weight lineage (`wtnas_cli.api.lineage`): its founder and depth, followed
         incrementally from the providers seen so far; a provider finished before this process
         started (a resumed run) is looked up once in the run store."""
         cid, pid = record["id"], record.get("provider_id")

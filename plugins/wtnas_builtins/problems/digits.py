@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from wtnas_cli import ops as O
-from wtnas_cli.hookspecs import hookimpl
-from wtnas_cli.problem import Dataset, Problem
-from wtnas_cli.space import ConstantNode, Input, SearchSpace, VariableNode
+from wtnas_cli.model import ops as O
+from wtnas_cli.plugins.hookspecs import hookimpl
+from wtnas_cli.model.problem import Dataset, Problem
+from wtnas_cli.model.space import ConstantNode, Input, SearchSpace, VariableNode
 
 ACTS = tuple(O.Activation(f) for f in ("relu", "tanh", "sigmoid"))
 

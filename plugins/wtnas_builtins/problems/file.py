@@ -1,7 +1,7 @@
 """`file`: a problem defined by the user's search-space file (`wtnas run --space F --data D`)."""
 
-from wtnas_cli.hookspecs import hookimpl
-from wtnas_cli.spacefile import file_problem
+from wtnas_cli.plugins.hookspecs import hookimpl
+from wtnas_cli.model.spacefile import file_problem
 
 
 @hookimpl

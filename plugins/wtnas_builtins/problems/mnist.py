@@ -11,12 +11,12 @@ from typing import cast
 
 import numpy as np
 
-from wtnas_cli import ops as O
-from wtnas_cli.data import first_existing, need, read_idx, split, synthetic_images, synthetic_options
+from wtnas_cli.model import ops as O
+from wtnas_cli.model.data import first_existing, need, read_idx, split, synthetic_images, synthetic_options
 from wtnas_cli.errors import WtnasError
-from wtnas_cli.hookspecs import hookimpl
-from wtnas_cli.problem import Dataset, Problem
-from wtnas_cli.space import ConstantNode, Input, SearchSpace, VariableNode
+from wtnas_cli.plugins.hookspecs import hookimpl
+from wtnas_cli.model.problem import Dataset, Problem
+from wtnas_cli.model.space import ConstantNode, Input, SearchSpace, VariableNode
 
 ACTS = tuple(O.Activation(f) for f in ("relu", "tanh", "sigmoid"))
 FILES = ("mnist.npz", "or train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "

@@ -12,13 +12,13 @@ from typing import cast
 
 import numpy as np
 
-from wtnas_cli import ops as O
-from wtnas_cli.data import need, split, synthetic_options, synthetic_vectors
+from wtnas_cli.model import ops as O
+from wtnas_cli.model.data import need, split, synthetic_options, synthetic_vectors
 from wtnas_cli.errors import WtnasError
-from wtnas_cli.hookspecs import hookimpl
-from wtnas_cli.options import Option
-from wtnas_cli.problem import Dataset, Problem
-from wtnas_cli.space import ConstantNode, Input, SearchSpace, VariableNode
+from wtnas_cli.plugins.hookspecs import hookimpl
+from wtnas_cli.plugins.option import Option
+from wtnas_cli.model.problem import Dataset, Problem
+from wtnas_cli.model.space import ConstantNode, Input, SearchSpace, VariableNode
 
 FEATURES = 60483
 ACTS = (O.Identity(),) + tuple(O.Activation(f) for f in ("relu", "tanh", "sigmoid"))

@@ -13,12 +13,12 @@ from typing import cast
 
 import numpy as np
 
-from wtnas_cli import ops as O
-from wtnas_cli.data import need, split, synthetic_options
+from wtnas_cli.model import ops as O
+from wtnas_cli.model.data import need, split, synthetic_options
 from wtnas_cli.errors import WtnasError
-from wtnas_cli.hookspecs import hookimpl
-from wtnas_cli.problem import Dataset, Problem
-from wtnas_cli.space import ConstantNode, Input, Node, SearchSpace, VariableNode
+from wtnas_cli.plugins.hookspecs import hookimpl
+from wtnas_cli.model.problem import Dataset, Problem
+from wtnas_cli.model.space import ConstantNode, Input, Node, SearchSpace, VariableNode
 
 INPUTS = (("dose", 1), ("cell_rnaseq", 942), ("drug_descriptors", 5270), ("drug_fingerprints", 2048))
 CHOICES = ((O.Identity(),)

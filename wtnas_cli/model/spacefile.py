@@ -1,0 +1,329 @@
+"""User-defined problems: a search space in a TOML or YAML file plus data in .npz, HDF5 or CSV.
+
+    wtnas run --space myspace.toml --data mydata.npz
+
+Every field is checked before any training starts and every problem is one line naming the file,
+the field and the fix. Nothing in the file is executed (TOML, or YAML through yaml.safe_load).
+See docs/search-spaces.md for the format.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import WtnasError
+from ..util.text import did_you_mean
+from . import normalize as N
+from . import ops as O
+from .problem import LOSSES, OBJECTIVES, Dataset, Problem, as_inputs
+from .space import ConstantNode, Input, Node, SearchSpace, VariableNode
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+TOP_KEYS = {"name", "description", "loss", "objective", "direction", "batch_size", "min_delta", "inputs", "nodes",
+            "output", "data"}
+DATA_KEYS = {"path", "x", "y", "features", "label", "val_fraction", "split_seed", "normalize"}
+
+
+class SpaceFileError(WtnasError):
+    pass
+
+
+class _Ctx:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def fail(self, where: str, message: str) -> SpaceFileError:
+        return SpaceFileError(f"{self.path}: {where}: {message}")
+
+
+def read_document(path: Path) -> dict:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise SpaceFileError(f"{path}: search-space file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpaceFileError(f"{path}: cannot read ({exc})") from None
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise SpaceFileError(f"{path}: YAML needs PyYAML (pip install pyyaml), or write the space in TOML") from None
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise SpaceFileError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    elif path.suffix.lower() == ".toml":
+        try:
+            doc = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise SpaceFileError(f"{path}: not valid TOML ({exc})") from None
+    else:
+        raise SpaceFileError(f"{path}: unknown format {path.suffix!r}; name the file .toml, .yaml or .yml")
+    if not isinstance(doc, dict):
+        raise SpaceFileError(f"{path}: the top level must be a table/mapping with inputs and nodes")
+    return doc
+
+
+def _kind(annotation: str) -> str:
+    if "float" in annotation:
+        return "number"
+    if "int" in annotation:
+        return "integer"
+    return "string"
+
+
+def parse_op(spec: Any, ctx: _Ctx, where: str) -> O.Op:
+    if not isinstance(spec, dict) or "op" not in spec:
+        raise ctx.fail(where, "an op is a table like {op = \"Dense\", units = 32}")
+    kind = spec["op"]
+    if not isinstance(kind, str) or kind not in O.OPS:
+        raise ctx.fail(where, f"unknown op {kind!r}; choose one of {', '.join(O.OPS)}")
+    cls = O.OPS[kind]
+    params = {f.name: f for f in fields(cls)}
+    args = {}
+    for key, value in spec.items():
+        if key == "op":
+            continue
+        if key not in params:
+            valid = ", ".join(params) or "none"
+            raise ctx.fail(f"{where}.{key}", f"{kind} has no parameter {key!r}; valid parameters: {valid}")
+        expected = _kind(str(params[key].type))
+        ok = {"integer": isinstance(value, int) and not isinstance(value, bool),
+              "number": isinstance(value, (int, float)) and not isinstance(value, bool),
+              "string": isinstance(value, str) or (value is None and "None" in str(params[key].type))}[expected]
+        if not ok:
+            raise ctx.fail(f"{where}.{key}", f"must be {'an' if expected == 'integer' else 'a'} {expected}, got {value!r}")
+        args[key] = value
+    try:
+        return cls(**args)
+    except WtnasError as exc:
+        raise ctx.fail(where, str(exc)) from None
+
+
+def _list(doc: dict, key: str, ctx: _Ctx) -> list:
+    value = doc.get(key)
+    if not isinstance(value, list) or not value:
+        raise ctx.fail(key, f"needs a non-empty list of {key}")
+    return value
+
+
+def parse_space(path: str | Path) -> tuple[SearchSpace, dict]:
+    """The search space and the problem settings of a space file (data not loaded)."""
+    path = Path(path)
+    ctx = _Ctx(path)
+    doc = read_document(path)
+    unknown = sorted(set(doc) - TOP_KEYS)
+    if unknown:
+        raise ctx.fail(unknown[0], f"unknown key{did_you_mean(unknown[0], TOP_KEYS)}; valid keys: "
+                                   f"{', '.join(sorted(TOP_KEYS))}")
+    inputs = []
+    for i, item in enumerate(_list(doc, "inputs", ctx)):
+        where = f"inputs[{i}]"
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise ctx.fail(where, "an input is a table with a name and a shape, e.g. {name = \"x\", shape = [16]}")
+        shape = item.get("shape")
+        if not (isinstance(shape, list) and shape and all(isinstance(d, int) and not isinstance(d, bool) and d > 0
+                                                          for d in shape)):
+            raise ctx.fail(f"{where}.shape", f"must be a list of positive integers (channels last), got {shape!r}")
+        inputs.append(Input(item["name"], tuple(shape)))
+    nodes: list[Node] = []
+    for i, item in enumerate(_list(doc, "nodes", ctx)):
+        where = f"nodes[{i}]"
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise ctx.fail(where, "a node is a table with a name and either choices (variable) or op (constant)")
+        extra = sorted(set(item) - {"name", "choices", "op", "inputs"})
+        if extra:
+            raise ctx.fail(f"{where}.{extra[0]}", "unknown key; a node has name, choices or op, and inputs")
+        reads = item.get("inputs", [])
+        if not (isinstance(reads, list) and all(isinstance(r, str) for r in reads)):
+            raise ctx.fail(f"{where}.inputs", f"must be a list of node or input names, got {reads!r}")
+        if ("choices" in item) == ("op" in item):
+            raise ctx.fail(where, "give exactly one of choices (a variable node) or op (a constant node)")
+        if "choices" in item:
+            choices = item["choices"]
+            if not isinstance(choices, list) or not choices:
+                raise ctx.fail(f"{where}.choices", "must be a non-empty list of ops")
+            ops = tuple(parse_op(c, ctx, f"{where}.choices[{k}]") for k, c in enumerate(choices))
+            nodes.append(VariableNode(item["name"], ops, tuple(reads)))
+        else:
+            nodes.append(ConstantNode(item["name"], parse_op(item["op"], ctx, f"{where}.op"), tuple(reads)))
+    try:
+        space = SearchSpace(str(doc.get("name", path.stem)), tuple(inputs), tuple(nodes), doc.get("output"))
+    except ValueError as exc:
+        raise ctx.fail("nodes", str(exc)) from None
+    if not space.variable_nodes:
+        raise ctx.fail("nodes", "no variable node (a node with choices): there is nothing to search")
+    settings = {
+        "loss": doc.get("loss", "categorical_crossentropy"), "objective": doc.get("objective", "accuracy"),
+        "batch_size": doc.get("batch_size", 32), "min_delta": doc.get("min_delta", 0.001),
+        "description": doc.get("description", f"user-defined space from {path.name}"), "data": doc.get("data", {}),
+    }
+    for key, valid in (("loss", LOSSES), ("objective", OBJECTIVES)):
+        if settings[key] not in valid:
+            raise ctx.fail(key, f"{settings[key]!r} is not one of {', '.join(valid)}")
+    if doc.get("direction", "max") != "max":
+        raise ctx.fail("direction", "objectives are maximized; use objective = \"neg_mse\" to minimize an error")
+    if not (isinstance(settings["batch_size"], int) and settings["batch_size"] > 0):
+        raise ctx.fail("batch_size", f"must be a positive integer, got {settings['batch_size']!r}")
+    if not isinstance(settings["data"], dict):
+        raise ctx.fail("data", f"must be a table with keys among {', '.join(sorted(DATA_KEYS))}")
+    unknown = sorted(set(settings["data"]) - DATA_KEYS)
+    if unknown:
+        raise ctx.fail(f"data.{unknown[0]}", f"unknown key{did_you_mean(unknown[0], DATA_KEYS)}; valid keys: "
+                                             f"{', '.join(sorted(DATA_KEYS))}")
+    normalize = settings["data"].get("normalize", N.DEFAULT_METHOD)
+    if normalize not in N.METHODS:
+        hint = did_you_mean(normalize, N.METHODS) if isinstance(normalize, str) else ""
+        raise ctx.fail("data.normalize", f"{normalize!r} is not a valid choice{hint}; choose one of "
+                                         f"{', '.join(repr(m) for m in N.METHODS)} (default {N.DEFAULT_METHOD!r})")
+    settings["normalize"] = normalize
+    # every architecture must at least resolve its first choices; shape errors show up here early
+    try:
+        space.resolve([0] * len(space.variable_nodes))
+    except WtnasError as exc:
+        raise ctx.fail("nodes", f"{exc} (with every node at its first choice)") from None
+    return space, settings
+
+
+def load_data(space: SearchSpace, settings: dict, data_path: str | Path | None, space_path: Path,
+              loss: str) -> Dataset:
+    """The data of a space file, normalized as `data.normalize` says (statistics from the
+    training split only); see load_prepared for the statistics and the warnings."""
+    return load_prepared(space, settings, data_path, space_path, loss)[0]
+
+
+def load_prepared(space: SearchSpace, settings: dict, data_path: str | Path | None, space_path: Path,
+                  loss: str) -> tuple[Dataset, N.Normalization, list[str]]:
+    """(normalized data, the statistics applied, one-line warnings about the data)."""
+    data, path, columns = load_raw(space, settings, data_path, space_path, loss)
+    return normalized(data, settings.get("normalize", N.DEFAULT_METHOD), [i.name for i in space.inputs], path,
+                      space_path, columns)
+
+
+def load_raw(space: SearchSpace, settings: dict, data_path: str | Path | None, space_path: Path,
+             loss: str) -> tuple[Dataset, Path, list[str] | None]:
+    """(the data as the file holds it, split but not normalized, the data file, CSV columns)."""
+    spec = settings["data"]
+    raw = data_path or spec.get("path")
+    if not raw:
+        raise SpaceFileError(f"{space_path}: no data: pass --data FILE (.npz, .h5 or .csv) or set data.path")
+    path = Path(raw) if data_path or Path(raw).is_absolute() else space_path.parent / raw
+    if not path.is_file():
+        raise SpaceFileError(f"{path}: data file not found")
+    names = [i.name for i in space.inputs]
+    suffix = path.suffix.lower()
+    columns = None
+    if suffix == ".csv":
+        if len(names) != 1:
+            raise SpaceFileError(f"{path}: CSV data feeds one input, the space has {len(names)}; use .npz or .h5")
+        arrays, columns = _read_csv(path, spec)
+    elif suffix == ".npz":
+        with np.load(path) as z:
+            arrays = {k: z[k] for k in z.files}
+    elif suffix in (".h5", ".hdf5"):
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            arrays = {k: f[k][()] for k in f.keys() if isinstance(f[k], h5py.Dataset)}
+    else:
+        raise SpaceFileError(f"{path}: unknown data format {suffix!r}; use .npz, .h5 or .csv")
+    keys = [spec.get("x", "x")] if len(names) == 1 and spec.get("x", "x") in arrays else names
+    label = spec.get("y", "y")
+    ytype = np.int64 if loss == "categorical_crossentropy" else np.float32
+    if all(k in arrays for k in keys) and label in arrays:
+        xs = [np.asarray(arrays[k], np.float32) for k in keys]
+        y = np.asarray(arrays[label])
+        from .data import split
+
+        data = split(xs, y.astype(ytype), float(spec.get("val_fraction", 0.2)), int(spec.get("split_seed", 0)))
+    elif all(f"{k}_{s}" in arrays for k in keys + [label] for s in ("train", "val")):
+        pick = lambda s: [np.asarray(arrays[f"{k}_{s}"], np.float32) for k in keys]
+        xt, xv = pick("train"), pick("val")
+        data = Dataset(xt[0] if len(xt) == 1 else xt, np.asarray(arrays[f"{label}_train"]).astype(ytype),
+                       xv[0] if len(xv) == 1 else xv, np.asarray(arrays[f"{label}_val"]).astype(ytype))
+    else:
+        raise SpaceFileError(f"{path}: expected arrays {', '.join(keys)} and {label} (or each with _train/_val); "
+                             f"found {', '.join(sorted(arrays)) or 'none'}")
+    xs = as_inputs(data.x_train)
+    for inp, x in zip(space.inputs, xs):
+        if tuple(x.shape[1:]) != inp.shape:
+            raise SpaceFileError(f"{space_path}: input {inp.name!r} has shape {list(inp.shape)} but the data in {path} "
+                                 f"has {list(x.shape[1:])} per sample: fix inputs.shape or the data")
+    if loss == "categorical_crossentropy":
+        out = space.resolve([0] * len(space.variable_nodes)).layers[-1].output_shape[-1]
+        top = int(max(data.y_train.max(initial=0), data.y_val.max(initial=0)))
+        if top >= out or min(data.y_train.min(initial=0), data.y_val.min(initial=0)) < 0:
+            raise SpaceFileError(f"{path}: class labels go up to {top} but the output layer has {out} units "
+                                 f"(labels must be 0..{out - 1})")
+    return data, path, columns
+
+
+def normalized(data: Dataset, method: str, names: list[str], data_path, space_path,
+               columns: list[str] | None = None) -> tuple[Dataset, N.Normalization, list[str]]:
+    """Fit `method` on the training split, apply it to both splits; warn when `method` is none
+    and the feature scales differ by more than normalize.SCALE_RATIO_WARN."""
+    xt, xv = as_inputs(data.x_train), as_inputs(data.x_val)
+    norm = N.fit(method, xt, names)
+    warnings = []
+    if method == "none":
+        found = N.scale_warning(xt, N.channel_labels(xt, names, columns), data_path, space_path)
+        warnings = [found] if found else []
+        return data, norm, warnings
+    xt, xv = norm.apply(xt), norm.apply(xv)
+    one = lambda xs: xs[0] if len(xs) == 1 else xs
+    return Dataset(one(xt), data.y_train, one(xv), data.y_val), norm, warnings
+
+
+def _read_csv(path: Path, spec: dict) -> tuple[dict[str, np.ndarray], list[str]]:
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise SpaceFileError(f"{path}: empty CSV file") from None
+        rows = list(reader)
+    label = spec.get("label", header[-1])
+    if label not in header:
+        raise SpaceFileError(f"{path}: no label column {label!r}; columns: {', '.join(header)}")
+    features = spec.get("features") or [c for c in header if c != label]
+    missing = [c for c in features if c not in header]
+    if missing:
+        raise SpaceFileError(f"{path}: feature columns {missing} not in the header")
+    idx = [header.index(c) for c in features]
+    try:
+        table = np.array([[float(r[i]) for i in idx + [header.index(label)]] for r in rows], dtype=np.float64)
+    except (ValueError, IndexError) as exc:
+        raise SpaceFileError(f"{path}: non-numeric or missing value ({exc})") from None
+    return {"x": table[:, :-1].astype(np.float32), "y": table[:, -1]}, list(features)
+
+
+def file_problem(space: str | None = None, data: str | None = None, **_) -> Problem:
+    if not space:
+        raise WtnasError("problem 'file' needs --space FILE (.toml or .yaml) and --data FILE")
+    space_path = Path(space)
+    search_space, settings = parse_space(space_path)
+    warnings: list[str] = []
+
+    def loader() -> Dataset:
+        loaded, problem.normalization, found = load_prepared(search_space, settings, data, space_path,
+                                                             settings["loss"])
+        warnings[:] = found
+        return loaded
+
+    problem = Problem(search_space.name, search_space, loader, loss=settings["loss"],
+                      objective=settings["objective"], batch_size=settings["batch_size"],
+                      min_delta=float(settings["min_delta"]), description=settings["description"],
+                      options={"space": space, "data": data})
+    problem.check_data = lambda: (problem.data(), list(warnings))[1]   # the scheduler shows the warnings once
+    problem.load_raw_data = lambda: load_raw(search_space, settings, data, space_path, settings["loss"])[0]
+    return problem

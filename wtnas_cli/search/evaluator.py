@@ -1,0 +1,256 @@
+"""The worker side of a search: one job in, one result out, the same for every executor.
+
+    build → read provider checkpoint (metadata) → match → read matched tensors → copy
+          → train N epochs → evaluate → write own checkpoint
+
+A provider that cannot be used (missing, corrupt, tensors that do not fit) never fails the
+candidate: it trains from scratch and the event is reported. A model that is not finite (loss,
+predictions, objective, metrics or weights) or a training error fails the candidate and writes
+no checkpoint, so it can never become a provider.
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import os
+import socket
+import time
+import traceback
+from typing import Any
+
+import numpy as np
+
+from ..errors import CheckpointError, NonFiniteModel, WtnasError
+from ..plugins.manager import Plugins, PluginSet, default_plugins, plugins_for
+from ..run.job import Job, Result
+from ..util.stats import early_stop_epoch
+from ..weights.checkpoint import CheckpointMeta, CheckpointReader, write_checkpoint
+from ..weights.matching import SAME_MODEL, MatchError, apply_matcher, match_same
+from ..weights.transfer import assemble, plan_stats
+
+
+def remove_files(paths) -> None:
+    """Remove checkpoints the scheduler has already marked deleted in its store. One that cannot
+    be removed stays behind as a stray file, which `wtnas run --resume` removes."""
+    for path in paths:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+class Evaluator:
+    """Caches problems (with their data), backends and matchers across the jobs of one worker.
+
+    Each job names its plugin set (`Job.plugins`, the scheduler's); its components come from that
+    set, loaded once per worker (`plugins.plugins_for`). A job without one uses `plugins` (by
+    default the installed plugins). Caches are per plugin set: one name may mean different
+    components in two sets."""
+
+    def __init__(self, plugins: Plugins | None = None, *, threads: int | None = None):
+        self._plugins = plugins
+        self.threads = threads
+        self._problems: dict[tuple, Any] = {}
+        self._backends: dict[tuple, Any] = {}
+        self._matchers: dict[tuple, Any] = {}
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+
+    @property
+    def plugins(self) -> Plugins:
+        """The set for jobs that name none (loaded on first use: a worker whose jobs all name
+        their set never loads the installed plugins for nothing)."""
+        if self._plugins is None:
+            self._plugins = default_plugins()
+        return self._plugins
+
+    def plugins_for(self, job: Job) -> Plugins:
+        if job.plugins is None:
+            return self.plugins
+        spec = PluginSet.from_dict(job.plugins)
+        if self._plugins is not None and self._plugins.spec == spec:
+            return self._plugins
+        return plugins_for(spec)
+
+    def problem(self, name: str, options: dict, plugins: Plugins | None = None) -> Any:
+        plugins = plugins or self.plugins
+        key = (plugins.spec, name, tuple(sorted(options.items())))
+        if key not in self._problems:
+            self._problems[key] = plugins.registry.create("problem", name, **options)
+        return self._problems[key]
+
+    def backend(self, name: str, device: str, options: dict | None = None, plugins: Plugins | None = None) -> Any:
+        plugins = plugins or self.plugins
+        key = (plugins.spec, name, device, tuple(sorted((options or {}).items())))
+        if key not in self._backends:
+            backend = plugins.registry.create("backend", name, **(options or {}))
+            backend.configure(threads=self.threads, device=device)
+            self._backends[key] = backend
+        return self._backends[key]
+
+    def matcher(self, name: str, options: dict | None = None, plugins: Plugins | None = None):
+        if name == SAME_MODEL:     # a top-K warm start from its own checkpoint: no plugin involved
+            return match_same
+        plugins = plugins or self.plugins
+        key = (plugins.spec, name, tuple(sorted((options or {}).items())))
+        if key not in self._matchers:
+            self._matchers[key] = plugins.registry.create("matcher", name, **(options or {}))
+        return self._matchers[key]
+
+    def run(self, job: Job) -> Result:
+        result = Result(job.candidate_id, "failed", role=job.role, worker=self.worker, started_at=time.time())
+        timings = result.timings
+        remove_files(job.remove_checkpoints)
+        try:
+            self._run(job, result, timings)
+        except WtnasError as exc:
+            result.status, result.error = "failed", str(exc)
+        except OSError as exc:
+            result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
+            if is_disk_full(exc):
+                result.fault = "disk_full"
+                result.error = f"no space left on the device holding {job.checkpoint_path}"
+        except Exception as exc:  # a candidate's crash is data about the candidate, not a run failure
+            result.status = "failed"
+            result.error = f"{type(exc).__name__}: {exc}"
+            if os.environ.get("WTNAS_DEBUG"):
+                result.error += "\n" + traceback.format_exc()
+        result.finished_at = time.time()
+        result.worker_rss_mb = _rss_mb()
+        return result
+
+    def _run(self, job: Job, result: Result, timings: dict) -> None:
+        t = time.perf_counter()
+        plugins = self.plugins_for(job)
+        problem = self.problem(job.problem, job.problem_options, plugins)
+        backend = self.backend(job.backend, job.device, job.backend_options, plugins)
+        data = problem.data()
+        arch = problem.space.resolve(job.arch_seq)
+        model = backend.build(problem, arch, job.seed)
+        specs = model.specs
+        result.n_tensors = len(specs)
+        result.num_params = int(model.num_params)
+        timings["build_s"] = time.perf_counter() - t
+
+        if job.provider_checkpoint:
+            matcher = self.matcher(job.matcher, job.matcher_options, plugins)
+            result.n_transferred = self._transfer(job, matcher, model, result, timings)
+
+        self._train(job, model, data, result, timings)
+
+        t = time.perf_counter()
+        tensors = model.get_tensors()
+        bad = [i for i, a in enumerate(tensors) if not np.isfinite(a).all()]
+        if bad:
+            raise NonFiniteModel(f"weights are not finite after training ({len(bad)} tensors, first "
+                                 f"{specs[bad[0]].layer}.{specs[bad[0]].role}); candidate discarded, no checkpoint")
+        if not job.write_checkpoint:   # a control: scored, never a provider
+            result.status = "ok"
+            return
+        meta = CheckpointMeta(arch_seq=tuple(job.arch_seq), problem=job.problem, backend=job.backend,
+                              specs=list(specs), score=result.score, epochs=result.epochs_trained,
+                              candidate_id=job.candidate_id,
+                              extra={"provider_id": job.provider_id, "matcher": job.matcher})
+        result.checkpoint_bytes = write_checkpoint(job.checkpoint_path, meta, tensors)
+        result.checkpoint_path = job.checkpoint_path
+        timings["ckpt_write_s"] = time.perf_counter() - t
+        result.status = "ok"
+
+    def _train(self, job: Job, model, data, result: Result, timings: dict) -> None:
+        """Train `job.epochs` epochs and score; with `job.patience`, score every epoch and track
+        (and apply, if `job.early_stop`) Keras-style early stopping, against the starting score
+        when `job.stop_reference` is "start"."""
+        train_s = eval_s = 0.0
+        start: tuple[float, list[np.ndarray], dict] | None = None   # score, weights, metrics
+        if job.patience is not None and job.stop_reference == "start":
+            t = time.perf_counter()
+            result.start_score = _finite(float(model.evaluate(data)))
+            eval_s += time.perf_counter() - t
+            start = (result.start_score, [a.copy() for a in model.get_tensors()],   # (a backend may hand out views)
+                     dict(getattr(model, "last_metrics", None) or {}))
+        for epoch in range(job.epochs):
+            t = time.perf_counter()
+            loss = float(model.train_epoch(data, job.seed * 1000 + epoch))
+            train_s += time.perf_counter() - t
+            result.epochs_trained = epoch + 1
+            if not math.isfinite(loss):
+                raise NonFiniteModel(f"training loss became {loss} in epoch {epoch + 1}; candidate discarded")
+            if job.patience is None:
+                continue
+            t = time.perf_counter()
+            result.curve.append(_finite(float(model.evaluate(data))))
+            eval_s += time.perf_counter() - t
+            if result.stop_epoch is None:
+                result.stop_epoch = early_stop_epoch(result.curve, job.patience, job.min_delta,
+                                                     result.start_score)
+                if result.stop_epoch is not None:
+                    result.score_at_stop = result.curve[-1]
+                    if job.early_stop:
+                        break
+        restored = False
+        if job.patience is None:
+            t = time.perf_counter()
+            result.score = _finite(float(model.evaluate(data)))
+            eval_s += time.perf_counter() - t
+        elif start is not None and job.early_stop and result.stop_epoch == job.patience:
+            # no epoch beat the start (kept epoch 0): the model is its starting weights
+            model.set_tensors(dict(enumerate(start[1])))
+            result.score = result.score_at_stop = start[0]
+            restored = True
+        else:
+            result.score = result.curve[-1]
+        result.metrics = start[2] if restored and start else dict(getattr(model, "last_metrics", None) or {})
+        for key, value in result.metrics.items():
+            _finite(value, f"metric {key!r}")
+        timings["train_s"], timings["eval_s"] = train_s, eval_s
+
+    def _transfer(self, job: Job, matcher, model, result: Result, timings: dict) -> int:
+        """Copy matched provider tensors (whole, or their overlapping block for a partial matcher)
+        into `model`; on any checkpoint or matcher problem, copy nothing."""
+        assert job.provider_checkpoint is not None   # called only for a job with a provider
+        t = time.perf_counter()
+        timings["match_s"] = 0.0
+        try:
+            with CheckpointReader(job.provider_checkpoint) as reader:
+                t_meta = time.perf_counter()
+                provider_specs = reader.meta.specs
+                pairs = apply_matcher(matcher, provider_specs, model.specs, job.matcher)
+                timings["match_s"] = time.perf_counter() - t_meta
+                tensors = reader.read(i for i, _ in pairs)
+            timings["ckpt_read_s"] = time.perf_counter() - t - timings["match_s"]
+        except (CheckpointError, MatchError) as exc:
+            timings["ckpt_read_s"] = time.perf_counter() - t - timings["match_s"]
+            result.events.append(f"provider {job.provider_id} unusable, trained from scratch: {exc}")
+            return 0
+        t = time.perf_counter()
+        model.set_tensors(assemble(pairs, provider_specs, model.specs, tensors, model.get_tensors))
+        timings["copy_s"] = time.perf_counter() - t
+        stats = plan_stats(pairs, provider_specs, model.specs)
+        result.n_partial, result.transfer_share, result.n_role_crossed = stats.partial, stats.share, stats.role_crossings
+        return len(pairs)
+
+
+def _finite(value: float, what: str = "objective") -> float:
+    if not math.isfinite(value):
+        raise NonFiniteModel(f"{what} is {value} (not finite); candidate discarded, no checkpoint")
+    return value
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC/EDQUOT from the OS, h5py or SQLite ('database or disk is full')."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc)
+    return "No space left on device" in text or "database or disk is full" in text or "Disk quota exceeded" in text
+
+
+def _rss_mb() -> float | None:
+    """This worker's resident memory (Linux), recorded per candidate to catch leaking frameworks."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
