@@ -63,13 +63,17 @@ def test_mnist_reads_idx_and_npz(tmp_path, plugins):
     write_idx(tmp_path / "t10k-images-idx3-ubyte", imgs[:5])
     write_idx(tmp_path / "t10k-labels-idx1-ubyte", labels[:5])
     data = plugins.registry.create("problem", "mnist", data_dir=str(tmp_path)).data()
-    assert data.x_train.shape == (20, 28, 28, 1) and data.x_val.shape == (5, 28, 28, 1)
-    assert np.allclose(data.x_train[3, :, :, 0], imgs[3] / 255.0) and list(data.y_train) == list(labels)
+    # t10k is the held-out test split; validation is 10% of the training files
+    assert data.x_train.shape == (18, 28, 28, 1) and data.x_val.shape == (2, 28, 28, 1)
+    assert np.allclose(data.x_test[:, :, :, 0], imgs[:5] / 255.0) and list(data.y_test) == list(labels[:5])
+    old = plugins.registry.create("problem", "mnist", data_dir=str(tmp_path), test_split=False).data()
+    assert old.x_train.shape == (20, 28, 28, 1) and old.x_val.shape == (5, 28, 28, 1) and not old.has_test
+    assert np.allclose(old.x_train[3, :, :, 0], imgs[3] / 255.0) and list(old.y_train) == list(labels)
     npz = tmp_path / "npz"
     npz.mkdir()
     np.savez(npz / "mnist.npz", x_train=imgs, y_train=labels, x_test=imgs[:5], y_test=labels[:5])
     data = plugins.registry.create("problem", "mnist", data_dir=str(npz)).data()
-    assert data.x_train.shape == (20, 28, 28, 1)
+    assert data.x_train.shape == (18, 28, 28, 1) and data.x_test.shape == (5, 28, 28, 1)
 
 
 def test_cifar10_reads_binary_batches(tmp_path, plugins):
@@ -83,6 +87,9 @@ def test_cifar10_reads_binary_batches(tmp_path, plugins):
         rec.tofile(d / name)
         recs[name] = rec
     data = plugins.registry.create("problem", "cifar10", data_dir=str(tmp_path)).data()
+    assert data.x_train.shape == (18, 32, 32, 3) and data.x_val.shape == (2, 32, 32, 3)
+    assert data.x_test.shape == (4, 32, 32, 3) and list(data.y_test) == list(recs["test_batch.bin"][:, 0])
+    data = plugins.registry.create("problem", "cifar10", data_dir=str(tmp_path), test_split=False).data()
     assert data.x_train.shape == (20, 32, 32, 3) and data.x_val.shape == (4, 32, 32, 3)
     first = recs["data_batch_1.bin"][0]
     assert data.y_train[0] == first[0]
@@ -95,7 +102,10 @@ def test_nt3_reads_csv(tmp_path, plugins):
         table = np.column_stack([rng.integers(0, 2, n), rng.normal(size=(n, 50))])
         np.savetxt(tmp_path / name, table, delimiter=",")
     data = plugins.registry.create("problem", "nt3", data_dir=str(tmp_path), features=50).data()
-    assert data.x_train.shape == (12, 50, 1) and set(data.y_train) <= {0, 1}
+    assert data.x_train.shape == (11, 50, 1) and set(data.y_train) <= {0, 1}
+    assert data.x_val.shape == (1, 50, 1) and data.x_test.shape == (4, 50, 1)
+    old = plugins.registry.create("problem", "nt3", data_dir=str(tmp_path), features=50, test_split=False).data()
+    assert old.x_train.shape == (12, 50, 1) and old.x_val.shape == (4, 50, 1) and not old.has_test
 
 
 def test_uno_reads_npz_and_h5(tmp_path, plugins):
@@ -113,7 +123,8 @@ def test_uno_reads_npz_and_h5(tmp_path, plugins):
     with h5py.File(h5dir / "uno.h5", "w") as f:
         for k, v in arrays.items():
             f[k] = v
-    assert len(plugins.registry.create("problem", "uno", data_dir=str(h5dir)).data().y_val) == 6
+    data = plugins.registry.create("problem", "uno", data_dir=str(h5dir)).data()
+    assert len(data.y_train) == 18 and len(data.y_val) == len(data.y_test) == 6
 
 
 @pytest.mark.parametrize("problem, expected", [("mnist", "mnist.npz"), ("cifar10", "cifar-10-batches-bin"),

@@ -1,6 +1,7 @@
 """search → topk → report on digits, end to end, with the numbers checked in the store."""
 
 import json
+import math
 import sqlite3
 import statistics
 import shutil
@@ -44,6 +45,16 @@ def _trained(run_dir):
         store.close()
 
 
+def _kept(curve: list[float], start: float | None, min_delta: float) -> float | None:
+    """What early stopping hands back: the objective of the last epoch that improved on the best
+    so far (or the start, when none did)."""
+    best = start
+    for value in curve:
+        if value - min_delta > (best if best is not None else -math.inf):
+            best = value
+    return best
+
+
 def test_topk_early_stopping_numbers(runs):
     cfg = TopKConfig(k=3, max_epochs=8, patience=2, tau_sample=5, workers=2, verify=False, min_distance=1,
                      max_per_lineage=0)
@@ -65,10 +76,11 @@ def test_topk_early_stopping_numbers(runs):
         stop = early_stop_epoch(t["curve"], 2, 0.001, t["start_score"])
         if stop is not None:
             assert t["converged"] and t["epochs_trained"] == t["epochs_to_converge"] == stop >= 2
-            kept = t["start_score"] if stop == 2 else t["curve"][-1]   # no epoch beat the start: kept it
-            assert t["objective_at_stop"] == t["objective_final"] == kept
+            # its best epoch (the start when no epoch beat it), never a later, worse one
+            assert t["objective_at_stop"] == t["objective_final"] == _kept(t["curve"], t["start_score"], 0.001)
         else:
             assert not t["converged"] and t["epochs_trained"] == 8
+            assert t["objective_final"] == _kept(t["curve"], t["start_score"], 0.001)
         assert Path(t["checkpoint"]).is_file()
     # a second call trains nothing again
     again = run_topk(runs["lcs"], cfg)
@@ -109,13 +121,23 @@ def test_a_warm_start_that_no_epoch_improves_keeps_its_checkpoint(runs):
         assert before.keys() == after.keys() and all(np.array_equal(before[i], after[i]) for i in before)
     keras = run_topk(runs["lcs"], TopKConfig(**common, stop_reference="first-epoch"))
     assert "reference" not in keras.settings and keras.trained_now == 2
-    for t in keras.rows:
-        assert t["epochs_trained"] == 3 and t["objective_final"] == t["curve"][-1] and t["start_score"] is None
+    for t in keras.rows:   # the first epoch is the reference no later one beats: its weights are kept
+        assert t["epochs_trained"] == 3 and t["objective_final"] == t["curve"][0] and t["start_score"] is None
     # from scratch the start is random weights, nothing to keep: always Keras' reference
     scratch = run_topk(runs["lcs"], TopKConfig(**common, from_scratch=True))
     assert "reference" not in scratch.settings and scratch.trained_now == 2
     for t in scratch.rows:
-        assert t["epochs_trained"] == 3 and t["objective_final"] == t["curve"][-1] and t["start_score"] is None
+        assert t["epochs_trained"] == 3 and t["objective_final"] == t["curve"][0] and t["start_score"] is None
+    # ...and they are the first epoch's weights, not the third's: a 1-epoch training from the same
+    # seed reaches the same tensors
+    one = run_topk(runs["lcs"], TopKConfig(**{**common, "max_epochs": 1}, from_scratch=True, early_stop=False))
+    assert one.trained_now == 2
+    by_id = {t["candidate_id"]: t for t in one.rows}
+    for t in scratch.rows:
+        with CheckpointReader(t["checkpoint"]) as kept, CheckpointReader(by_id[t["candidate_id"]]["checkpoint"]) as first:
+            after_three, after_one = kept.read(), first.read()
+        assert all(np.allclose(after_three[i], after_one[i], rtol=0, atol=1e-6) for i in after_one)
+        assert t["objective_final"] == by_id[t["candidate_id"]]["objective_final"]
 
 
 def test_report_end_to_end(runs):

@@ -9,6 +9,7 @@ import numpy as np
 
 from wtnas_cli.model import ops as O
 from wtnas_cli.model.data import split
+from wtnas_cli.plugins.option import Option
 from wtnas_cli.plugins.hookspecs import hookimpl
 from wtnas_cli.weights.matching import match_lcs_roles, takes_specs
 from wtnas_cli.model.problem import Problem
@@ -21,11 +22,11 @@ def generator_lcs(provider, receiver):
     yield from match_lcs_roles(provider, receiver)
 
 
-def blobs_data():
+def blobs_data(test_fraction: float = 0.0):
     rng = np.random.default_rng(0)
     y = rng.integers(0, 3, 300)
     x = rng.normal(0, 0.6, (300, 4)) + np.eye(3, 4)[y] * 2
-    return split([x.astype(np.float32)], y.astype(np.int64))
+    return split([x.astype(np.float32)], y.astype(np.int64), test_fraction=test_fraction)
 
 
 def blobs_problem(**_) -> Problem:
@@ -35,6 +36,19 @@ def blobs_problem(**_) -> Problem:
         ConstantNode("out", O.Dense(3, activation="softmax")),
     ))
     return Problem("worker-blobs", space, blobs_data, batch_size=32, description="three Gaussian blobs (test module)")
+
+
+def held_out_blobs_problem(permute_test: bool = False, **_) -> Problem:
+    """Blobs with a test split; `permute_test` shuffles only the test labels (a test split that
+    leaks into selection would change what the search and top-K choose)."""
+    def load():
+        data = blobs_data(test_fraction=0.2)
+        if permute_test:
+            data.y_test = np.random.default_rng(1).permutation(data.y_test)
+        return data
+
+    return Problem("worker-blobs-test", blobs_problem().space, load, batch_size=32,
+                   description="blobs with a held-out test split (test module)")
 
 
 def _backend():
@@ -54,6 +68,8 @@ def wtnas_register_matchers(register):
 @hookimpl
 def wtnas_register_problems(register):
     register("worker-blobs", blobs_problem, description="three Gaussian blobs (test module)")
+    register("worker-blobs-test", held_out_blobs_problem, description="blobs with a test split (test module)",
+             options=[Option("permute_test", bool, False, "shuffle the test labels")])
 
 
 @hookimpl

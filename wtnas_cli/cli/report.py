@@ -51,8 +51,11 @@ def _print_topk(rows: list[dict], title: str) -> None:
     epochs = [("K", lambda r: str(r["topk_n"])), ("epochs (geo. mean)", lambda r: _cell(r["epochs_gmean"], 2)),
               ("speed-up", lambda r: _cell(r["speedup_vs_baseline"], 2, "x")),
               ("speed-up (kept)", lambda r: _cell(r["kept_speedup_vs_baseline"], 2, "x"))]
-    quality = [*objective, ("diff vs baseline", lambda r: _cell(r["objective_diff_vs_baseline"])),
-               ("Kendall tau", _tau_cell)]
+    tested = [("test", lambda r: _cell(r["objective_test"])),
+              ("recommended: val / test", lambda r: f"{_cell(r['recommended_val'])} / {_cell(r['recommended_test'])}")]
+    has_test = any(not math.isnan(r["objective_test"]) for r in rows)
+    quality = [*objective, *(tested if has_test else []),
+               ("diff vs baseline", lambda r: _cell(r["objective_diff_vs_baseline"])), ("Kendall tau", _tau_cell)]
     _print_table(title, rows, lambda r: (r["run"], r["scheme"]), [epochs, quality])
 
 

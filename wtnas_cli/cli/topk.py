@@ -108,11 +108,14 @@ def print_topk(summary) -> None:
     from ..results.selection import flag_reason, lineage_rule_words, threshold_words
 
     table = Table(title=f"top-K of {summary.run_dir} ({summary.mode} start; {summary.settings})")
-    for col in ("id", "est. score", "epochs", "converged", "obj. at stop", "obj. final", "params", "start", "set"):
+    tested = any(r.get("objective_test") is not None for r in summary.rows)
+    columns = ("id", "est. score", "epochs", "converged", "obj. at stop", "obj. final",
+               *(("test",) if tested else ()), "params", "start", "set")
+    for col in columns:
         table.add_column(col)
     for r in sorted(summary.rows, key=lambda r: (-(r["estimated_score"] or 0), r["candidate_id"])):
         if r["status"] != "ok":
-            table.add_row(str(r["candidate_id"]), fmt_score(r["estimated_score"]), "-", "-", "-", "-", "-",
+            table.add_row(str(r["candidate_id"]), fmt_score(r["estimated_score"]), *["-"] * (len(columns) - 4),
                           "[red]failed[/]", r["error"] or "")
             continue
         start = "warm" if r["warm_started"] else ("scratch" if summary.mode == "scratch"
@@ -120,7 +123,8 @@ def print_topk(summary) -> None:
         kind = "+".join(k for k, flag in (("top-K", r["in_topk"]), ("tau", r["in_tau_sample"])) if flag)
         table.add_row(str(r["candidate_id"]), fmt_score(r["estimated_score"]), str(r["epochs_to_converge"]),
                       "yes" if r["converged"] else "no (cap)", fmt_score(r["objective_at_stop"]),
-                      fmt_score(r["objective_final"]), fmt_int(r["num_params"]), start, kind)
+                      fmt_score(r["objective_final"]), *((fmt_score(r["objective_test"]),) if tested else ()),
+                      fmt_int(r["num_params"]), start, kind)
     console.print(table)
     for note in summary.notes:
         console.print(f"[yellow]Note:[/] {escape(note)}")

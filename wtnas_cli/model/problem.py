@@ -21,16 +21,36 @@ def as_inputs(x) -> list:
 
 @dataclass
 class Dataset:
-    """Arrays in canonical layout (channels-last). Classification labels are class indices."""
+    """Arrays in canonical layout (channels-last). Classification labels are class indices.
+
+    Training fits the weights, validation scores candidates and stops top-K training (it selects),
+    and the optional test split is held out from both: scored once per trained top-K model, after
+    its training, never to choose anything."""
 
     x_train: np.ndarray | list[np.ndarray]   # several arrays for a multi-input problem
     y_train: np.ndarray
     x_val: np.ndarray | list[np.ndarray]
     y_val: np.ndarray
+    x_test: np.ndarray | list[np.ndarray] | None = None
+    y_test: np.ndarray | None = None
 
     @property
     def num_train(self) -> int:
         return len(self.y_train)
+
+    @property
+    def has_test(self) -> bool:
+        return self.x_test is not None and self.y_test is not None and len(self.y_test) > 0
+
+    def test_view(self) -> "Dataset":
+        """The test split where a backend's `evaluate` reads (x_val, y_val), so any backend can
+        score held-out data without knowing about test splits. Made once and kept."""
+        if self.x_test is None or self.y_test is None:
+            raise ValueError("this dataset has no test split")
+        view = self.__dict__.get("_test_view")
+        if view is None:
+            view = self.__dict__["_test_view"] = Dataset(self.x_train, self.y_train, self.x_test, self.y_test)
+        return view
 
 
 @dataclass

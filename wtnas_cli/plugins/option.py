@@ -24,13 +24,16 @@ class Text(str):
 class Option:
     """One option of a component: its `name` (a keyword of the factory), `type` (int, float, str
     or bool), `default` (given to the factory when the user sets nothing; None = unset) and
-    `help` (one line for `wtnas plugins --options`). `min` bounds a number from below."""
+    `help` (one line for `wtnas plugins --options`). `min` bounds a number from below. `before`:
+    the value that reproduces what runs made before the option existed did (their stored settings
+    lack it); None: the default does."""
 
     name: str
     type: type = str
     default: Any = None
     help: str = ""
     min: float | None = None
+    before: Any = None
 
     def check(self, value: Any, where: str) -> Any:
         """`value` as this option's type, or a one-line ConfigError naming `where`."""
@@ -76,10 +79,11 @@ def declared(options: Any, where: str) -> tuple[Option, ...]:
             raise PluginError(f"{where}: option {opt.name!r} has type {opt.type!r}; use int, float, str or bool")
         if any(o.name == opt.name for o in out):
             raise PluginError(f"{where}: option {opt.name!r} is declared twice")
-        if opt.default is not None:
-            try:
-                opt.check(opt.default, f"{where}: option {opt.name!r} default")
-            except ConfigError as exc:
-                raise PluginError(str(exc)) from None
+        for what, value in (("default", opt.default), ("before", opt.before)):
+            if value is not None:
+                try:
+                    opt.check(value, f"{where}: option {opt.name!r} {what}")
+                except ConfigError as exc:
+                    raise PluginError(str(exc)) from None
         out.append(opt)
     return tuple(out)

@@ -26,6 +26,8 @@ def comparison(reports: list[RunReport], mode: str = "warm") -> list[dict]:
         obj = statistics.mean(t.objective("objective_final")) if t and t.topk else float("nan")
         stop = statistics.mean(t.objective("objective_at_stop")) if t and t.topk else float("nan")
         tau = t.tau if t else (float("nan"), 0, "")
+        test = statistics.mean(t.objective("objective_test")) if t and t.objective("objective_test") else float("nan")
+        pick = recommended(t.topk) if t else None
         rows.append({
             "run": r.name, "scheme": r.scheme, "baseline": r is base, "candidates": len(r.ok), "failed": r.failed,
             "mean_score_2nd_half": r.mean_score_second_half, "transfer_share": r.transfer_share,
@@ -34,7 +36,10 @@ def comparison(reports: list[RunReport], mode: str = "warm") -> list[dict]:
             "kept_epochs_mean": kept,
             "kept_speedup_vs_baseline": base_kept / kept if kept and not math.isnan(kept) else float("nan"),
             "objective_at_stop": stop, "objective_final": obj, "objective_diff_vs_baseline": obj - base_obj,
-            "tau": tau[0], "tau_n": tau[1], "tau_over": tau[2],
+            "tau": tau[0], "tau_n": tau[1], "tau_over": tau[2], "objective_test": test,
+            "recommended_id": pick["candidate_id"] if pick else None,
+            "recommended_val": pick["objective_final"] if pick else float("nan"),
+            "recommended_test": _or_nan(pick["objective_test"]) if pick else float("nan"),
         })
     return rows
 
@@ -44,3 +49,14 @@ def params_stats(rows: list[dict]) -> dict[str, float]:
     if not p:
         return {}
     return {"mean": statistics.mean(p), "std": statistics.stdev(p) if len(p) > 1 else 0.0, "max": max(p), "min": min(p)}
+
+
+def recommended(rows: list[dict]) -> dict | None:
+    """The trained model `wtnas export` hands a user by default: the best validation objective
+    (ties: the lower id). Chosen by validation only; its test objective is what it is worth."""
+    ok = [r for r in rows if r.get("objective_final") is not None]
+    return min(ok, key=lambda r: (-r["objective_final"], r["candidate_id"])) if ok else None
+
+
+def _or_nan(value) -> float:
+    return float("nan") if value is None else value

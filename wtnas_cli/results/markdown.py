@@ -100,17 +100,21 @@ def render_markdown(reports: list[RunReport], plots: list[Path], plot_note: str 
                   "and the floor is patience + 1); speed-up = geometric mean of the baseline's epochs / "
                   "this run's. The kept epoch is the one whose objective early stopping keeps (stop epoch − "
                   "patience; 0 = the model kept its starting weights), averaged: its speed-up has no "
-                  "floor, so it shows savings on models that converge within a few epochs.", "",
+                  "floor, so it shows savings on models that converge within a few epochs. Test: the problem's held-out "
+                  "split, scored once per model after its training and never used to choose or stop (`-` when the "
+                  "run has none); the recommended model is the one `wtnas export` picks, by validation.", "",
                   "| run | scheme | K | epochs (geo. mean) | speed-up vs baseline | kept epoch (mean) | "
                   "speed-up to the kept epoch | objective at early stop | "
-                  "objective, final | diff vs baseline | Kendall tau (n, over) |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "objective, final | diff vs baseline | Kendall tau (n, over) | test, top-K mean | "
+                  "recommended model: validation / test |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for row in cmp_rows:
             lines.append(f"| {row['run']} | {row['scheme']} | {row['topk_n']} | {number(row['epochs_gmean'], 2)} | "
                          f"{ratio(row['speedup_vs_baseline'])} | {number(row['kept_epochs_mean'], 2)} | "
                          f"{ratio(row['kept_speedup_vs_baseline'])} | {number(row['objective_at_stop'])} | "
                          f"{number(row['objective_final'])} | {number(row['objective_diff_vs_baseline'])} | "
-                         f"{tau_text(row)} |")
+                         f"{tau_text(row)} | {number(row['objective_test'])} | "
+                         f"{number(row['recommended_val'])} / {number(row['recommended_test'])} |")
         lines += ["", "Parameter counts of the top-K (Table IV):", "", "| run | mean | std | max | min |",
                   "|---|---|---|---|---|"]
         for r in reports:
@@ -122,7 +126,8 @@ def render_markdown(reports: list[RunReport], plots: list[Path], plot_note: str 
             if mode in r.trained:
                 lines += ["", f"### {r.name}: top-K models ({mode})", ""] + _choice_lines(r.trained[mode].choice)
                 lines += ["", "| id | estimated score | from-scratch check | epochs | converged | objective at stop | "
-                          "objective final | params | start | note |", "|---|---|---|---|---|---|---|---|---|---|"]
+                          "objective final | test | params | start | note |",
+                          "|---|---|---|---|---|---|---|---|---|---|---|"]
                 checks = known_checks(r.candidates, r.controls)
                 checks.update(choice_checks(r.trained[mode].choice))
                 for t in r.trained[mode].topk:
@@ -130,7 +135,8 @@ def render_markdown(reports: list[RunReport], plots: list[Path], plot_note: str 
                     lines.append(f"| {t['candidate_id']} | {number(t['estimated_score'])} | "
                                  f"{number(checks.get(t['candidate_id']))} | {t['epochs_to_converge']} | "
                                  f"{converged(t)} | {number(t['objective_at_stop'])} | "
-                                 f"{number(t['objective_final'])} | {t['num_params']:,} | {start} | {t['note'] or ''} |")
+                                 f"{number(t['objective_final'])} | {number(t.get('objective_test'))} | "
+                                 f"{t['num_params']:,} | {start} | {t['note'] or ''} |")
     lines += ["", "## Per-candidate overhead (medians, ms)", "",
               "| run | " + " | ".join(k[:-2] for k in TIMING_KEYS) + " | checkpoint MB |",
               "|---|" + "---|" * (len(TIMING_KEYS) + 1)]

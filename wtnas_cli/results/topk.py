@@ -27,6 +27,7 @@ from ..search.jobs import candidate_job, candidate_seed, create_executor, scratc
 from ..search.pump import pump
 from ..util.interrupts import GracefulInterrupt
 from ..util.silent import Silent
+from ..util.stats import kept_epoch
 from ..weights.matching import SAME_MODEL
 from .candidate import run_config, run_problem
 from .lineage import count_lineages, founders_and_depths
@@ -272,6 +273,7 @@ def _train_top(run_dir: Path, cfg: TopKConfig, run_cfg: RunConfig, problem, sett
         else:
             observer.started(len(chosen), summary.reused, 0)
         summary.rows = [r for r in store.trained(cfg.mode, settings) if r["candidate_id"] in chosen]
+        summary.notes += outcome_notes(summary.rows, cfg)
     finally:
         executor.shutdown()  # also when nothing ran: MPI ranks are waiting to be released
         store.close()
@@ -351,6 +353,22 @@ def _choose_top(store: RunStore, rows: list[dict], cfg: TopKConfig, run_cfg: Run
         "distinct_architectures": len({tuple(r["arch_seq"]) for r in top})}
 
 
+def outcome_notes(rows: list[dict], cfg: TopKConfig) -> list[str]:
+    """What a user must know to read the trained models' numbers: how many warm starts no epoch
+    improved on (their speed-up comes from not training), and whether there are test scores."""
+    ok = [r for r in rows if r["status"] == "ok"]
+    notes = []
+    warm = [r for r in ok if r["warm_started"]]
+    kept = [r for r in warm if r["converged"] and kept_epoch(r["epochs_to_converge"], True, cfg.patience) == 0]
+    if kept:
+        notes.append(f"{len(kept)} of {len(warm)} warm-started models kept their search weights (no epoch beat the "
+                     f"checkpoint within --patience {cfg.patience}): their epochs saved are epochs not trained")
+    if ok and all(r["objective_test"] is None for r in ok):
+        notes.append("no test scores: this run's problem holds out no test split (a run made before wtnas had test "
+                     "splits, -o PROBLEM.test_split=false, or a problem without one)")
+    return notes
+
+
 def _make_job(run_dir: Path, run_cfg: RunConfig, row: dict, cfg: TopKConfig, min_delta: float, tag: str,
               device: str, plugin_set: dict | None) -> Job:
     """A top-K model's job: its own checkpoint (or random weights) trained up to --max-epochs."""
@@ -362,4 +380,4 @@ def _make_job(run_dir: Path, run_cfg: RunConfig, row: dict, cfg: TopKConfig, min
                          matcher=SAME_MODEL, provider_id=cid if warm else None,
                          provider_checkpoint=(row["checkpoint"] or str(checkpoint_path(run_dir, cid))) if warm else None,
                          patience=cfg.patience, min_delta=min_delta, early_stop=cfg.early_stop,
-                         stop_reference=cfg.reference)
+                         stop_reference=cfg.reference, score_test=True)

@@ -34,6 +34,9 @@ class Job:
     # start its checkpoint; one that never does keeps its starting weights); "first-epoch": the
     # first epoch sets the reference (Keras' default)
     stop_reference: str = "first-epoch"
+    # score the trained model once on the problem's test split, after training (top-K models):
+    # the score is reported, never used to choose or to stop
+    score_test: bool = False
     # "candidate", or "control": the same architecture trained from scratch beside it (search/controls.py)
     role: str = "candidate"
     write_checkpoint: bool = True
@@ -82,6 +85,9 @@ class Result:
     stop_epoch: int | None = None
     score_at_stop: float | None = None
     start_score: float | None = None   # the objective before the first epoch (stop_reference "start")
+    # the trained model's objective and metrics on the test split (Job.score_test; None: no test split)
+    test_score: float | None = None
+    test_metrics: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return _plain(self)

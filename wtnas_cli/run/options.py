@@ -111,7 +111,8 @@ def resolve(refs: dict[str, dict[str, Any]], used: dict[str, Any], registry, *,
             strict: bool = True) -> dict[str, dict[str, Any]]:
     """{kind: {option: value}} for the run's components (`used`: kind -> Component), every declared
     option present (defaults filled in; None = unset). `strict` refuses what does not apply (one
-    line); not strict (a stored run.toml, written by an older wtnas) leaves it out."""
+    line); not strict (a stored run.toml, written by an older wtnas) leaves it out, and an option
+    the stored run lacks takes its `before` value: the run stays what it was."""
     values: dict[str, dict[str, Any]] = {kind: {} for kind in used}
     for ref, opts in refs.items():
         for opt, value in opts.items():
@@ -123,7 +124,7 @@ def resolve(refs: dict[str, dict[str, Any]], used: dict[str, Any], registry, *,
                     raise
     for kind, comp in used.items():
         for o in comp.options:
-            values[kind].setdefault(o.name, o.default)
+            values[kind].setdefault(o.name, o.default if strict or o.before is None else o.before)
     return values
 
 

@@ -40,6 +40,7 @@ _TRAINED = [
     ("warm_started", "INTEGER"), ("num_params", "INTEGER"), ("train_s", "REAL"), ("eval_s", "REAL"),
     ("wall_s", "REAL"), ("checkpoint", "TEXT"), ("error", "TEXT"), ("note", "TEXT"), ("finished_at", "REAL"),
     ("start_score", "REAL"),   # the objective before training (--stop-reference start)
+    ("objective_test", "REAL"), ("test_metrics", "TEXT"),   # on the test split, once after training
 ]
 
 
@@ -273,7 +274,8 @@ class RunStore:
             "wall_s": (result.finished_at or 0) - (result.started_at or 0),
             "checkpoint": result.checkpoint_path if ok else None, "error": result.error,
             "note": "; ".join(result.events) or None, "finished_at": result.finished_at,
-            "start_score": result.start_score,
+            "start_score": result.start_score, "objective_test": result.test_score,
+            "test_metrics": json.dumps(result.test_metrics) if result.test_score is not None else None,
         }
         sets = ", ".join(f"{k} = ?" for k in fields)
         with self.transaction():
@@ -296,6 +298,7 @@ class RunStore:
         for r in rows:
             d = dict(r)
             d["curve"] = json.loads(d["curve"]) if d["curve"] else []
+            d["test_metrics"] = json.loads(d["test_metrics"]) if d.get("test_metrics") else {}
             out.append(d)
         return out
 

@@ -17,6 +17,7 @@ import os
 import socket
 import time
 import traceback
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -137,6 +138,11 @@ class Evaluator:
             result.n_transferred = self._transfer(job, matcher, model, result, timings)
 
         self._train(job, model, data, result, timings)
+        if job.score_test and data.has_test:   # once, after training: reported, never used to choose
+            t = time.perf_counter()
+            result.test_score = _finite(float(model.evaluate(data.test_view())), "test objective")
+            result.test_metrics = dict(getattr(model, "last_metrics", None) or {})
+            timings["eval_s"] = timings.get("eval_s", 0.0) + time.perf_counter() - t
 
         t = time.perf_counter()
         tensors = model.get_tensors()
@@ -159,15 +165,16 @@ class Evaluator:
     def _train(self, job: Job, model, data, result: Result, timings: dict) -> None:
         """Train `job.epochs` epochs and score; with `job.patience`, score every epoch and track
         (and apply, if `job.early_stop`) Keras-style early stopping, against the starting score
-        when `job.stop_reference` is "start"."""
+        when `job.stop_reference` is "start". With early stopping the model handed back is its
+        best: the last epoch that improved (Keras' `restore_best_weights`), or its start when no
+        epoch beat it, never a later, worse epoch."""
         train_s = eval_s = 0.0
-        start: tuple[float, list[np.ndarray], dict] | None = None   # score, weights, metrics
+        kept: _Snapshot | None = None   # what early stopping hands back so far
         if job.patience is not None and job.stop_reference == "start":
             t = time.perf_counter()
             result.start_score = _finite(float(model.evaluate(data)))
             eval_s += time.perf_counter() - t
-            start = (result.start_score, [a.copy() for a in model.get_tensors()],   # (a backend may hand out views)
-                     dict(getattr(model, "last_metrics", None) or {}))
+            kept = _Snapshot.of(model, result.start_score, 0)
         for epoch in range(job.epochs):
             t = time.perf_counter()
             loss = float(model.train_epoch(data, job.seed * 1000 + epoch))
@@ -178,7 +185,11 @@ class Evaluator:
             if job.patience is None:
                 continue
             t = time.perf_counter()
-            result.curve.append(_finite(float(model.evaluate(data))))
+            score = _finite(float(model.evaluate(data)))
+            result.curve.append(score)
+            if job.early_stop and result.stop_epoch is None and score - job.min_delta > (
+                    kept.score if kept is not None else -math.inf):   # an improvement (stats.early_stop_epoch)
+                kept = _Snapshot.of(model, score, epoch + 1)
             eval_s += time.perf_counter() - t
             if result.stop_epoch is None:
                 result.stop_epoch = early_stop_epoch(result.curve, job.patience, job.min_delta,
@@ -187,19 +198,19 @@ class Evaluator:
                     result.score_at_stop = result.curve[-1]
                     if job.early_stop:
                         break
-        restored = False
         if job.patience is None:
             t = time.perf_counter()
             result.score = _finite(float(model.evaluate(data)))
             eval_s += time.perf_counter() - t
-        elif start is not None and job.early_stop and result.stop_epoch == job.patience:
-            # no epoch beat the start (kept epoch 0): the model is its starting weights
-            model.set_tensors(dict(enumerate(start[1])))
-            result.score = result.score_at_stop = start[0]
-            restored = True
+            result.metrics = dict(getattr(model, "last_metrics", None) or {})
+        elif job.early_stop and kept is not None:
+            if kept.epoch != result.epochs_trained:   # a later epoch was worse: back to the kept one
+                model.set_tensors(dict(enumerate(kept.weights)))
+            result.score = result.score_at_stop = kept.score
+            result.metrics = kept.metrics
         else:
             result.score = result.curve[-1]
-        result.metrics = start[2] if restored and start else dict(getattr(model, "last_metrics", None) or {})
+            result.metrics = dict(getattr(model, "last_metrics", None) or {})
         for key, value in result.metrics.items():
             _finite(value, f"metric {key!r}")
         timings["train_s"], timings["eval_s"] = train_s, eval_s
@@ -228,6 +239,22 @@ class Evaluator:
         stats = plan_stats(pairs, provider_specs, model.specs)
         result.n_partial, result.transfer_share, result.n_role_crossed = stats.partial, stats.share, stats.role_crossings
         return len(pairs)
+
+
+@dataclass
+class _Snapshot:
+    """A model's weights, objective and metrics after `epoch` epochs (0: its start): what early
+    stopping hands back when no later epoch improves on it."""
+
+    score: float
+    weights: list[np.ndarray]
+    metrics: dict
+    epoch: int
+
+    @classmethod
+    def of(cls, model, score: float, epoch: int) -> "_Snapshot":
+        return cls(score, [a.copy() for a in model.get_tensors()],   # (a backend may hand out views)
+                   dict(getattr(model, "last_metrics", None) or {}), epoch)
 
 
 def _finite(value: float, what: str = "objective") -> float:

@@ -13,7 +13,8 @@ from typing import cast
 import numpy as np
 
 from wtnas_cli.model import ops as O
-from wtnas_cli.model.data import need, split, synthetic_images, synthetic_options
+from wtnas_cli.model.data import (TEST_FRACTION, need, split, synthetic_images, synthetic_options, test_split_option,
+                                  with_official_test)
 from wtnas_cli.errors import WtnasError
 from wtnas_cli.plugins.hookspecs import hookimpl
 from wtnas_cli.model.problem import Dataset, Problem
@@ -48,12 +49,12 @@ def _read_bin(path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_cifar10(data_dir=None, synthetic: bool = False, samples: int | None = None, check_only: bool = False,
-                 **_) -> Dataset | None:
+                 test_split: bool = True, **_) -> Dataset | None:
     if synthetic:
         if check_only:
             return None
         x, y = synthetic_images(samples or 3000, (32, 32, 3), 10, seed=0)
-        return split([x], y)
+        return split([x], y, test_fraction=TEST_FRACTION if test_split else 0.0)
     d = need(data_dir, "cifar10", FILES)
     if (d / "cifar10.npz").is_file():
         if check_only:
@@ -74,7 +75,8 @@ def load_cifar10(data_dir=None, synthetic: bool = False, samples: int | None = N
         xt, yt = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         xv, yv = _read_bin(test)
     prep = lambda x: np.asarray(x, np.float32).reshape(-1, 32, 32, 3) / 255.0
-    return Dataset(prep(xt), np.asarray(yt, np.int64).ravel(), prep(xv), np.asarray(yv, np.int64).ravel())
+    return with_official_test(prep(xt), np.asarray(yt, np.int64).ravel(), prep(xv), np.asarray(yv, np.int64).ravel(),
+                              test_split)
 
 
 # cast: the loader returns a Dataset unless check_only=True (only check_data passes it)
@@ -89,4 +91,4 @@ def cifar10_problem(**options) -> Problem:
 def wtnas_register_problems(register):
     register("cifar10", cifar10_problem,
              description="CIFAR-10 (--data-dir with the binary batches or cifar10.npz, or --synthetic)",
-             options=synthetic_options(3000))
+             options=(*synthetic_options(3000), test_split_option("test_batch; --synthetic: 20%")))

@@ -16,6 +16,7 @@ import numpy as np
 
 from wtnas_cli.model import ops as O
 from wtnas_cli.plugins.hookspecs import hookimpl
+from wtnas_cli.model.data import TEST_FRACTION, split, test_split_option
 from wtnas_cli.model.problem import Dataset, Problem
 from wtnas_cli.model.space import ConstantNode, Input, SearchSpace, VariableNode
 
@@ -55,22 +56,23 @@ def _read_digits() -> tuple[np.ndarray, np.ndarray]:
     return bunch.data.astype(np.float32), bunch.target.astype(np.int64)
 
 
-def load_digits_data(val_fraction: float = 0.2, split_seed: int = 0) -> Dataset:
+def load_digits_data(val_fraction: float = 0.2, split_seed: int = 0, test_split: bool = True) -> Dataset:
+    """1,797 images: 20% test (held out), 20% validation, the rest training; without `test_split`
+    20% validation and the rest training, as runs made before test splits had it."""
     x, y = _read_digits()
     x = (x / 16.0).reshape(-1, 8, 8, 1).astype(np.float32)
-    order = np.random.default_rng(split_seed).permutation(len(y))
-    n_val = int(round(len(y) * val_fraction))
-    val, train = order[:n_val], order[n_val:]
-    return Dataset(x[train], y[train], x[val], y[val])
+    return split([x], y, val_fraction, split_seed, test_fraction=TEST_FRACTION if test_split else 0.0)
 
 
-def digits_problem(**_) -> Problem:
-    return Problem("digits", digits_space(), load_digits_data, loss="categorical_crossentropy",
-                   objective="accuracy", batch_size=32,
-                   description="8x8 handwritten digits bundled with scikit-learn; LeNet-like space")
+def digits_problem(test_split: bool = True, **_) -> Problem:
+    return Problem("digits", digits_space(), lambda: load_digits_data(test_split=test_split),
+                   loss="categorical_crossentropy", objective="accuracy", batch_size=32,
+                   description="8x8 handwritten digits bundled with scikit-learn; LeNet-like space",
+                   options={"test_split": test_split})
 
 
 @hookimpl
 def wtnas_register_problems(register):
     register("digits", digits_problem, requires=("sklearn",), install_hint="pip install scikit-learn",
-             description="embedded default: sklearn's 8x8 digits, LeNet-like conv space, accuracy")
+             description="embedded default: sklearn's 8x8 digits, LeNet-like conv space, accuracy",
+             options=[test_split_option("20% of the images")])

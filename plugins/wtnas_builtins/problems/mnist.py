@@ -12,7 +12,8 @@ from typing import cast
 import numpy as np
 
 from wtnas_cli.model import ops as O
-from wtnas_cli.model.data import first_existing, need, read_idx, split, synthetic_images, synthetic_options
+from wtnas_cli.model.data import (TEST_FRACTION, first_existing, need, read_idx, split, synthetic_images,
+                                  synthetic_options, test_split_option, with_official_test)
 from wtnas_cli.errors import WtnasError
 from wtnas_cli.plugins.hookspecs import hookimpl
 from wtnas_cli.model.problem import Dataset, Problem
@@ -39,12 +40,12 @@ def mnist_space() -> SearchSpace:
 
 
 def load_mnist(data_dir=None, synthetic: bool = False, samples: int | None = None, check_only: bool = False,
-               **_) -> Dataset | None:
+               test_split: bool = True, **_) -> Dataset | None:
     if synthetic:
         if check_only:
             return None
         x, y = synthetic_images(samples or 3000, (28, 28, 1), 10, seed=0)
-        return split([x], y)
+        return split([x], y, test_fraction=TEST_FRACTION if test_split else 0.0)
     d = need(data_dir, "mnist", FILES)
     if (d / "mnist.npz").is_file():
         if check_only:
@@ -64,7 +65,7 @@ def load_mnist(data_dir=None, synthetic: bool = False, samples: int | None = Non
             return None
         xt, yt, xv, yv = (read_idx(p) for p in paths if p is not None)   # a None raised above
     prep = lambda x: (np.asarray(x, np.float32) / 255.0).reshape(-1, 28, 28, 1)
-    return Dataset(prep(xt), np.asarray(yt, np.int64), prep(xv), np.asarray(yv, np.int64))
+    return with_official_test(prep(xt), np.asarray(yt, np.int64), prep(xv), np.asarray(yv, np.int64), test_split)
 
 
 # cast: the loader returns a Dataset unless check_only=True (only check_data passes it)
@@ -78,4 +79,4 @@ def mnist_problem(**options) -> Problem:
 @hookimpl
 def wtnas_register_problems(register):
     register("mnist", mnist_problem, description="MNIST (--data-dir with mnist.npz or IDX files, or --synthetic)",
-             options=synthetic_options(3000))
+             options=(*synthetic_options(3000), test_split_option("t10k; --synthetic: 20%")))

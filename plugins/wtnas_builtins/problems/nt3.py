@@ -13,7 +13,8 @@ from typing import cast
 import numpy as np
 
 from wtnas_cli.model import ops as O
-from wtnas_cli.model.data import need, split, synthetic_options, synthetic_vectors
+from wtnas_cli.model.data import (TEST_FRACTION, need, split, synthetic_options, synthetic_vectors, test_split_option,
+                                  with_official_test)
 from wtnas_cli.errors import WtnasError
 from wtnas_cli.plugins.hookspecs import hookimpl
 from wtnas_cli.plugins.option import Option
@@ -44,12 +45,12 @@ def _read_csv(path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_nt3(data_dir=None, synthetic: bool = False, samples: int | None = None, features: int | None = None,
-             check_only: bool = False, **_) -> Dataset | None:
+             check_only: bool = False, test_split: bool = True, **_) -> Dataset | None:
     if synthetic:
         if check_only:
             return None
         x, y = synthetic_vectors(samples or 1400, features or FEATURES, 2, seed=0)
-        return split([x[..., None]], y)
+        return split([x[..., None]], y, test_fraction=TEST_FRACTION if test_split else 0.0)
     d = need(data_dir, "nt3", ("nt_train2.csv", "nt_test2.csv"))
     train, test = d / "nt_train2.csv", d / "nt_test2.csv"
     if not (train.is_file() and test.is_file()):
@@ -59,7 +60,7 @@ def load_nt3(data_dir=None, synthetic: bool = False, samples: int | None = None,
     (xt, yt), (xv, yv) = _read_csv(train), _read_csv(test)
     if features and xt.shape[1] != features:
         raise WtnasError(f"{train} has {xt.shape[1]} features, the problem expects {features}")
-    return Dataset(xt[..., None], yt, xv[..., None], yv)
+    return with_official_test(xt[..., None], yt, xv[..., None], yv, test_split)
 
 
 # cast: the loader returns a Dataset unless check_only=True (only check_data passes it)
@@ -77,4 +78,5 @@ def wtnas_register_problems(register):
     register("nt3", nt3_problem, description="CANDLE NT3 (--data-dir with nt_train2.csv/nt_test2.csv, or --synthetic)",
              options=(*synthetic_options(1400),
                       Option("features", int, FEATURES, "feature count of the synthetic data, or the count the "
-                                                        "files must have (alias --features)", min=1)))
+                                                        "files must have (alias --features)", min=1),
+                      test_split_option("nt_test2.csv; --synthetic: 20%")))

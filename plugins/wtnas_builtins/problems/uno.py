@@ -14,7 +14,7 @@ from typing import cast
 import numpy as np
 
 from wtnas_cli.model import ops as O
-from wtnas_cli.model.data import need, split, synthetic_options
+from wtnas_cli.model.data import TEST_FRACTION, need, split, synthetic_options, test_split_option
 from wtnas_cli.errors import WtnasError
 from wtnas_cli.plugins.hookspecs import hookimpl
 from wtnas_cli.model.problem import Dataset, Problem
@@ -61,13 +61,14 @@ def _synthetic(n: int, dims: dict[str, int], seed: int = 0) -> tuple[list[np.nda
 
 
 def load_uno(data_dir=None, synthetic: bool = False, samples: int | None = None, dims=None, check_only: bool = False,
-             **_) -> Dataset | None:
+             test_split: bool = True, **_) -> Dataset | None:
     dims = dims or dict(INPUTS)
+    test_fraction = TEST_FRACTION if test_split else 0.0
     if synthetic:
         if check_only:
             return None
         xs, y = _synthetic(samples or 4000, dims)
-        return split(xs, y)
+        return split(xs, y, test_fraction=test_fraction)
     d = need(data_dir, "uno", ("uno.npz or uno.h5 with arrays " + ", ".join(n for n, _ in INPUTS) + ", y",))
     names = [n for n, _ in INPUTS]
     if check_only and ((d / "uno.npz").is_file() or (d / "uno.h5").is_file()):
@@ -86,11 +87,13 @@ def load_uno(data_dir=None, synthetic: bool = False, samples: int | None = None,
         raise WtnasError(f"--data-dir {d} lacks uno.npz / uno.h5 (arrays {', '.join(names)}, y)")
     if all(n in arrays for n in names + ["y"]):
         data = split([np.asarray(arrays[n], np.float32).reshape(len(arrays["y"]), -1) for n in names],
-                     np.asarray(arrays["y"], np.float32).reshape(-1, 1))
+                     np.asarray(arrays["y"], np.float32).reshape(-1, 1), test_fraction=test_fraction)
     elif all(f"{n}_{s}" in arrays for n in names + ["y"] for s in ("train", "val")):
         pick = lambda s: [np.asarray(arrays[f"{n}_{s}"], np.float32).reshape(len(arrays[f"y_{s}"]), -1) for n in names]
         data = Dataset(pick("train"), np.asarray(arrays["y_train"], np.float32).reshape(-1, 1),
                        pick("val"), np.asarray(arrays["y_val"], np.float32).reshape(-1, 1))
+        if test_split and all(f"{n}_test" in arrays for n in names + ["y"]):   # else: no test split
+            data.x_test, data.y_test = pick("test"), np.asarray(arrays["y_test"], np.float32).reshape(-1, 1)
     else:
         raise WtnasError(f"{source} must hold arrays {', '.join(names)}, y (or each with _train/_val); found "
                          f"{', '.join(sorted(arrays))}")
@@ -111,4 +114,4 @@ def uno_problem(**options) -> Problem:
 @hookimpl
 def wtnas_register_problems(register):
     register("uno", uno_problem, description="CANDLE Uno (--data-dir with uno.npz/uno.h5, or --synthetic)",
-             options=synthetic_options(4000))
+             options=(*synthetic_options(4000), test_split_option("20% of y, or the *_test arrays")))
