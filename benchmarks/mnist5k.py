@@ -7,8 +7,9 @@ columns 0-255 then the label in the last column). `write_idx` turns them into th
 IDX files (big-endian headers, uint8), so the benchmark exercises exactly the path a user takes:
 `wtnas run --problem mnist --data-dir DIR`.
 
-The `mnist` problem trains on the train-* files and validates (scores candidates, early-stops the
-top-K) on the t10k-* files; it makes no split of its own. The split here is stratified and
+The `mnist` problem holds the t10k-* files out as its test split and validates (scores candidates,
+early-stops the top-K) on 10% of the train-* files (fixed seed); runs with `-o mnist.test_split=false`
+(and the results committed before test splits) validate on t10k-*. The split here is stratified and
 deterministic for a seed: 4,000 images (400 per digit) become train-*, 1,000 (100 per digit)
 t10k-*, each shuffled so that neither is ordered by label. The problem scales pixels to [0, 1]
 and shapes them (n, 28, 28, 1).

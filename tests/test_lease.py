@@ -77,7 +77,7 @@ def test_resume_config_allows_budgets_and_refuses_what_defines_candidates():
         resume_config(stored, {"matcher": "none", "epochs": 3})
     cfg, changes = resume_config(stored, {"problem": "mnist", "synthetic": True}, force=True)
     assert cfg.problem == "mnist" and changes == {"problem": ["digits", "mnist"]}    # the problem's options come with it
-    assert cfg.options_of("problem", "mnist") == {"synthetic": True, "samples": 3000}
+    assert cfg.options_of("problem", "mnist") == {"synthetic": True, "samples": 3000, "test_split": True}
 
 
 @pytest.mark.slow

@@ -51,24 +51,26 @@ def test_idx_headers_are_standard(data_dir):
 def test_mnist_problem_reads_the_split_and_pixels(data_dir, csv):
     problem = default_plugins().registry.create("problem", "mnist", data_dir=str(data_dir))
     data = problem.data()
-    assert data.x_train.shape == (4000, 28, 28, 1) and data.x_val.shape == (1000, 28, 28, 1)
+    # the t10k files are the held-out test split; validation is 10% of the training files
+    assert data.x_train.shape == (3600, 28, 28, 1) and data.x_val.shape == (400, 28, 28, 1)
+    assert data.x_test.shape == (1000, 28, 28, 1)
     assert data.x_train.dtype == np.float32 and 0.0 <= data.x_train.min() and data.x_train.max() <= 1.0
-    # stratified: 400 / 100 of every digit; the t10k files are the problem's validation set
-    assert np.bincount(data.y_train, minlength=10).tolist() == [400] * 10
-    assert np.bincount(data.y_val, minlength=10).tolist() == [100] * 10
+    # stratified files: 400 / 100 of every digit
+    assert (np.bincount(data.y_train, minlength=10) + np.bincount(data.y_val, minlength=10)).tolist() == [400] * 10
+    assert np.bincount(data.y_test, minlength=10).tolist() == [100] * 10
     assert data.y_train.min() == 0 and data.y_train.max() == 9
     # the images are the CSV's rows (pixels / 255, row-major 28x28) with the CSV's labels
     x, y = csv
     row_of = {bytes(r.astype(np.uint8)): i for i, r in enumerate(x)}
     assert len(row_of) == 5000                       # every image is distinct, so it names its row
     seen = set()
-    for images, labels in ((data.x_train, data.y_train), (data.x_val, data.y_val)):
+    for images, labels in ((data.x_train, data.y_train), (data.x_val, data.y_val), (data.x_test, data.y_test)):
         pixels = np.rint(images[..., 0] * 255).astype(np.uint8).reshape(len(images), 784)
         np.testing.assert_allclose(images[..., 0].reshape(len(images), 784), pixels / np.float32(255), atol=1e-7)
         rows = [row_of[bytes(p)] for p in pixels]
         assert np.array_equal(y[rows], labels)
         seen.update(rows)
-    assert len(seen) == 5000                         # train and validation are disjoint and cover the CSV
+    assert len(seen) == 5000                         # the three splits are disjoint and cover the CSV
     for i in (0, 1, 2):                              # a few rows compared directly
         r = row_of[bytes(np.rint(data.x_train[i, ..., 0] * 255).astype(np.uint8).reshape(-1))]
         np.testing.assert_array_equal(data.x_train[i, ..., 0], (x[r].reshape(28, 28) / 255.0).astype(np.float32))

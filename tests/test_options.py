@@ -57,7 +57,8 @@ def test_an_executor_option_reaches_its_factory_with_the_core_settings(probe):
     assert _Probe.received["address"] == "head:8786" and _Probe.received["retries"] == 3   # default filled in
     assert _Probe.received["workers"] == 2 and "ray_address" not in _Probe.received
     assert cfg.options == {"executor.probe": {"address": "head:8786", "retries": 3},
-                           "strategy.evolution": {"population": 20, "sample": 10, "islands": 1, "main_share": 0.0}}
+                           "strategy.evolution": {"population": 20, "sample": 10, "islands": 1, "main_share": 0.0},
+                           "problem.digits": {"test_split": True}}
 
 
 def test_an_options_dict_is_still_read_as_traits(probe):
@@ -111,7 +112,7 @@ def test_aliases_and_options_are_the_same_setting(plugins):
     new = _settled(reg, problem="nt3", options={"evolution": {"population": 4, "sample": 2},
                                                 "nt3.synthetic": True, "problem.nt3": {"samples": 50, "features": 8}})
     assert old.options == new.options
-    assert new.problem_options() == {"synthetic": True, "samples": 50, "features": 8}
+    assert new.problem_options() == {"synthetic": True, "samples": 50, "features": 8, "test_split": True}
     ray = _settled(reg, executor="ray", ray_address="head:6379", gpus_per_worker=0.5)
     assert ray.options["executor.ray"] == {"address": "head:6379", "gpus_per_worker": 0.5}
 
@@ -126,7 +127,8 @@ def test_command_line_values_are_parsed_to_the_declared_type_and_later_sources_w
                                        "gpus_per_worker": 1})
     settle(cfg, plugins.registry)
     assert cfg.options == {"strategy.evolution": {"population": 6, "sample": 3, "islands": 1, "main_share": 0.0},
-                           "executor.ray": {"address": "a:1", "gpus_per_worker": 1.0}}
+                           "executor.ray": {"address": "a:1", "gpus_per_worker": 1.0},
+                           "problem.digits": {"test_split": True}}
     # run.toml keeps them as tables and reads them back
     assert load_config_file_text(tmp_path, to_toml(cfg.to_dict()))["options"] == cfg.options
     config.write_text('[options.evolution]\npopulation = "6"\n')   # a file's value keeps its TOML type
@@ -177,7 +179,8 @@ def test_an_old_run_toml_with_flat_keys_still_resumes(tmp_path):
     assert "[options.strategy.evolution]\npopulation = 2\nsample = 1\n" in (run_dir / "run.toml").read_text()
     from wtnas_cli.results.candidate import run_config
 
-    assert run_config(run_dir).problem_options() == {}
+    # a run.toml without the problem's test_split predates test splits: it keeps none
+    assert run_config(run_dir).problem_options() == {"test_split": False}
 
 
 def test_a_strategy_refusing_its_options_stops_the_run_before_it_starts(plugins, tmp_path):
