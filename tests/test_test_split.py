@@ -106,3 +106,59 @@ def test_the_test_split_never_changes_what_is_chosen(tmp_path):
     (search_a, topk_a, test_a), (search_b, topk_b, test_b) = outcomes
     assert search_a == search_b and topk_a == topk_b
     assert test_a != test_b   # the test labels were read, only after training
+
+
+SPACE_FILE = """
+name = "tiny"
+loss = "categorical_crossentropy"
+objective = "accuracy"
+[[inputs]]
+name = "x"
+shape = [3]
+[[nodes]]
+name = "h"
+choices = [{op = "Dense", units = 4}]
+[[nodes]]
+name = "out"
+op = {op = "Dense", units = 2, activation = "softmax"}
+[data]
+normalize = "minmax"
+"""
+
+
+def _space_file(tmp_path, data_lines: str = ""):
+    path = tmp_path / "s.toml"
+    path.write_text(SPACE_FILE + data_lines)
+    return path
+
+
+def test_a_space_file_holds_out_a_test_fraction_a_test_file_or_test_arrays(tmp_path):
+    from wtnas_cli.errors import WtnasError
+    from wtnas_cli.model.spacefile import file_problem
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(100, 3)).astype(np.float32), rng.integers(0, 2, 100)
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    data = file_problem(space=str(_space_file(tmp_path)), data=str(tmp_path / "d.npz")).data()
+    assert (len(data.y_train), len(data.y_val), len(data.y_test)) == (60, 20, 20)
+    assert 0 <= data.x_train.min() and data.x_train.max() <= 1   # the test split gets the training statistics too
+    old = file_problem(space=str(_space_file(tmp_path)), data=str(tmp_path / "d.npz"), test_split=False).data()
+    assert (len(old.y_train), len(old.y_val), old.has_test) == (80, 20, False)
+
+    np.savez(tmp_path / "t.npz", x=x[:7] + 100, y=y[:7])
+    path = _space_file(tmp_path, 'test = "t.npz"\n')
+    data = file_problem(space=str(path), data=str(tmp_path / "d.npz")).data()
+    assert (len(data.y_train), len(data.y_val), len(data.y_test)) == (80, 20, 7)
+    assert data.x_test.min() > 1   # scaled by the training split's statistics, not its own
+
+    np.savez(tmp_path / "bad.npz", x=x[:7, :2], y=y[:7])
+    with pytest.raises(WtnasError, match=r"input 'x' has shape \[3\] but data.test in bad.npz has \[2\]"):
+        file_problem(space=str(_space_file(tmp_path, 'test = "bad.npz"\n')), data=str(tmp_path / "d.npz")).data()
+    np.savez(tmp_path / "nolabel.npz", x=x[:7])
+    with pytest.raises(WtnasError, match=r"nolabel.npz \(data.test\): lacks y; it must have the form"):
+        file_problem(space=str(_space_file(tmp_path, 'test = "nolabel.npz"\n')), data=str(tmp_path / "d.npz")).data()
+
+    np.savez(tmp_path / "parts.npz", x_train=x[:50], y_train=y[:50], x_val=x[50:70], y_val=y[50:70],
+             x_test=x[70:], y_test=y[70:])
+    data = file_problem(space=str(_space_file(tmp_path)), data=str(tmp_path / "parts.npz")).data()
+    assert (len(data.y_train), len(data.y_val), len(data.y_test)) == (50, 20, 30)

@@ -14,8 +14,8 @@ Stability: the names in `__all__` below are the stable API, covered by semantic 
 (a breaking change to them bumps the major version). Everything else in `wtnas_cli` (every
 other module, and any name here that starts with an underscore) is internal and may change in
 any release. Nothing here is a second implementation: the CLI commands call the same library
-functions (`run_search`, `run_topk`, `write_report`, `export_model`, `load_candidate`, `ancestry`,
-`load_normalization`); this module re-exports them with defaults fit
+functions (`run_search`, `run_topk`, `write_report`, `export_model`, `evaluate`, `load_candidate`,
+`ancestry`, `load_normalization`); this module re-exports them with defaults fit
 for Python (quiet, 1 worker unless asked) and a few thin helpers.
 
 Importing this module imports numpy but no deep-learning framework: torch or Keras load only
@@ -29,6 +29,7 @@ from pathlib import Path
 
 from .errors import ConfigError, WtnasError
 from .model.normalize import load_normalization
+from .results.evaluation import Evaluation, evaluate
 from .results.exporting import Choice, ExportResult, choose, export_model
 from .results.lineage import ancestry
 from .results.report import write_report
@@ -42,7 +43,8 @@ __all__ = [
     "space_file", "run", "topk", "results", "results_frame", "best", "load_model", "lineage",
     # re-exported library functions and types
     "RunConfig", "RunSummary", "run_search", "TopKConfig", "TopKSummary", "run_topk", "write_report",
-    "export_model", "choose", "Choice", "ExportResult", "ancestry", "load_normalization", "WtnasError",
+    "export_model", "choose", "Choice", "ExportResult", "evaluate", "Evaluation", "ancestry", "load_normalization",
+    "WtnasError",
 ]
 
 SPACE_SUFFIXES = (".toml", ".yaml", ".yml")

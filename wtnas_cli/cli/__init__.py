@@ -12,7 +12,7 @@ import sys
 import typer
 
 from ..errors import WtnasError
-from . import checkpoints, export, info, report, run, show, topk
+from . import checkpoints, evaluate, export, info, report, run, show, topk
 
 app = typer.Typer(
     name="wtnas", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -25,6 +25,7 @@ report.register(app)
 info.register(app)
 checkpoints.register(app)
 export.register(app)
+evaluate.register(app)
 show.register(app)
 
 

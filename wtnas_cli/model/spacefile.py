@@ -21,6 +21,7 @@ from ..errors import WtnasError
 from ..util.text import did_you_mean
 from . import normalize as N
 from . import ops as O
+from .data import TEST_FRACTION, split
 from .problem import LOSSES, OBJECTIVES, Dataset, Problem, as_inputs
 from .space import ConstantNode, Input, Node, SearchSpace, VariableNode
 
@@ -31,7 +32,7 @@ else:  # pragma: no cover
 
 TOP_KEYS = {"name", "description", "loss", "objective", "direction", "batch_size", "min_delta", "inputs", "nodes",
             "output", "data"}
-DATA_KEYS = {"path", "x", "y", "features", "label", "val_fraction", "split_seed", "normalize"}
+DATA_KEYS = {"path", "x", "y", "features", "label", "val_fraction", "split_seed", "normalize", "test_fraction", "test"}
 
 
 class SpaceFileError(WtnasError):
@@ -196,73 +197,115 @@ def parse_space(path: str | Path) -> tuple[SearchSpace, dict]:
 
 
 def load_data(space: SearchSpace, settings: dict, data_path: str | Path | None, space_path: Path,
-              loss: str) -> Dataset:
+              loss: str, test_split: bool = True) -> Dataset:
     """The data of a space file, normalized as `data.normalize` says (statistics from the
     training split only); see load_prepared for the statistics and the warnings."""
-    return load_prepared(space, settings, data_path, space_path, loss)[0]
+    return load_prepared(space, settings, data_path, space_path, loss, test_split)[0]
 
 
 def load_prepared(space: SearchSpace, settings: dict, data_path: str | Path | None, space_path: Path,
-                  loss: str) -> tuple[Dataset, N.Normalization, list[str]]:
+                  loss: str, test_split: bool = True) -> tuple[Dataset, N.Normalization, list[str]]:
     """(normalized data, the statistics applied, one-line warnings about the data)."""
-    data, path, columns = load_raw(space, settings, data_path, space_path, loss)
+    data, path, columns = load_raw(space, settings, data_path, space_path, loss, test_split)
     return normalized(data, settings.get("normalize", N.DEFAULT_METHOD), [i.name for i in space.inputs], path,
                       space_path, columns)
 
 
+def _data_file(raw: str, given: bool, space_path: Path) -> Path:
+    """A data file named by --data (as given) or by the space file (relative to it)."""
+    path = Path(raw) if given or Path(raw).is_absolute() else space_path.parent / raw
+    if not path.is_file():
+        raise SpaceFileError(f"{path}: data file not found")
+    return path
+
+
+def _read_arrays(path: Path, spec: dict, names: list[str]) -> tuple[dict[str, np.ndarray], list[str] | None]:
+    """The arrays of a .npz, .h5 or .csv data file (a CSV as its feature matrix `x` and label `y`)."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        if len(names) != 1:
+            raise SpaceFileError(f"{path}: CSV data feeds one input, the space has {len(names)}; use .npz or .h5")
+        return _read_csv(path, spec)
+    if suffix == ".npz":
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}, None
+    if suffix in (".h5", ".hdf5"):
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            return {k: f[k][()] for k in f.keys() if isinstance(f[k], h5py.Dataset)}, None
+    raise SpaceFileError(f"{path}: unknown data format {suffix!r}; use .npz, .h5 or .csv")
+
+
+def labelled_arrays(space: SearchSpace, settings: dict, path: Path, loss: str,
+                    what: str = "data") -> tuple[list[np.ndarray], np.ndarray]:
+    """A labelled file of the data file's form as (one array per input, labels): a separate test
+    set (`data.test`), or data a user evaluates a model on (`wtnas evaluate --data`)."""
+    spec = settings["data"]
+    names = [i.name for i in space.inputs]
+    arrays, _ = _read_arrays(path, spec, names)
+    keys = [spec.get("x", "x")] if len(names) == 1 and spec.get("x", "x") in arrays else names
+    label = spec.get("y", "y")
+    missing = [k for k in keys + [label] if k not in arrays]
+    if missing:
+        raise SpaceFileError(f"{path} ({what}): lacks {', '.join(missing)}; it must have the form of the run's data "
+                             f"file (found {', '.join(sorted(arrays)) or 'nothing'})")
+    ytype = np.int64 if loss == "categorical_crossentropy" else np.float32
+    return [np.asarray(arrays[k], np.float32) for k in keys], np.asarray(arrays[label]).astype(ytype)
+
+
 def load_raw(space: SearchSpace, settings: dict, data_path: str | Path | None, space_path: Path,
-             loss: str) -> tuple[Dataset, Path, list[str] | None]:
-    """(the data as the file holds it, split but not normalized, the data file, CSV columns)."""
+             loss: str, test_split: bool = True) -> tuple[Dataset, Path, list[str] | None]:
+    """(the data as the file holds it, split but not normalized, the data file, CSV columns).
+
+    The test split (held out from the search and from top-K selection) is `data.test`, a file of
+    the same form, or the arrays' `_test` variants, or else `data.test_fraction` of the data
+    (default 0.2); `test_split` false (runs made before test splits) holds out none."""
     spec = settings["data"]
     raw = data_path or spec.get("path")
     if not raw:
         raise SpaceFileError(f"{space_path}: no data: pass --data FILE (.npz, .h5 or .csv) or set data.path")
-    path = Path(raw) if data_path or Path(raw).is_absolute() else space_path.parent / raw
-    if not path.is_file():
-        raise SpaceFileError(f"{path}: data file not found")
+    path = _data_file(str(raw), bool(data_path), space_path)
     names = [i.name for i in space.inputs]
-    suffix = path.suffix.lower()
-    columns = None
-    if suffix == ".csv":
-        if len(names) != 1:
-            raise SpaceFileError(f"{path}: CSV data feeds one input, the space has {len(names)}; use .npz or .h5")
-        arrays, columns = _read_csv(path, spec)
-    elif suffix == ".npz":
-        with np.load(path) as z:
-            arrays = {k: z[k] for k in z.files}
-    elif suffix in (".h5", ".hdf5"):
-        import h5py
-
-        with h5py.File(path, "r") as f:
-            arrays = {k: f[k][()] for k in f.keys() if isinstance(f[k], h5py.Dataset)}
-    else:
-        raise SpaceFileError(f"{path}: unknown data format {suffix!r}; use .npz, .h5 or .csv")
+    arrays, columns = _read_arrays(path, spec, names)
     keys = [spec.get("x", "x")] if len(names) == 1 and spec.get("x", "x") in arrays else names
     label = spec.get("y", "y")
     ytype = np.int64 if loss == "categorical_crossentropy" else np.float32
+    one = lambda xs: xs[0] if len(xs) == 1 else xs
+    separate = spec.get("test") if test_split else None
+    test_fraction = float(spec.get("test_fraction", TEST_FRACTION)) if test_split and not separate else 0.0
     if all(k in arrays for k in keys) and label in arrays:
         xs = [np.asarray(arrays[k], np.float32) for k in keys]
         y = np.asarray(arrays[label])
-        from .data import split
-
-        data = split(xs, y.astype(ytype), float(spec.get("val_fraction", 0.2)), int(spec.get("split_seed", 0)))
+        data = split(xs, y.astype(ytype), float(spec.get("val_fraction", 0.2)), int(spec.get("split_seed", 0)),
+                     test_fraction=test_fraction)
     elif all(f"{k}_{s}" in arrays for k in keys + [label] for s in ("train", "val")):
-        pick = lambda s: [np.asarray(arrays[f"{k}_{s}"], np.float32) for k in keys]
-        xt, xv = pick("train"), pick("val")
-        data = Dataset(xt[0] if len(xt) == 1 else xt, np.asarray(arrays[f"{label}_train"]).astype(ytype),
-                       xv[0] if len(xv) == 1 else xv, np.asarray(arrays[f"{label}_val"]).astype(ytype))
+        pick = lambda s: one([np.asarray(arrays[f"{k}_{s}"], np.float32) for k in keys])
+        data = Dataset(pick("train"), np.asarray(arrays[f"{label}_train"]).astype(ytype),
+                       pick("val"), np.asarray(arrays[f"{label}_val"]).astype(ytype))
+        if test_split and not separate and all(f"{k}_test" in arrays for k in keys + [label]):
+            data.x_test, data.y_test = pick("test"), np.asarray(arrays[f"{label}_test"]).astype(ytype)
     else:
         raise SpaceFileError(f"{path}: expected arrays {', '.join(keys)} and {label} (or each with _train/_val); "
                              f"found {', '.join(sorted(arrays)) or 'none'}")
-    xs = as_inputs(data.x_train)
-    for inp, x in zip(space.inputs, xs):
-        if tuple(x.shape[1:]) != inp.shape:
-            raise SpaceFileError(f"{space_path}: input {inp.name!r} has shape {list(inp.shape)} but the data in {path} "
-                                 f"has {list(x.shape[1:])} per sample: fix inputs.shape or the data")
+    if separate:
+        xs_test, data.y_test = labelled_arrays(space, settings, _data_file(str(separate), False, space_path), loss,
+                                               "data.test")
+        data.x_test = one(xs_test)
+    splits = [("training", data.x_train, data.y_train), ("validation", data.x_val, data.y_val)]
+    if data.x_test is not None and data.y_test is not None:
+        splits.append(("test", data.x_test, data.y_test))
+    for what, x_split, _ in splits:
+        source = f"data.test in {separate}" if what == "test" and separate else f"the data in {path}"
+        for inp, x in zip(space.inputs, as_inputs(x_split)):
+            if tuple(x.shape[1:]) != inp.shape:
+                raise SpaceFileError(f"{space_path}: input {inp.name!r} has shape {list(inp.shape)} but {source} has "
+                                     f"{list(x.shape[1:])} per sample: fix inputs.shape or the data")
     if loss == "categorical_crossentropy":
         out = space.resolve([0] * len(space.variable_nodes)).layers[-1].output_shape[-1]
-        top = int(max(data.y_train.max(initial=0), data.y_val.max(initial=0)))
-        if top >= out or min(data.y_train.min(initial=0), data.y_val.min(initial=0)) < 0:
+        labels = [y for _, _, y in splits]
+        top = int(max(y.max(initial=0) for y in labels))
+        if top >= out or min(y.min(initial=0) for y in labels) < 0:
             raise SpaceFileError(f"{path}: class labels go up to {top} but the output layer has {out} units "
                                  f"(labels must be 0..{out - 1})")
     return data, path, columns
@@ -270,7 +313,7 @@ def load_raw(space: SearchSpace, settings: dict, data_path: str | Path | None, s
 
 def normalized(data: Dataset, method: str, names: list[str], data_path, space_path,
                columns: list[str] | None = None) -> tuple[Dataset, N.Normalization, list[str]]:
-    """Fit `method` on the training split, apply it to both splits; warn when `method` is none
+    """Fit `method` on the training split, apply it to every split; warn when `method` is none
     and the feature scales differ by more than normalize.SCALE_RATIO_WARN."""
     xt, xv = as_inputs(data.x_train), as_inputs(data.x_val)
     norm = N.fit(method, xt, names)
@@ -281,7 +324,10 @@ def normalized(data: Dataset, method: str, names: list[str], data_path, space_pa
         return data, norm, warnings
     xt, xv = norm.apply(xt), norm.apply(xv)
     one = lambda xs: xs[0] if len(xs) == 1 else xs
-    return Dataset(one(xt), data.y_train, one(xv), data.y_val), norm, warnings
+    ready = Dataset(one(xt), data.y_train, one(xv), data.y_val)
+    if data.x_test is not None and data.y_test is not None:
+        ready.x_test, ready.y_test = one(norm.apply(as_inputs(data.x_test))), data.y_test
+    return ready, norm, warnings
 
 
 def _read_csv(path: Path, spec: dict) -> tuple[dict[str, np.ndarray], list[str]]:
@@ -307,7 +353,7 @@ def _read_csv(path: Path, spec: dict) -> tuple[dict[str, np.ndarray], list[str]]
     return {"x": table[:, :-1].astype(np.float32), "y": table[:, -1]}, list(features)
 
 
-def file_problem(space: str | None = None, data: str | None = None, **_) -> Problem:
+def file_problem(space: str | None = None, data: str | None = None, test_split: bool = True, **_) -> Problem:
     if not space:
         raise WtnasError("problem 'file' needs --space FILE (.toml or .yaml) and --data FILE")
     space_path = Path(space)
@@ -316,14 +362,15 @@ def file_problem(space: str | None = None, data: str | None = None, **_) -> Prob
 
     def loader() -> Dataset:
         loaded, problem.normalization, found = load_prepared(search_space, settings, data, space_path,
-                                                             settings["loss"])
+                                                             settings["loss"], test_split)
         warnings[:] = found
         return loaded
 
     problem = Problem(search_space.name, search_space, loader, loss=settings["loss"],
                       objective=settings["objective"], batch_size=settings["batch_size"],
                       min_delta=float(settings["min_delta"]), description=settings["description"],
-                      options={"space": space, "data": data})
+                      options={"space": space, "data": data, "test_split": test_split})
     problem.check_data = lambda: (problem.data(), list(warnings))[1]   # the scheduler shows the warnings once
-    problem.load_raw_data = lambda: load_raw(search_space, settings, data, space_path, settings["loss"])[0]
+    problem.load_raw_data = lambda: load_raw(search_space, settings, data, space_path, settings["loss"],
+                                             test_split)[0]
     return problem
