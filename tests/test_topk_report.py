@@ -164,6 +164,11 @@ def test_report_end_to_end(runs):
         else:
             assert kept == t["epochs_to_converge"]
     rows = comparison(reports, "warm")
+    assert "recommended model: validation / test | wall time to it |" in text
+    for row, r in zip(rows, reports):   # held-out test scores, and the wall time from `wtnas run` to the model
+        pick = max(r.trained["warm"].topk, key=lambda t: (t["objective_final"], -t["candidate_id"]))
+        assert row["recommended_id"] == pick["candidate_id"] and row["recommended_test"] == pick["objective_test"]
+        assert 0 <= row["objective_test"] <= 1 and row["time_to_model_s"] > r.search_wall_s > 0
     lcs_kept = statistics.mean(reports[1].trained["warm"].kept_epochs)   # means: a kept epoch can be 0
     if lcs_kept:
         assert rows[1]["kept_speedup_vs_baseline"] == pytest.approx(statistics.mean(base_set.kept_epochs) / lcs_kept)

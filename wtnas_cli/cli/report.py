@@ -54,7 +54,9 @@ def _print_topk(rows: list[dict], title: str) -> None:
     tested = [("test", lambda r: _cell(r["objective_test"])),
               ("recommended: val / test", lambda r: f"{_cell(r['recommended_val'])} / {_cell(r['recommended_test'])}")]
     has_test = any(not math.isnan(r["objective_test"]) for r in rows)
-    quality = [*objective, *(tested if has_test else []),
+    timed = [("time to model", lambda r: _cell(r["time_to_model_s"], 0, " s"))]
+    has_time = any(not math.isnan(r["time_to_model_s"]) for r in rows)
+    quality = [*objective, *(tested if has_test else []), *(timed if has_time else []),
                ("diff vs baseline", lambda r: _cell(r["objective_diff_vs_baseline"])), ("Kendall tau", _tau_cell)]
     _print_table(title, rows, lambda r: (r["run"], r["scheme"]), [epochs, quality])
 

@@ -40,6 +40,8 @@ def comparison(reports: list[RunReport], mode: str = "warm") -> list[dict]:
             "recommended_id": pick["candidate_id"] if pick else None,
             "recommended_val": pick["objective_final"] if pick else float("nan"),
             "recommended_test": _or_nan(pick["objective_test"]) if pick else float("nan"),
+            # from `wtnas run` to the recommended model: the search, then top-K's checks and training
+            "time_to_model_s": r.search_wall_s + t.wall_s if t and t.wall_s is not None else float("nan"),
         })
     return rows
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import json
 from pathlib import Path
 
@@ -102,19 +104,21 @@ def render_markdown(reports: list[RunReport], plots: list[Path], plot_note: str 
                   "patience; 0 = the model kept its starting weights), averaged: its speed-up has no "
                   "floor, so it shows savings on models that converge within a few epochs. Test: the problem's held-out "
                   "split, scored once per model after its training and never used to choose or stop (`-` when the "
-                  "run has none); the recommended model is the one `wtnas export` picks, by validation.", "",
+                  "run has none); the recommended model is the one `wtnas export` picks, by validation. Wall time to it: "
+                  "the search's, plus what `wtnas topk` spent on this setting (verification checks and training).", "",
                   "| run | scheme | K | epochs (geo. mean) | speed-up vs baseline | kept epoch (mean) | "
                   "speed-up to the kept epoch | objective at early stop | "
                   "objective, final | diff vs baseline | Kendall tau (n, over) | test, top-K mean | "
-                  "recommended model: validation / test |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "recommended model: validation / test | wall time to it |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for row in cmp_rows:
             lines.append(f"| {row['run']} | {row['scheme']} | {row['topk_n']} | {number(row['epochs_gmean'], 2)} | "
                          f"{ratio(row['speedup_vs_baseline'])} | {number(row['kept_epochs_mean'], 2)} | "
                          f"{ratio(row['kept_speedup_vs_baseline'])} | {number(row['objective_at_stop'])} | "
                          f"{number(row['objective_final'])} | {number(row['objective_diff_vs_baseline'])} | "
                          f"{tau_text(row)} | {number(row['objective_test'])} | "
-                         f"{number(row['recommended_val'])} / {number(row['recommended_test'])} |")
+                         f"{number(row['recommended_val'])} / {number(row['recommended_test'])} | "
+                         f"{number(row['time_to_model_s'], 0)}{'' if math.isnan(row['time_to_model_s']) else ' s'} |")
         lines += ["", "Parameter counts of the top-K (Table IV):", "", "| run | mean | std | max | min |",
                   "|---|---|---|---|---|"]
         for r in reports:

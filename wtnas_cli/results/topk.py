@@ -9,6 +9,7 @@ trains only what is missing. Jobs run through the run's executor, one model per 
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from ..run.config import RunConfig
 from ..run.job import Job
 from ..run.lease import RunLease
 from ..run.rundir import STORE_NAME, checkpoint_path
-from ..run.store import RunStore, latest_settings_key, selection_key
+from ..run.store import RunStore, latest_settings_key, selection_key, topk_wall_key
 from ..search.executor_protocol import serve_if_worker
 from ..search.jobs import candidate_job, candidate_seed, create_executor, scratch_twin
 from ..search.pump import pump
@@ -187,6 +188,7 @@ def _train_top(run_dir: Path, cfg: TopKConfig, run_cfg: RunConfig, problem, sett
     """Choose and train the top-K, holding the run directory's lease."""
     min_delta = problem.min_delta if cfg.min_delta is None else cfg.min_delta
     store = RunStore(run_dir / STORE_NAME)
+    t0 = time.time()
     started: list[bool] = []
 
     def start() -> None:
@@ -274,6 +276,8 @@ def _train_top(run_dir: Path, cfg: TopKConfig, run_cfg: RunConfig, problem, sett
             observer.started(len(chosen), summary.reused, 0)
         summary.rows = [r for r in store.trained(cfg.mode, settings) if r["candidate_id"] in chosen]
         summary.notes += outcome_notes(summary.rows, cfg)
+        wall = topk_wall_key(cfg.mode, settings)   # checks and training, this call added to earlier ones
+        store.set_meta(wall, store.get_meta(wall, 0.0) + time.time() - t0)
     finally:
         executor.shutdown()  # also when nothing ran: MPI ranks are waiting to be released
         store.close()

@@ -49,6 +49,12 @@ def selection_key(mode: str, settings: str) -> str:
     return f"topk_selection:{mode}:{settings}"
 
 
+def topk_wall_key(mode: str, settings: str) -> str:
+    """Meta key of the wall time `wtnas topk` calls spent on one mode and setting, checks included
+    (seconds, summed over calls): with the search's, the time from `wtnas run` to the model."""
+    return f"topk_wall_s:{mode}:{settings}"
+
+
 def latest_settings_key(mode: str) -> str:
     """Meta key of the training settings of the latest `wtnas topk` call in a mode (its models
     may all have been trained by an earlier call: the report still describes this one)."""
