@@ -56,9 +56,10 @@ def _print_topk(rows: list[dict], title: str) -> None:
     has_test = any(not math.isnan(r["objective_test"]) for r in rows)
     timed = [("time to model", lambda r: _cell(r["time_to_model_s"], 0, " s"))]
     has_time = any(not math.isnan(r["time_to_model_s"]) for r in rows)
-    quality = [*objective, *(tested if has_test else []), *(timed if has_time else []),
-               ("diff vs baseline", lambda r: _cell(r["objective_diff_vs_baseline"])), ("Kendall tau", _tau_cell)]
-    _print_table(title, rows, lambda r: (r["run"], r["scheme"]), [epochs, quality])
+    quality = [*objective, ("diff vs baseline", lambda r: _cell(r["objective_diff_vs_baseline"])),
+               ("Kendall tau", _tau_cell)]
+    held_out = [*(tested if has_test else []), *(timed if has_time else [])]
+    _print_table(title, rows, lambda r: (r["run"], r["scheme"]), [g for g in (epochs, quality, held_out) if g])
 
 
 def _lift_cell(report) -> str:

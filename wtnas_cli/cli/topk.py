@@ -109,7 +109,9 @@ def print_topk(summary) -> None:
 
     table = Table(title=f"top-K of {summary.run_dir} ({summary.mode} start; {summary.settings})")
     tested = any(r.get("objective_test") is not None for r in summary.rows)
-    columns = ("id", "est. score", "epochs", "converged", "obj. at stop", "obj. final",
+    # early stopping hands back its best epoch: then at-stop and final are one number
+    same = all(r["objective_at_stop"] == r["objective_final"] for r in summary.rows if r["status"] == "ok")
+    columns = ("id", "est. score", "epochs", "converged", *(("objective",) if same else ("obj. at stop", "obj. final")),
                *(("test",) if tested else ()), "params", "start", "set")
     for col in columns:
         table.add_column(col)
@@ -122,8 +124,10 @@ def print_topk(summary) -> None:
                                                   else "[yellow]scratch (checkpoint unusable)[/]")
         kind = "+".join(k for k, flag in (("top-K", r["in_topk"]), ("tau", r["in_tau_sample"])) if flag)
         table.add_row(str(r["candidate_id"]), fmt_score(r["estimated_score"]), str(r["epochs_to_converge"]),
-                      "yes" if r["converged"] else "no (cap)", fmt_score(r["objective_at_stop"]),
-                      fmt_score(r["objective_final"]), *((fmt_score(r["objective_test"]),) if tested else ()),
+                      "yes" if r["converged"] else "no (cap)",
+                      *((fmt_score(r["objective_final"]),) if same else (fmt_score(r["objective_at_stop"]),
+                                                                         fmt_score(r["objective_final"]))),
+                      *((fmt_score(r["objective_test"]),) if tested else ()),
                       fmt_int(r["num_params"]), start, kind)
     console.print(table)
     for note in summary.notes:
