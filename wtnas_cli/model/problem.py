@@ -33,6 +33,7 @@ class Dataset:
     y_val: np.ndarray
     x_test: np.ndarray | list[np.ndarray] | None = None
     y_test: np.ndarray | None = None
+    _test_view: "Dataset | None" = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def num_train(self) -> int:
@@ -47,10 +48,9 @@ class Dataset:
         score held-out data without knowing about test splits. Made once and kept."""
         if self.x_test is None or self.y_test is None:
             raise ValueError("this dataset has no test split")
-        view = self.__dict__.get("_test_view")
-        if view is None:
-            view = self.__dict__["_test_view"] = Dataset(self.x_train, self.y_train, self.x_test, self.y_test)
-        return view
+        if self._test_view is None:
+            self._test_view = Dataset(self.x_train, self.y_train, self.x_test, self.y_test)
+        return self._test_view
 
 
 @dataclass

@@ -191,6 +191,11 @@ class SearchSpace:
             raise InvalidArchitecture(f"search space {self.name!r} has no inputs and no nodes")
         return Architecture(seq, self.inputs, self._resolve_layers(seq), output)
 
+    def output_units(self) -> int:
+        """The output layer's width (its last axis), the same for every arch_seq: the number of
+        classes a classifier of this space knows."""
+        return int(self.resolve([0] * len(self.variable_nodes)).layers[-1].output_shape[-1])
+
     def _resolve_layers(self, seq: ArchSeq) -> tuple[Layer, ...]:
         shapes: dict[str, Shape] = {i.name: i.shape for i in self.inputs}
         layers = []

@@ -302,7 +302,7 @@ def load_raw(space: SearchSpace, settings: dict, data_path: str | Path | None, s
                 raise SpaceFileError(f"{space_path}: input {inp.name!r} has shape {list(inp.shape)} but {source} has "
                                      f"{list(x.shape[1:])} per sample: fix inputs.shape or the data")
     if loss == "categorical_crossentropy":
-        out = space.resolve([0] * len(space.variable_nodes)).layers[-1].output_shape[-1]
+        out = space.output_units()
         labels = [y for _, _, y in splits]
         top = int(max(y.max(initial=0) for y in labels))
         if top >= out or min(y.min(initial=0) for y in labels) < 0:

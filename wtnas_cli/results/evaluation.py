@@ -102,7 +102,7 @@ def _check_fits(problem, xs: list[np.ndarray], y: np.ndarray, path: Path) -> Non
             raise ConfigError(f"--data {path}: input {inp.name!r} is {list(x.shape)} with {len(y)} labels; the run's "
                               f"models take {len(y)} samples of shape {list(inp.shape)}")
     if problem.loss == "categorical_crossentropy" and len(y):
-        classes = problem.space.resolve([0] * len(problem.space.variable_nodes)).layers[-1].output_shape[-1]
+        classes = problem.space.output_units()
         if int(y.max()) >= classes or int(y.min()) < 0:
             raise ConfigError(f"--data {path}: labels {int(y.min())}..{int(y.max())}, the run's models know classes "
                               f"0..{classes - 1}")
