@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wtnas_cli.util.stats import (bootstrap_ratio_ci, early_stop_epoch, geometric_mean, kendall_tau, kept_epoch,
-                                  mean_std, permutation_pvalue, time_slots)
+                                  mean_std, paired_pvalue, permutation_pvalue, time_slots)
 
 
 def test_early_stopping_follows_keras():
@@ -94,3 +94,14 @@ def test_bootstrap_ratio_ci_brackets_the_ratio_of_geometric_means():
     assert bootstrap_ratio_ci([3, 3, 3], [3, 3, 3]) == (1.0, 1.0, 1.0)
     assert mean_std([1.0, 2.0, 3.0]) == (2.0, 1.0)
     assert mean_std([4.0, None, float("nan")]) == (4.0, 0.0)
+
+
+def test_paired_pvalue_flips_signs_of_the_differences():
+    # 5 pairs, all differences positive: only the two all-same-sign flips are as extreme (2 of 32)
+    assert paired_pvalue([2, 3, 4, 5, 6], [1, 1, 1, 1, 1]) == pytest.approx(2 / 32)
+    assert paired_pvalue([1, 2, 3], [1, 2, 3]) == 1.0   # no difference at all
+    # a difference that pairs cancel (+1, -1) is no evidence, whatever the groups' means
+    assert paired_pvalue([0.9, 0.7], [0.8, 0.8]) == 1.0
+    assert math.isnan(paired_pvalue([], []))
+    sampled = paired_pvalue([1.0] * 20, [0.0] * 20)   # 2^20 flips: sampled, still tiny
+    assert sampled < 0.001

@@ -57,7 +57,7 @@ def _kept(curve: list[float], start: float | None, min_delta: float) -> float | 
 
 def test_topk_early_stopping_numbers(runs):
     cfg = TopKConfig(k=3, max_epochs=8, patience=2, tau_sample=5, workers=2, verify=False, min_distance=1,
-                     max_per_lineage=0)
+                     max_per_lineage=0, stop_reference="start")
     summary = run_topk(runs["lcs"], cfg)   # selection by score alone (tests/test_selection.py has the rest)
     trained, candidates, _ = _trained(runs["lcs"])
     assert summary.trained_now == len(trained) == summary.selected
@@ -100,7 +100,7 @@ def test_no_early_stop_trains_max_epochs_and_records_the_stop_point(runs):
 
 
 def test_a_warm_start_that_no_epoch_improves_keeps_its_checkpoint(runs):
-    """`--stop-reference start` (the default): with a min-delta no epoch can beat, each model
+    """`--stop-reference start`: with a min-delta no epoch can beat, each model
     stops after `patience` epochs and keeps its starting weights (the top-K checkpoint holds the
     search checkpoint's tensors, its objective is the start). Keras' reference (`first-epoch`)
     trains patience + 1 epochs and keeps the last."""
@@ -109,7 +109,7 @@ def test_a_warm_start_that_no_epoch_improves_keeps_its_checkpoint(runs):
     with pytest.raises(ConfigError, match=r"^--stop-reference must be one of start, first-epoch$"):
         TopKConfig(stop_reference="best").validate()
     common = dict(k=2, max_epochs=6, min_delta=1.0, workers=2, verify=False, min_distance=1, max_per_lineage=0)
-    summary = run_topk(runs["lcs"], TopKConfig(**common))
+    summary = run_topk(runs["lcs"], TopKConfig(**common, stop_reference="start"))
     assert summary.settings.endswith(",reference=start") and summary.trained_now == 2
     for t in summary.rows:
         assert t["epochs_trained"] == t["epochs_to_converge"] == 2 and t["converged"]
@@ -119,7 +119,7 @@ def test_a_warm_start_that_no_epoch_improves_keeps_its_checkpoint(runs):
                 CheckpointReader(t["checkpoint"]) as top:
             before, after = search.read(), top.read()
         assert before.keys() == after.keys() and all(np.array_equal(before[i], after[i]) for i in before)
-    keras = run_topk(runs["lcs"], TopKConfig(**common, stop_reference="first-epoch"))
+    keras = run_topk(runs["lcs"], TopKConfig(**common))   # the default
     assert "reference" not in keras.settings and keras.trained_now == 2
     for t in keras.rows:   # the first epoch is the reference no later one beats: its weights are kept
         assert t["epochs_trained"] == 3 and t["objective_final"] == t["curve"][0] and t["start_score"] is None
@@ -157,10 +157,10 @@ def test_report_end_to_end(runs):
         curve = t["curve"] if isinstance(t["curve"], list) else json.loads(t["curve"])
         if t["converged"]:   # the last epoch that beat everything before it; no later one beat it by > min-delta
             stop = t["epochs_to_converge"]
-            start = t["start_score"]   # epoch 0: the score before top-K training
-            best = start if kept == 0 else curve[kept - 1]
+            assert t["start_score"] is None and kept >= 1   # the default reference: the first epoch
+            best = curve[kept - 1]
             assert kept == stop - 2 and all(c <= best + 0.001 + 1e-9 for c in curve[kept:stop])
-            assert kept == 0 or curve[kept - 1] > max([start, *curve[:kept - 1]]) + 0.001
+            assert kept == 1 or curve[kept - 1] > max(curve[:kept - 1]) + 0.001
         else:
             assert kept == t["epochs_to_converge"]
     rows = comparison(reports, "warm")

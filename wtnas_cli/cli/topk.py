@@ -50,11 +50,11 @@ def topk_command(
                                     help="Stop at convergence, or train exactly --max-epochs (the paper's fully "
                                          "trained reference; the early-stop point is still recorded)."),
     patience: int = typer.Option(2, help="Epochs without improvement before stopping (paper: 2)."),
-    stop_reference: str = typer.Option("start", "--stop-reference", help="What an epoch must improve on: start = "
-                                       "the model's score before top-K training (a warm start that never beats its "
-                                       "checkpoint keeps it after --patience epochs); first-epoch = Keras' default, "
-                                       "the paper's (every model trains at least --patience + 1 epochs), and always "
-                                       "with --from-scratch (random weights are nothing to keep)."),
+    stop_reference: str = typer.Option("first-epoch", "--stop-reference", help="What an epoch must improve on: "
+                                       "first-epoch = Keras' default, the paper's (every model trains at least "
+                                       "--patience + 1 epochs and hands back its best epoch; always with "
+                                       "--from-scratch); start = the model's score before top-K training (a warm "
+                                       "start that never beats its checkpoint keeps it after --patience epochs)."),
     min_delta: Optional[float] = typer.Option(None, "--min-delta", help="Smallest improvement that counts "
                                                                         "\\[default: the problem's, digits 0.001]."),
     max_epochs: int = typer.Option(20, "--max-epochs", help="Cap on epochs (paper: 20)."),

@@ -11,6 +11,7 @@ from ..util.stats import geometric_mean
 from .formatting import number
 from .lineage import ancestry
 from .runs import RunReport
+from .timeline import QualityPoint, quality_timeline
 
 
 def make_plots(reports: list[RunReport], out_dir: Path) -> tuple[list[Path], str]:
@@ -70,6 +71,10 @@ def make_plots(reports: list[RunReport], out_dir: Path) -> tuple[list[Path], str
             a.grid(alpha=0.3, axis="y")
         out.append(_save(fig, out_dir / "topk.png"))
 
+    timelines = [(r, quality_timeline(r)) for r in reports]
+    if any(any(p.phase == "topk" for p in points) for _, points in timelines):
+        out.append(_quality_plot(timelines, out_dir / "quality_over_time.png"))
+
     lineage = [r for r in reports if any(t.topk for t in r.trained.values())]
     if lineage:
         out.append(_lineage_plot(lineage, out_dir / "lineage.png"))
@@ -99,6 +104,39 @@ def make_plots(reports: list[RunReport], out_dir: Path) -> tuple[list[Path], str
         ax.legend(fontsize=8)
         out.append(_save(fig, out_dir / "tau.png"))
     return out, ""
+
+
+def _quality_plot(timelines: list[tuple[RunReport, list[QualityPoint]]], path: Path) -> Path:
+    """Best model quality against wall time since `wtnas run` started, one line per run: the
+    search's best candidate (validation, dashed), then the recommended top-K model as the top-K
+    finish (test objective where the run has a test split, solid), ending at its time to model."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for k, (r, points) in enumerate(timelines):
+        colour = f"C{k % 10}"
+        search = [p for p in points if p.phase == "search"]
+        topk = [p for p in points if p.phase == "topk"]
+        if search:
+            ax.step([p.t_s for p in search] + [r.search_wall_s], [p.value for p in search] + [search[-1].value],
+                    where="post", ls="--", color=colour, alpha=0.7)
+        if topk:
+            split = "test" if all(p.split == "test" for p in topk) else "validation"
+            ax.step([r.search_wall_s] + [p.t_s for p in topk], [topk[0].value] + [p.value for p in topk],
+                    where="post", color=colour, marker="o", ms=3,
+                    label=f"{r.scheme} ({r.name}): {number(topk[-1].value, 4)} {split} at {topk[-1].t_s:.0f} s")
+        else:
+            ax.plot([], [], color=colour, label=f"{r.scheme} ({r.name}): no top-K yet")
+    late = [p.value for r, points in timelines for p in points if p.phase == "topk" or p.t_s >= r.search_wall_s / 2]
+    if late:   # the search's first, random candidates would squeeze the part that matters into a line
+        lo, hi = min(late), max(late)
+        ax.set_ylim(lo - (hi - lo) * 0.1 - 1e-3, hi + (hi - lo) * 0.1 + 1e-3)
+    ax.set_title("Best model over wall time: search (validation, dashed), then top-K (held out, solid)", fontsize=9)
+    ax.set_xlabel("wall time since `wtnas run` started (s): search, then `wtnas topk`")
+    ax.set_ylabel("objective of the best model so far")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
 
 
 def _lineage_plot(reports: list[RunReport], path: Path) -> Path:

@@ -120,6 +120,22 @@ def permutation_pvalue(a: Sequence[float], b: Sequence[float], *, statistic: str
     return float((hits + 1) / (resamples + 1))
 
 
+def paired_pvalue(a: Sequence[float], b: Sequence[float], *, resamples: int = 10000, seed: int = 0) -> float:
+    """Two-sided p-value that paired differences `a[i] - b[i]` (one pair per seed) are centred on
+    0, by flipping each difference's sign: exact over all 2^n flips for n <= 13, else sampled."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    if len(d) == 0:
+        return float("nan")
+    observed = abs(d.mean())
+    if len(d) <= 13:
+        from itertools import product
+
+        signs = np.array(list(product((1.0, -1.0), repeat=len(d))))
+    else:
+        signs = np.random.default_rng(seed).choice((1.0, -1.0), size=(resamples, len(d)))
+    return float(np.mean(np.abs((signs * d).mean(axis=1)) >= observed - 1e-12))
+
+
 def bootstrap_ratio_ci(numerator: Sequence[float], denominator: Sequence[float], *, resamples: int = 5000,
                        seed: int = 0, geometric: bool = True) -> tuple[float, float, float]:
     """Ratio of geometric means (e.g. baseline epochs / LCS epochs) with a 95% percentile

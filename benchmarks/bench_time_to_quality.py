@@ -1,0 +1,286 @@
+"""Does wtnas give a better model sooner? Wall time from `wtnas run` to the recommended model, and
+that model's objective on held-out test data, for the no-transfer baseline, the default LCS
+(the *fast* configuration) and LCS on 3 islands with `--min-lineages 3` (the *diverse* one).
+
+    python benchmarks/bench_time_to_quality.py --seeds 5             # the numbers docs/benchmarks.md quotes
+    python benchmarks/bench_time_to_quality.py --seeds 1 --quick     # a few minutes
+    python benchmarks/bench_time_to_quality.py --render FILE         # docs/benchmarks.md's tables from a result
+
+Per problem (digits, nt3like, real MNIST-5k) and seed, each scheme runs what a user runs with the
+same settings: `wtnas run` (regularized evolution, the default controls), then `wtnas topk --k 5`
+(verified top-K as shipped: `--verify known`, early stopping under the default first-epoch
+reference). Recorded per run:
+
+- the wall time of the search and of top-K (checks and training): the time to the recommended
+  model, i.e. the one `wtnas export` picks (best validation objective among the trained top-K);
+- that model's validation and held-out test objective (the gap: how optimistic the selection is);
+- the quality timeline (results/timeline.py): the search's best candidate so far, whose test
+  objective is measured here afterwards from its checkpoint (never during the run), then the
+  recommended top-K model as the top-K finish; from it the time each scheme needs to reach the
+  baseline's final test objective of the same seed;
+- for the baseline and LCS, the same top-K trained again under `--stop-reference start` (the
+  previous default): how many warm starts keep their search weights, and what that costs on test.
+
+Each scheme's searches and top-K run one after another on the same machine; wall times are
+single measurements on a 2-core machine and are rough. Raw numbers go to
+benchmarks/results/time-to-quality-<date>.json (written after every seed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import mnist5k  # noqa: E402
+import nt3like  # noqa: E402
+
+from wtnas_cli.api import evaluate  # noqa: E402
+from wtnas_cli.results.comparison import comparison, recommended  # noqa: E402
+from wtnas_cli.results.runs import load_run  # noqa: E402
+from wtnas_cli.results.timeline import quality_timeline, time_to_reach  # noqa: E402
+from wtnas_cli.results.topk import TopKConfig, run_topk  # noqa: E402
+from wtnas_cli.run.config import RunConfig  # noqa: E402
+from wtnas_cli.search.scheduler import run_search  # noqa: E402
+from wtnas_cli.util.stats import geometric_mean, kept_epoch, mean_std, paired_pvalue  # noqa: E402
+
+ISLANDS = 3
+SCHEMES = {   # name: (RunConfig settings, TopKConfig settings)
+    "baseline": (dict(matcher="none"), {}),
+    "lcs": (dict(matcher="lcs"), {}),
+    "diverse": (dict(matcher="lcs", options={"evolution": {"islands": ISLANDS}}), dict(min_lineages=ISLANDS)),
+}
+START_REFERENCE_FOR = ("baseline", "lcs")   # also trained under --stop-reference start
+
+
+def budgets(quick: bool) -> dict[str, dict]:
+    """Candidates per search (the rankings benchmark's: MNIST-5k candidates cost ~1.5 s each) and
+    the top-K settings: 5 models, up to 20 epochs (the paper's cap)."""
+    common = {"k": 5, "max_epochs": 10 if quick else 20}
+    return {"digits": dict(common, max_evals=40 if quick else 150, population=12 if quick else 20,
+                           sample=6 if quick else 10),
+            "nt3like": dict(common, max_evals=40 if quick else 120, population=12 if quick else 20,
+                            sample=6 if quick else 10),
+            "mnist5k": dict(common, max_evals=24 if quick else 60, population=9 if quick else 12,
+                            sample=4 if quick else 6)}
+
+
+def problem_options(name: str, data_dir: Path) -> dict:
+    return {"digits": lambda: {"problem": "digits"}, "nt3like": lambda: nt3like.run_options(data_dir),
+            "mnist5k": lambda: mnist5k.run_options(data_dir)}[name]()
+
+
+def one_run(run_dir: Path, options: dict, seed: int, b: dict, scheme: str) -> dict:
+    """One scheme, one seed: search, top-K, and what the user got when."""
+    run_settings, topk_settings = SCHEMES[scheme]
+    cfg = RunConfig(seed=seed, max_evals=b["max_evals"], population=b["population"], sample=b["sample"],
+                    workers=2, run_dir=str(run_dir), **run_settings, **options)
+    run_search(cfg, overwrite=True)
+    topk = TopKConfig(k=b["k"], max_epochs=b["max_epochs"], seed=seed, workers=2, **topk_settings)
+    run_topk(run_dir, topk)
+    report = load_run(run_dir)
+    row = comparison([report])[0]
+    trained = report.trained["warm"]
+    points = quality_timeline(report)
+    out = {"search_s": report.search_wall_s, "topk_s": trained.wall_s, "time_to_model_s": row["time_to_model_s"],
+           "recommended": {"id": row["recommended_id"], "val": row["recommended_val"],
+                           "test": row["recommended_test"]},
+           "topk": [_model(t, trained.patience) for t in trained.topk],
+           "lineages": trained.choice.get("lineages"),
+           "timeline": [[p.t_s, p.value, p.split, p.candidate_id, p.phase] for p in points],
+           "search_best_test": _search_tests(run_dir, points)}
+    if scheme in START_REFERENCE_FOR:   # the previous default, on the same search and selection
+        t = time.perf_counter()
+        start = run_topk(run_dir, TopKConfig(k=b["k"], max_epochs=b["max_epochs"], seed=seed, workers=2,
+                                             stop_reference="start", **topk_settings))
+        rows = start.rows   # the top-K (no tau sample here)
+        pick = recommended(rows)
+        out["start_reference"] = {"wall_s": time.perf_counter() - t, "topk": [_model(r, topk.patience) for r in rows],
+                                  "recommended": {"id": pick["candidate_id"], "val": pick["objective_final"],
+                                                  "test": pick["objective_test"]} if pick else None}
+    return out
+
+
+def _model(t: dict, patience: int) -> dict:
+    return {"id": t["candidate_id"], "estimated": t["estimated_score"], "epochs": t["epochs_to_converge"],
+            "converged": bool(t["converged"]), "kept_epoch": kept_epoch(t["epochs_to_converge"], bool(t["converged"]),
+                                                                         patience),
+            "start_score": t["start_score"], "val": t["objective_final"], "test": t["objective_test"],
+            "wall_s": t["wall_s"]}
+
+
+def _search_tests(run_dir: Path, points) -> dict[str, float]:
+    """The held-out test objective of each search candidate that was the best so far, measured
+    now from its checkpoint (those `--keep needed` deleted are missing: never counted as reached)."""
+    out = {}
+    for p in points:
+        if p.phase != "search":
+            continue
+        try:
+            out[str(p.candidate_id)] = evaluate(run_dir, p.candidate_id, source="search", threads=2).value
+        except Exception:   # a deleted checkpoint
+            continue
+    return out
+
+
+def reach_time(run: dict, target: float) -> float | None:
+    """When the best model so far first reached `target` on test: a search candidate (its test
+    measured afterwards, at its finish time) or the recommended top-K model as the top-K finish."""
+    tests = run["search_best_test"]
+    for t_s, value, split, cid, phase in run["timeline"]:
+        got = tests.get(str(cid)) if phase == "search" else (value if split == "test" else None)
+        if got is not None and got >= target:
+            return t_s
+    return None
+
+
+def aggregate(seeds: list[dict]) -> dict:
+    """Per scheme: means over seeds, paired tests and ratios against the baseline of the same seed."""
+    out: dict = {}
+    base = [s["runs"]["baseline"] for s in seeds]
+    for scheme in SCHEMES:
+        runs = [s["runs"][scheme] for s in seeds if scheme in s["runs"]]
+        if len(runs) != len(seeds):
+            continue
+        test = [r["recommended"]["test"] for r in runs]
+        val = [r["recommended"]["val"] for r in runs]
+        reach = [reach_time(r, b["recommended"]["test"]) for r, b in zip(runs, base)]
+        cur = {"test": mean_std(test), "val": mean_std(val), "gap": mean_std([v - t for v, t in zip(val, test)]),
+               "test_per_seed": test, "time_to_model_s": mean_std([r["time_to_model_s"] for r in runs]),
+               "search_s": mean_std([r["search_s"] for r in runs]), "topk_s": mean_std([r["topk_s"] for r in runs]),
+               "topk_test": mean_std([m["test"] for r in runs for m in r["topk"]]),
+               "epochs_gmean": geometric_mean([m["epochs"] for r in runs for m in r["topk"]]),
+               "kept_epoch_0": sum(m["kept_epoch"] == 0 for r in runs for m in r["topk"]),
+               "models": sum(len(r["topk"]) for r in runs),
+               "lineages_per_seed": [r["lineages"] for r in runs],
+               "reach_baseline_s": reach}
+        if scheme != "baseline":
+            cur["test_diff"] = statistics.mean(test) - statistics.mean(out["baseline"]["test_per_seed"])
+            cur["test_p"] = paired_pvalue(test, out["baseline"]["test_per_seed"])
+            cur["better_seeds"] = sum(t > b for t, b in zip(test, out["baseline"]["test_per_seed"]))
+            cur["wall_ratio"] = geometric_mean([b["time_to_model_s"] / r["time_to_model_s"] for r, b in zip(runs, base)])
+            # baseline's time to its own model / this scheme's time to reach that model's test objective
+            cur["reach_ratio"] = geometric_mean([b["time_to_model_s"] / t if t else 0.0 for t, b in zip(reach, base)]) \
+                if all(reach) else None
+            cur["reached"] = sum(t is not None for t in reach)
+        if all("start_reference" in r for r in runs):
+            start = [r["start_reference"] for r in runs]
+            cur["start_reference"] = {
+                "test": mean_std([s["recommended"]["test"] for s in start]),
+                "topk_test": mean_std([m["test"] for s in start for m in s["topk"]]),
+                "kept_epoch_0": sum(m["kept_epoch"] == 0 for s in start for m in s["topk"]),
+                "models": sum(len(s["topk"]) for s in start),
+                "epochs_gmean": geometric_mean([m["epochs"] for s in start for m in s["topk"]]),
+                "topk_s": mean_std([s["wall_s"] for s in start])}
+        out[scheme] = cur
+    return out
+
+
+def summarize(results: dict) -> dict:
+    """Geometric means over problems of the wall-time ratios (the targets)."""
+    per = results["problems"]
+    out = {}
+    for scheme in SCHEMES:
+        if scheme == "baseline":
+            continue
+        ratios = [p["per_scheme"][scheme]["wall_ratio"] for p in per.values() if scheme in p.get("per_scheme", {})]
+        reach = [p["per_scheme"][scheme].get("reach_ratio") for p in per.values() if scheme in p.get("per_scheme", {})]
+        out[scheme] = {"wall_ratio_gmean": geometric_mean(ratios) if ratios else None,
+                       "reach_ratio_gmean": geometric_mean(reach) if reach and all(reach) else None}
+    results["gmean_over_problems"] = out
+    return out
+
+
+def _f(x, digits=4) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def markdown(results: dict) -> str:
+    """docs/benchmarks.md's tables."""
+    lines = ["| problem | scheme | recommended model: test (mean ± std) | vs baseline (p, seeds better) | "
+             "validation − test | wall time to model | baseline / scheme | reaches baseline's test | "
+             "top-K epochs (geo. mean) | kept search weights |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, entry in results["problems"].items():
+        for scheme, a in entry.get("per_scheme", {}).items():
+            n = len(a["test_per_seed"])
+            diff = (f"{a['test_diff']:+.4f} (p {a['test_p']:.2f}, {a['better_seeds']} of {n})"
+                    if "test_diff" in a else "—")
+            reach = "—" if scheme == "baseline" else (
+                f"{a['reached']} of {n}" + (f", {a['reach_ratio']:.2f}x sooner" if a.get("reach_ratio") else ""))
+            lines.append(f"| {name} | {scheme} | {_f(a['test'][0])} ± {_f(a['test'][1])} | {diff} | "
+                         f"{a['gap'][0]:+.4f} | {a['time_to_model_s'][0]:.0f} s ({a['search_s'][0]:.0f} + "
+                         f"{a['topk_s'][0]:.0f}) | {_f(a.get('wall_ratio'), 2) + 'x' if 'wall_ratio' in a else '—'} | "
+                         f"{reach} | {a['epochs_gmean']:.2f} | {a['kept_epoch_0']} of {a['models']} |")
+    lines += ["", "| problem | scheme | stop reference | recommended test | top-K test (mean) | top-K epochs | "
+              "kept search weights | top-K wall |", "|---|---|---|---|---|---|---|---|"]
+    for name, entry in results["problems"].items():
+        for scheme, a in entry.get("per_scheme", {}).items():
+            s = a.get("start_reference")
+            if not s:
+                continue
+            lines.append(f"| {name} | {scheme} | first-epoch (default) | {_f(a['test'][0])} | {_f(a['topk_test'][0])} | "
+                         f"{a['epochs_gmean']:.2f} | {a['kept_epoch_0']} of {a['models']} | {a['topk_s'][0]:.0f} s |")
+            lines.append(f"| {name} | {scheme} | start | {_f(s['test'][0])} | {_f(s['topk_test'][0])} | "
+                         f"{s['epochs_gmean']:.2f} | {s['kept_epoch_0']} of {s['models']} | {s['topk_s'][0]:.0f} s |")
+    g = results.get("gmean_over_problems", {})
+    lines += [""] + [f"- {scheme}: wall time baseline / {scheme} {_f(v['wall_ratio_gmean'], 2)}x, time to the "
+                     f"baseline's test objective {_f(v['reach_ratio_gmean'], 2)}x sooner (geometric means over problems)"
+                     for scheme, v in g.items()]
+    return "\n".join(lines)
+
+
+def save(path: Path, results: dict) -> None:
+    path.write_text(json.dumps(results, separators=(",", ":"), default=str))
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="small budgets (a smoke run)")
+    ap.add_argument("--problems", default="digits,nt3like,mnist5k")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    ap.add_argument("--render", type=Path, metavar="JSON", help="print the tables of a result file and exit")
+    args = ap.parse_args(argv)
+    if args.render:
+        results = json.loads(args.render.read_text())
+        print(markdown(results))
+        return results
+    names = args.problems.split(",")
+    unknown = set(names) - set(budgets(False))
+    if unknown:
+        ap.error(f"--problems: unknown {', '.join(sorted(unknown))}")
+    root = args.out / "time-to-quality-runs"
+    b_all = budgets(args.quick)
+    results: dict = {"budgets": {n: b_all[n] for n in names}, "seeds": args.seeds, "problems": {},
+                     "schemes": {k: {"run": v[0], "topk": v[1]} for k, v in SCHEMES.items()}}
+    path = args.out / f"time-to-quality-{time.strftime('%Y-%m-%d')}{'-quick' if args.quick else ''}.json"
+    t0 = time.time()
+    for name in names:
+        options = problem_options(name, root / "data")
+        seeds: list[dict] = []
+        for seed in range(1, args.seeds + 1):
+            runs = {}
+            for scheme in SCHEMES:
+                runs[scheme] = one_run(root / name / f"{scheme}-{seed}", options, seed, b_all[name], scheme)
+                r = runs[scheme]
+                print(f"[{time.time() - t0:5.0f} s] {name} seed {seed} {scheme}: test {_f(r['recommended']['test'])} "
+                      f"(val {_f(r['recommended']['val'])}) in {r['time_to_model_s']:.0f} s", flush=True)
+            seeds.append({"seed": seed, "runs": runs})
+            results["problems"][name] = {"seeds": seeds, "per_scheme": aggregate(seeds)}
+            results["wall_s"] = time.time() - t0
+            summarize(results)
+            save(path, results)   # the seeds done so far: a run stopped for time keeps them
+    print(markdown(results))
+    print(f"saved {path}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
