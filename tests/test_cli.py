@@ -1,6 +1,7 @@
 """The command line as a user meets it: real `wtnas` processes, one-line errors, exit code 1."""
 
 import json
+import sqlite3
 import subprocess
 import sys
 
@@ -19,6 +20,19 @@ def test_help_imports_no_heavy_library():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert "LOADED []" in out.stdout, out.stdout[-500:]
     assert "run" in out.stdout and "plugins" in out.stdout
+
+
+@pytest.mark.parametrize("command, panels", [
+    ("run", ["Problem and data", "Search", "Transfer", "Checkpoints and retention", "Execution", "Run directory"]),
+    ("topk", ["Which candidates", "Training and early stopping", "Verification", "Execution"]),
+])
+def test_help_groups_the_options_in_panels(command, panels):
+    """`wtnas run --help` is ~40 options: grouped by what they are about, in a useful order."""
+    out = run_cli(command, "--help", env={"COLUMNS": "80"})
+    assert out.returncode == 0
+    titles = [line.split("─ ", 1)[1].split(" ─", 1)[0] for line in out.stdout.splitlines() if line.startswith("╭─ ")]
+    assert [t for t in titles if t not in ("Options", "Arguments")] == panels
+    assert all(len(line) <= 80 for line in out.stdout.splitlines())
 
 
 def _one_line_error(out, *fragments):
@@ -87,11 +101,15 @@ def test_bad_option_values(tmp_path):
 
 @pytest.mark.slow
 def test_run_then_refuse_existing_run_dir_then_inspect_and_match(tmp_path):
-    run_dir = tmp_path / "run"
+    run_dir = tmp_path / "a-run-directory-whose-path-is-longer-than-a-terminal-line-of-eighty-columns" / "run"
     out = run_cli("run", "--max-evals", "8", "--population", "4", "--sample", "2", "--workers", "2",
-                  "--run-dir", run_dir)
+                  "--run-dir", run_dir, env={"COLUMNS": "80"})
     assert out.returncode == 0, out.stderr
-    assert "top candidates" in out.stdout and "Next: wtnas topk" in out.stdout
+    # through a pipe (a log, CI): sentences are not hard-wrapped, the path stays whole; tables fit 80 columns
+    assert "top candidates" in out.stdout and f"Next: wtnas topk {run_dir}  (fully train" in out.stdout
+    assert any(line.startswith("8 of 8 candidates done") and line.rstrip().endswith(" s")
+               for line in out.stdout.splitlines())
+    assert all(len(line) <= 80 for line in out.stdout.splitlines() if line[:1] in "┏┃┡│└")
     before = (run_dir / "wtnas.sqlite").read_bytes()
     n_ckpt = len(list((run_dir / "checkpoints").glob("*.h5")))
     _one_line_error(run_cli("run", "--max-evals", "3", "--run-dir", run_dir), "already holds a run",
@@ -151,3 +169,19 @@ def test_run_dir_that_is_not_a_run_is_never_deleted(tmp_path):
 
 def test_resume_needs_a_run(tmp_path):
     _one_line_error(run_cli("run", "--resume", tmp_path), "holds no wtnas run")
+
+
+def test_a_run_whose_candidates_all_fail_alike_stops_with_the_reason(tmp_path):
+    """--device cuda on a machine without a GPU: every candidate would fail the same way; the run
+    stops after the first few with that reason on the terminal and a non-zero exit."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    out = run_cli("run", "--device", "cuda", "--max-evals", "40", "--workers", "2", "--run-dir", tmp_path / "r")
+    assert out.returncode == 1
+    error = [line for line in out.stderr.splitlines() if line.startswith("Error:")]
+    assert len(error) == 1 and "all failed with the same error" in error[0] and "use --device cpu" in error[0]
+    with sqlite3.connect(tmp_path / "r" / "wtnas.sqlite") as db:   # stopped early, what ran is stored
+        done = db.execute("SELECT COUNT(*) FROM candidates WHERE status = 'failed'").fetchone()[0]
+    assert 5 <= done < 40

@@ -164,6 +164,8 @@ def test_export_loads_without_wtnas_and_predicts_what_wtnas_predicts(run, tmp_pa
     assert res.returncode == 0, res.stderr
     assert f"candidate {best['id']} (search score {best['score']:.4f}" in res.stdout
     assert "image (N, 8, 8, 1)" in res.stdout and "channels-last" in res.stdout
+    if fmt == "keras":   # loading it outside wtnas needs a Keras backend: the line says how (the loader sets it)
+        assert "KERAS_BACKEND=torch" in res.stdout
     assert out.is_file() and [p.name for p in tmp_path.iterdir()] == [out.name]   # no temporary left
     check_export(run, out, fmt, tmp_path, best["checkpoint"], best["arch_seq"])
 

@@ -274,18 +274,61 @@ def test_schemes_that_cannot_transfer_are_refused(plugins, options, message):
 
 
 @pytest.mark.parametrize("options, warning", [
-    ({"max_evals": 20}, "none of --max-evals 20 can receive weights"),
-    ({"max_evals": 30}, "only the last 10 of 30 candidates can receive weights"),
+    ({"max_evals": 20, "population": 20}, "none of --max-evals 20 can receive weights"),
+    ({"max_evals": 30, "population": 20}, "only the last 10 of 30 candidates can receive weights"),
     ({"max_evals": 200}, None),
     ({"max_evals": 20, "selector": "nearest"}, None),
     ({"max_evals": 20, "matcher": "none"}, None),
 ])
 def test_budgets_that_leave_no_room_for_transfer_are_warned(plugins, options, warning):
+    """With the population given; left unset it follows the budget (the next test)."""
     from wtnas_cli.run.config import RunConfig
     from wtnas_cli.search.scheduler import resolve_run
 
-    warnings = resolve_run(RunConfig(**options).validate(), plugins)["warnings"]
+    cfg = RunConfig(**{"population": 20, **options}).validate()
+    warnings = resolve_run(cfg, plugins)["warnings"]
     assert (warning in warnings[0]) if warning else warnings == []
+
+
+@pytest.mark.parametrize("options, fitted", [
+    ({"max_evals": 20}, {"population": 4, "sample": 2, "islands": 1}),
+    ({"max_evals": 50}, {"population": 10, "sample": 5, "islands": 1}),
+    ({"max_evals": 8}, {"population": 4, "sample": 2, "islands": 1}),
+    ({"max_evals": 100}, {"population": 20, "sample": 10, "islands": 1}),   # the defaults from 100 on
+    ({"max_evals": 20, "population": 20}, {"population": 20, "sample": 10, "islands": 1}),   # given: kept
+    ({"max_evals": 20, "sample": 6}, {"population": 6, "sample": 6, "islands": 1}),   # a given S raises N
+    ({"max_evals": 20, "options": {"evolution": {"islands": 3}}}, {"population": 4, "sample": 2, "islands": 3}),
+    ({"max_evals": 20, "matcher": "none"}, {"population": 4, "sample": 2, "islands": 1}),   # the baseline alike
+])
+def test_the_random_start_follows_a_small_budget(plugins, options, fitted):
+    """A first try with a small --max-evals transfers: evolution's population (its random start)
+    is min(20, max(4, max_evals // 5)) unless given, sample shrinks with it, and the values are
+    stored with the run's options (run.toml)."""
+    from wtnas_cli.run.config import RunConfig
+    from wtnas_cli.search.scheduler import resolve_run
+
+    cfg = RunConfig(**options).validate()
+    parts = resolve_run(cfg, plugins)
+    got = cfg.options_of("strategy", "evolution")
+    assert {k: got[k] for k in fitted} == fitted
+    said = [w for w in parts["warnings"] if "so that" in w]
+    if fitted["population"] == 20 or "matcher" in options:
+        assert not said
+    else:
+        assert said == [f"population {fitted['population']}, sample {fitted['sample']} for --max-evals "
+                        f"{options['max_evals']} (a random start of {fitted['population']}, so that "
+                        f"{options['max_evals'] - fitted['population']} candidates can receive weights; "
+                        f"-o evolution.population=N sets it)"] or "sample" in options or "options" in options
+
+
+def test_a_first_try_keras_run_of_20_candidates_transfers(tmp_path):
+    """The mission's headline command with a first-try budget: most candidates receive weights."""
+    from wtnas_cli.run.config import RunConfig
+    from wtnas_cli.search.scheduler import run_search
+
+    summary = run_search(RunConfig(backend="keras", matcher="lcs", max_evals=20, workers=2, seed=3,
+                                   run_dir=str(tmp_path / "r")))
+    assert summary is not None and summary.ok == 20 and summary.with_transfer >= 10
 
 
 def test_cli_refuses_a_scheme_in_one_line(cli, tmp_path):

@@ -22,6 +22,7 @@ from wtnas_cli.search.scheduler import run_search  # noqa: E402
 from wtnas_cli.weights.checkpoint import CheckpointReader  # noqa: E402
 from wtnas_cli.util.stats import early_stop_epoch  # noqa: E402
 from wtnas_cli.run.store import RunStore  # noqa: E402
+from wtnas_cli.results.timeline import quality_timeline, time_to_reach
 from wtnas_cli.results.topk import TopKConfig, run_topk  # noqa: E402
 
 
@@ -180,7 +181,20 @@ def test_report_end_to_end(runs):
         rows = r.trained["warm"].tau_rows
         expected = kendalltau([x["estimated_score"] for x in rows], [x["objective_final"] for x in rows]).statistic
         assert tau == pytest.approx(expected)
-    assert {p.name for p in plots} == {"score_over_time.png", "topk.png", "tau.png", "lineage.png"}
+    # best model over wall time: the search's (validation), then top-K's (test)
+    for r, row in zip(reports, comparison(reports, "warm")):
+        points = quality_timeline(r)
+        search, topk = [p for p in points if p.phase == "search"], [p for p in points if p.phase == "topk"]
+        assert all(a.value < b.value and a.t_s <= b.t_s for a, b in zip(search, search[1:]))
+        assert search[-1].value == max(c["score"] for c in r.ok) and search[-1].t_s <= r.search_wall_s
+        assert len(topk) == len(r.trained["warm"].topk) and all(p.split == "test" for p in topk)
+        assert all(r.search_wall_s <= a.t_s <= b.t_s for a, b in zip(topk, topk[1:]))
+        assert topk[-1].t_s == pytest.approx(row["time_to_model_s"]) and topk[-1].candidate_id == row["recommended_id"]
+        assert topk[-1].value == row["recommended_test"]
+        assert time_to_reach(points, topk[-1].value) <= topk[-1].t_s
+        assert time_to_reach(points, 1.01) is None
+    assert {p.name for p in plots} == {"score_over_time.png", "topk.png", "tau.png", "lineage.png",
+                                       "quality_over_time.png"}
     for p in plots:
         assert p.stat().st_size > 10_000 and p.read_bytes()[:4] == b"\x89PNG"
     out = run_cli("report", runs["none"], runs["lcs"])

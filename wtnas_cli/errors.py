@@ -34,6 +34,10 @@ class StorageFullError(WtnasError):
     """The disk (or quota) holding the run is full; the run stops consistently and can resume."""
 
 
+class RunFailedError(WtnasError):
+    """A run whose first candidates all failed with one error: a configuration that cannot work."""
+
+
 class NonFiniteModel(WtnasError):
     """A candidate whose loss, predictions, objective, metrics or weights are NaN or infinite: it
     fails (no checkpoint, never a provider) whatever score its objective would compute."""

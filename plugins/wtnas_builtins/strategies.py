@@ -123,7 +123,8 @@ class RandomSearch:
 # the options of regularized evolution (a strategy built on it declares them too)
 EVOLUTION_OPTIONS = (
     Option("population", int, 20, "population size N: the N most recent successful candidates (the first N "
-                                  "are random samples)", min=1),
+                                  "are random samples); unset, min(20, max(4, max_evals // 5)), so that a small "
+                                  "budget transfers (sample shrinks with it)", min=1),
     Option("sample", int, 10, "sample size S: a child mutates the best of S members drawn from the population "
                               "(at most N)", min=1),
     Option("islands", int, 1, "split the population into this many islands that evolve apart (N and S are "
@@ -137,7 +138,8 @@ EVOLUTION_OPTIONS = (
 def wtnas_register_strategies(register):
     register("evolution", RegularizedEvolution,
              description="regularized evolution (aging, population N, sample S, one-node mutation)",
-             traits={"proposes_parents": True, "random_start": "population", "default_selector": "parent"},
+             traits={"proposes_parents": True, "random_start": "population",
+                     "random_start_bounds": ("sample", "islands"), "default_selector": "parent"},
              options=EVOLUTION_OPTIONS)
     register("random", RandomSearch, description="uniform random sampling of the search space",
              traits={"proposes_parents": False, "default_selector": "nearest"})

@@ -72,7 +72,8 @@ def functional_model(model, normalization=None):
 class KerasExporter:
     suffix = ".keras"
     layout = ("Keras model: `keras.saving.load_model(path).predict(x)`, channels-last (N, ..., C) float32; "
-              "several inputs as a list in the order above")
+              "several inputs as a list in the order above; Keras needs a backend installed: without "
+              "TensorFlow set KERAS_BACKEND=torch (or jax) before importing keras")
 
     @property
     def backend(self) -> str:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from rich.console import Console
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# soft_wrap: sentences are never hard-wrapped at the console width (a run path in "Next: wtnas
+# topk RUN" stays on one line in a log or pipe, where rich assumes 80 columns); tables still fit it
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def fmt_score(value) -> str:

@@ -38,6 +38,9 @@ def export_command(
     console.print(f"Exported {escape(result.choice.describe())} as {result.format} → [bold]{escape(str(result.path))}[/]",
                   soft_wrap=True)
     console.print(f"inputs: {escape(result.inputs)}; {escape(result.layout)}", soft_wrap=True)
+    if result.class_names:
+        console.print(f"outputs: class probabilities in the order {escape(', '.join(result.class_names))} (the "
+                      f"data's class names)", soft_wrap=True)
     if result.normalization:
         console.print(f"normalization: the file applies the run's {result.normalization} normalization "
                       f"(normalization.json) itself: feed it raw inputs, as in your data file", soft_wrap=True)

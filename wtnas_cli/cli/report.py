@@ -44,22 +44,27 @@ def _print_table(title: str, rows: list, run_scheme, groups: list[list[tuple]]) 
 
 def _print_topk(rows: list[dict], title: str) -> None:
     """The top-K comparison; one objective column when early stopping kept the final weights
-    (then at-stop and final are the same number)."""
+    (then at-stop and final are the same number); no ratio columns without a baseline run."""
     same = all(r["objective_at_stop"] == r["objective_final"] for r in rows)
     objective = [("objective", lambda r: _cell(r["objective_final"]))] if same else [
         ("obj. at stop", lambda r: _cell(r["objective_at_stop"])), ("obj. final", lambda r: _cell(r["objective_final"]))]
+    has_base = any(r["baseline"] for r in rows)
     epochs = [("K", lambda r: str(r["topk_n"])), ("epochs (geo. mean)", lambda r: _cell(r["epochs_gmean"], 2)),
-              ("speed-up", lambda r: _cell(r["speedup_vs_baseline"], 2, "x")),
-              ("speed-up (kept)", lambda r: _cell(r["kept_speedup_vs_baseline"], 2, "x"))]
+              *([("speed-up", lambda r: _cell(r["speedup_vs_baseline"], 2, "x")),
+                 ("speed-up (kept)", lambda r: _cell(r["kept_speedup_vs_baseline"], 2, "x"))] if has_base else [])]
     tested = [("test", lambda r: _cell(r["objective_test"])),
               ("recommended: val / test", lambda r: f"{_cell(r['recommended_val'])} / {_cell(r['recommended_test'])}")]
     has_test = any(not math.isnan(r["objective_test"]) for r in rows)
     timed = [("time to model", lambda r: _cell(r["time_to_model_s"], 0, " s"))]
     has_time = any(not math.isnan(r["time_to_model_s"]) for r in rows)
-    quality = [*objective, ("diff vs baseline", lambda r: _cell(r["objective_diff_vs_baseline"])),
+    quality = [*objective, *([("diff vs baseline", lambda r: _cell(r["objective_diff_vs_baseline"]))] if has_base else []),
                ("Kendall tau", _tau_cell)]
     held_out = [*(tested if has_test else []), *(timed if has_time else [])]
     _print_table(title, rows, lambda r: (r["run"], r["scheme"]), [g for g in (epochs, quality, held_out) if g])
+    if not has_base:
+        from ..results.comparison import NO_BASELINE
+
+        console.print(f"No speed-ups or differences: {NO_BASELINE}.")
 
 
 def _lift_cell(report) -> str:

@@ -85,75 +85,91 @@ class RichObserver:
 
 def run_command(
     problem: Optional[str] = typer.Option(None, help="Problem plugin: digits, mnist, cifar10, nt3, uno, ... "
-                                                     "\\[default: digits]."),
+                                                     "\\[default: digits].", rich_help_panel="Problem and data"),
     space: Optional[Path] = typer.Option(None, "--space", help="Your own search space (.toml or .yaml); "
-                                                               "see docs/search-spaces.md."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Data for --space: .npz, .h5 or .csv."),
+                                                               "see docs/search-spaces.md.", rich_help_panel="Problem and data"),
+    data: Optional[Path] = typer.Option(None, "--data", help="Data for --space: .npz, .h5 or .csv.",
+    rich_help_panel="Problem and data"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Directory with the problem's standard "
-                                                                     "dataset files (nothing is downloaded)."),
+                                                                     "dataset files (nothing is downloaded).",
+                                                                     rich_help_panel="Problem and data"),
     synthetic: Optional[bool] = typer.Option(None, "--synthetic", help="Learnable synthetic data of the "
-                                             "problem's shape (offline runs, tests); = -o PROBLEM.synthetic=true."),
+                                             "problem's shape (offline runs, tests); = -o PROBLEM.synthetic=true.",
+                                             rich_help_panel="Problem and data"),
     samples: Optional[int] = typer.Option(None, "--samples", help="Synthetic data: number of samples; "
-                                                                  "= -o PROBLEM.samples=N."),
+                                                                  "= -o PROBLEM.samples=N.", rich_help_panel="Problem and data"),
     features: Optional[int] = typer.Option(None, "--features", help="nt3: feature count (synthetic, or a check "
-                                           "on the files); = -o nt3.features=N \\[default: 60483]."),
-    backend: Optional[str] = typer.Option(None, help="Backend plugin \\[default: torch]."),
-    strategy: Optional[str] = typer.Option(None, help="Search strategy: evolution, random \\[default: evolution]."),
+                                           "on the files); = -o nt3.features=N \\[default: 60483].",
+                                           rich_help_panel="Problem and data"),
+    strategy: Optional[str] = typer.Option(None, help="Search strategy: evolution, random \\[default: evolution].",
+    rich_help_panel="Search"),
     selector: Optional[str] = typer.Option(None, help="Provider selector: parent, nearest, none, auto "
-                                                      "\\[default: auto = the strategy's choice]."),
+                                                      "\\[default: auto = the strategy's choice].", rich_help_panel="Transfer"),
     matcher: Optional[str] = typer.Option(None, help="Tensor matcher: lcs, lp (role-aware), lcs-slice (+ partial "
                                                     "copies), lcs-shape, lp-shape (the paper's shape-only rule), none "
-                                                    "(baseline) \\[default: lcs]."),
-    executor: Optional[str] = typer.Option(None, help="Executor plugin \\[default: local]."),
-    max_evals: Optional[int] = typer.Option(None, "--max-evals", help="Candidates to evaluate \\[default: 200]."),
-    time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Stop submitting after this many seconds."),
-    epochs: Optional[int] = typer.Option(None, help="Training epochs per candidate \\[default: 1]."),
+                                                    "(baseline) \\[default: lcs].", rich_help_panel="Transfer"),
+    max_evals: Optional[int] = typer.Option(None, "--max-evals", help="Candidates to evaluate \\[default: 200].",
+    rich_help_panel="Search"),
+    time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Stop submitting after this many seconds.",
+    rich_help_panel="Search"),
+    epochs: Optional[int] = typer.Option(None, help="Training epochs per candidate \\[default: 1].", rich_help_panel="Search"),
     controls: Optional[float] = typer.Option(None, "--controls", help="Share of the candidates with inherited "
                                              "weights that also train from scratch, to measure the inheritance "
-                                             "lift and ranking (0 = none) \\[default: 0.1]."),
+                                             "lift and ranking (0 = none) \\[default: 0.1].", rich_help_panel="Transfer"),
     keep: Optional[str] = typer.Option(None, "--keep", help="Checkpoints: 'needed' deletes those no strategy, "
                                        "selector, job, top-K or tau sample can need; 'all' keeps every one "
-                                       "\\[default: needed]."),
+                                       "\\[default: needed].", rich_help_panel="Checkpoints and retention"),
     keep_top: Optional[int] = typer.Option(None, "--keep-top", help="--keep needed: checkpoints of the best M "
-                                           "candidates stay for `wtnas topk` \\[default: 50]."),
+                                           "candidates stay for `wtnas topk` \\[default: 50].",
+                                           rich_help_panel="Checkpoints and retention"),
     tau_reserve: Optional[int] = typer.Option(None, "--tau-reserve", help="--keep needed: a uniform random "
-                                              "sample this large stays for `wtnas topk --tau-sample` \\[default: 30]."),
+                                              "sample this large stays for `wtnas topk --tau-sample` \\[default: 30].",
+                                              rich_help_panel="Checkpoints and retention"),
     max_checkpoints: Optional[int] = typer.Option(None, "--max-checkpoints", help="--keep needed with a selector "
                                                   "that may pick any checkpoint (nearest): keep at most N, deleting "
-                                                  "the lowest-scoring first \\[default: no cap: keep all]."),
+                                                  "the lowest-scoring first \\[default: no cap: keep all].",
+                                                  rich_help_panel="Checkpoints and retention"),
     population: Optional[int] = typer.Option(None, help="Evolution population size N; = -o evolution.population=N "
-                                                        "\\[default: 20]."),
-    sample: Optional[int] = typer.Option(None, help="Evolution sample size S; = -o evolution.sample=S \\[default: 10]."),
+                                                        "\\[default: 20].", rich_help_panel="Search"),
+    sample: Optional[int] = typer.Option(None, help="Evolution sample size S; = -o evolution.sample=S \\[default: 10].",
+    rich_help_panel="Search"),
+    backend: Optional[str] = typer.Option(None, help="Backend plugin \\[default: torch].", rich_help_panel="Execution"),
+    executor: Optional[str] = typer.Option(None, help="Executor plugin \\[default: local].", rich_help_panel="Execution"),
     workers: Optional[int] = typer.Option(None, help="Workers \\[default: local: CPU count (at most 8) or one per "
-                                                     "GPU; ray: cluster CPUs; mpi: ranks - 1]."),
+                                                     "GPU; ray: cluster CPUs; mpi: ranks - 1].", rich_help_panel="Execution"),
     threads_per_worker: Optional[int] = typer.Option(None, "--threads-per-worker",
-                                                     help="CPU threads per worker \\[default: cores / workers]."),
+                                                     help="CPU threads per worker \\[default: cores / workers].",
+                                                     rich_help_panel="Execution"),
     devices: Optional[str] = typer.Option(None, help="Local executor: GPU ids to give one per worker (0,1), "
-                                                     "'auto' (every visible GPU) or 'cpu'."),
+                                                     "'auto' (every visible GPU) or 'cpu'.", rich_help_panel="Execution"),
     gpus_per_worker: Optional[float] = typer.Option(None, "--gpus-per-worker",
                                                     help="Ray executor: GPUs per candidate task; = -o "
-                                                         "ray.gpus_per_worker=G \\[default: 0]."),
+                                                         "ray.gpus_per_worker=G \\[default: 0].", rich_help_panel="Execution"),
     max_jobs_per_worker: Optional[int] = typer.Option(None, "--max-jobs-per-worker",
                                                       help="Start a fresh worker process after N candidates "
                                                            "\\[default: the backend's hint; keras-tensorflow 50, "
-                                                           "torch and keras never]."),
+                                                           "torch and keras never].", rich_help_panel="Execution"),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray executor: address of an existing "
-                                              "cluster; = -o ray.address=HOST:PORT \\[default: start a local one]."),
+                                              "cluster; = -o ray.address=HOST:PORT \\[default: start a local one].",
+                                              rich_help_panel="Execution"),
     option: Optional[list[str]] = typer.Option(None, "--option", "-o", help="A component's own option, "
                                                "COMPONENT.OPTION=VALUE (e.g. -o ray.address=head:6379; KIND.NAME.OPTION "
                                                "where two kinds share a name); repeatable. `wtnas plugins --options` "
-                                               "lists them."),
-    seed: Optional[int] = typer.Option(None, help="Random seed \\[default: 0]."),
-    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:N or auto \\[default: cpu]."),
+                                               "lists them.", rich_help_panel="Search"),
+    seed: Optional[int] = typer.Option(None, help="Random seed \\[default: 0].", rich_help_panel="Search"),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:N or auto \\[default: cpu].", rich_help_panel="Execution"),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where to write the run "
-                                                                    "\\[default: runs/<problem>-<strategy>-<matcher>-<time>]."),
+                                                                    "\\[default: runs/<problem>-<strategy>-<matcher>-<time>].",
+                                                                    rich_help_panel="Run directory"),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file with any of these options "
-                                                                 "(command-line options win)."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this directory."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run already in --run-dir."),
+                                                                 "(command-line options win).", rich_help_panel="Run directory"),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this directory.",
+    rich_help_panel="Run directory"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run already in --run-dir.",
+    rich_help_panel="Run directory"),
     force_change: bool = typer.Option(False, "--force-change", help="With --resume: allow changing a setting that "
                                       "defines candidates (problem, matcher, epochs, seed...); recorded as a new "
-                                      "segment of the run."),
+                                      "segment of the run.", rich_help_panel="Run directory"),
 ) -> None:
     """Search the problem's space; every candidate starts from its provider's matched weights."""
     from ..run.config import load_config_file, resolve_config

@@ -41,45 +41,56 @@ class TopKObserver:
 
 def topk_command(
     run_dir: Path = typer.Argument(..., help="A run directory written by `wtnas run`."),
-    k: int = typer.Option(10, "--k", help="How many of the best candidates to train."),
+    k: int = typer.Option(10, "--k", help="How many of the best candidates to train.", rich_help_panel="Which candidates"),
     before: Optional[float] = typer.Option(None, "--before", help="Only candidates finished within this many "
-                                                                   "seconds of the search's start."),
+                                                                   "seconds of the search's start.",
+                                                                   rich_help_panel="Which candidates"),
     from_scratch: bool = typer.Option(False, "--from-scratch", help="Retrain from random weights instead of "
-                                                                    "warm-starting from the candidate's checkpoint."),
+                                                                    "warm-starting from the candidate's checkpoint.",
+                                                                    rich_help_panel="Training and early stopping"),
     early_stop: bool = typer.Option(True, "--early-stop/--no-early-stop",
                                     help="Stop at convergence, or train exactly --max-epochs (the paper's fully "
-                                         "trained reference; the early-stop point is still recorded)."),
-    patience: int = typer.Option(2, help="Epochs without improvement before stopping (paper: 2)."),
+                                         "trained reference; the early-stop point is still recorded).",
+                                         rich_help_panel="Training and early stopping"),
+    patience: int = typer.Option(2, help="Epochs without improvement before stopping (paper: 2).",
+    rich_help_panel="Training and early stopping"),
     stop_reference: str = typer.Option("first-epoch", "--stop-reference", help="What an epoch must improve on: "
                                        "first-epoch = Keras' default, the paper's (every model trains at least "
                                        "--patience + 1 epochs and hands back its best epoch; always with "
                                        "--from-scratch); start = the model's score before top-K training (a warm "
-                                       "start that never beats its checkpoint keeps it after --patience epochs)."),
+                                       "start that never beats its checkpoint keeps it after --patience epochs).",
+                                       rich_help_panel="Training and early stopping"),
     min_delta: Optional[float] = typer.Option(None, "--min-delta", help="Smallest improvement that counts "
-                                                                        "\\[default: the problem's, digits 0.001]."),
-    max_epochs: int = typer.Option(20, "--max-epochs", help="Cap on epochs (paper: 20)."),
+                                                                        "\\[default: the problem's, digits 0.001].",
+                                                                        rich_help_panel="Training and early stopping"),
+    max_epochs: int = typer.Option(20, "--max-epochs", help="Cap on epochs (paper: 20).",
+    rich_help_panel="Training and early stopping"),
     tau_sample: int = typer.Option(0, "--tau-sample", help="Also train N randomly sampled candidates for "
-                                                           "Kendall's tau in `wtnas report`."),
+                                                           "Kendall's tau in `wtnas report`.",
+                                                           rich_help_panel="Which candidates"),
     verify: str = typer.Option("known", "--verify", help="From-scratch checks against the run's threshold: "
                                "known = only the checks the run already has (controls; free), all = check every "
-                               "top-K candidate (costs ~20-60% of top-K time), off."),
-    no_verify: bool = typer.Option(False, "--no-verify", help="Same as --verify off."),
+                               "top-K candidate (costs ~20-60% of top-K time), off.", rich_help_panel="Verification"),
+    no_verify: bool = typer.Option(False, "--no-verify", help="Same as --verify off.", rich_help_panel="Verification"),
     check_epochs: Optional[int] = typer.Option(None, "--check-epochs", help="Epochs of each from-scratch check "
                                                "(with --verify all or --rank check) \\[default: the search's, so "
                                                "controls count]. The search's epochs + --patience also catches "
-                                               "models that collapse after their first epoch."),
+                                               "models that collapse after their first epoch.", rich_help_panel="Verification"),
     min_distance: int = typer.Option(2, "--min-distance", help="No two top-K architectures closer than this many "
-                                     "changed nodes (1: allow near-copies)."),
+                                     "changed nodes (1: allow near-copies).", rich_help_panel="Which candidates"),
     max_per_lineage: int = typer.Option(0, "--max-per-lineage", help="At most this many top-K models whose "
                                         "inherited weights go back to one random initialization (0: no cap; "
-                                        "measured harmful under evolution, docs/benchmarks.md)."),
+                                        "measured harmful under evolution, docs/benchmarks.md).",
+                                        rich_help_panel="Which candidates"),
     min_lineages: int = typer.Option(0, "--min-lineages", help="At least this many weight lineages in the top-K "
                                      "while the run has them; the best lineage keeps the other places (0: no rule; "
-                                     "for searches with -o evolution.islands)."),
+                                     "for searches with -o evolution.islands).", rich_help_panel="Which candidates"),
     rank: str = typer.Option("score", "--rank", help="score: by search score; check: the best from-scratch checks "
-                             "among 2K candidates (transfer-aware, opt-in; see docs/benchmarks.md)."),
-    workers: Optional[int] = typer.Option(None, help="Worker processes \\[default: CPU count, at most 8]."),
-    seed: int = typer.Option(0, help="Seed for the tau sample and training."),
+                             "among 2K candidates (transfer-aware, opt-in; see docs/benchmarks.md).",
+                             rich_help_panel="Which candidates"),
+    workers: Optional[int] = typer.Option(None, help="Worker processes \\[default: CPU count, at most 8].",
+    rich_help_panel="Execution"),
+    seed: int = typer.Option(0, help="Seed for the tau sample and training.", rich_help_panel="Execution"),
 ) -> None:
     """Train the top-K candidates to convergence (Keras EarlyStopping semantics) and record
     epochs to converge, objective at early stop and after full training."""

@@ -76,6 +76,9 @@ class Problem:
     # optional: the data as the user's file holds it, before `normalization` (exports take raw
     # inputs and verify on them); None when `load_data` returns the raw data itself
     load_raw_data: Callable[[], Dataset] | None = field(default=None, init=False, repr=False)
+    # the class names behind labels 0..n-1 when the user's data labels classes by name ("no",
+    # "yes"); set when the data is loaded; None for numbered classes
+    class_names: list[str] | None = field(default=None, init=False, repr=False)
     _data: Dataset | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):

@@ -32,7 +32,7 @@ else:  # pragma: no cover
 
 TOP_KEYS = {"name", "description", "loss", "objective", "direction", "batch_size", "min_delta", "inputs", "nodes",
             "output", "data"}
-DATA_KEYS = {"path", "x", "y", "features", "label", "val_fraction", "split_seed", "normalize", "test_fraction", "test"}
+DATA_KEYS = {"path", "x", "y", "features", "label", "val_fraction", "split_seed", "normalize", "test_fraction", "test", "classes"}
 
 
 class SpaceFileError(WtnasError):
@@ -182,6 +182,11 @@ def parse_space(path: str | Path) -> tuple[SearchSpace, dict]:
     if unknown:
         raise ctx.fail(f"data.{unknown[0]}", f"unknown key{did_you_mean(unknown[0], DATA_KEYS)}; valid keys: "
                                              f"{', '.join(sorted(DATA_KEYS))}")
+    classes = settings["data"].get("classes")
+    if classes is not None and not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)
+                                    and len(set(classes)) == len(classes)):
+        raise ctx.fail("data.classes", f"must be a list of distinct class names (the label column's values, in the "
+                                       f"order of the output units), got {classes!r}")
     normalize = settings["data"].get("normalize", N.DEFAULT_METHOD)
     if normalize not in N.METHODS:
         hint = did_you_mean(normalize, N.METHODS) if isinstance(normalize, str) else ""
@@ -204,11 +209,13 @@ def load_data(space: SearchSpace, settings: dict, data_path: str | Path | None, 
 
 
 def load_prepared(space: SearchSpace, settings: dict, data_path: str | Path | None, space_path: Path,
-                  loss: str, test_split: bool = True) -> tuple[Dataset, N.Normalization, list[str]]:
-    """(normalized data, the statistics applied, one-line warnings about the data)."""
-    data, path, columns = load_raw(space, settings, data_path, space_path, loss, test_split)
-    return normalized(data, settings.get("normalize", N.DEFAULT_METHOD), [i.name for i in space.inputs], path,
-                      space_path, columns)
+                  loss: str, test_split: bool = True
+                  ) -> tuple[Dataset, N.Normalization, list[str], list[str] | None]:
+    """(normalized data, the statistics applied, one-line warnings about the data, class names of
+    named labels or None)."""
+    data, path, columns, names = load_raw(space, settings, data_path, space_path, loss, test_split)
+    return (*normalized(data, settings.get("normalize", N.DEFAULT_METHOD), [i.name for i in space.inputs], path,
+                        space_path, columns), names)
 
 
 def _data_file(raw: str, given: bool, space_path: Path) -> Path:
@@ -220,14 +227,15 @@ def _data_file(raw: str, given: bool, space_path: Path) -> Path:
 
 
 def _read_arrays(path: Path, spec: dict, names: list[str]) -> tuple[dict[str, np.ndarray], list[str] | None]:
-    """The arrays of a .npz, .h5 or .csv data file (a CSV as its feature matrix `x` and label `y`)."""
+    """The arrays of a .npz, .h5 or .csv data file (a CSV as its feature matrix `x` and label `y`;
+    class names stay strings here, `class_labels` numbers them)."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
         if len(names) != 1:
             raise SpaceFileError(f"{path}: CSV data feeds one input, the space has {len(names)}; use .npz or .h5")
         return _read_csv(path, spec)
     if suffix == ".npz":
-        with np.load(path) as z:
+        with np.load(path, allow_pickle=False) as z:   # never unpickle: string labels are a str array
             return {k: z[k] for k in z.files}, None
     if suffix in (".h5", ".hdf5"):
         import h5py
@@ -237,10 +245,45 @@ def _read_arrays(path: Path, spec: dict, names: list[str]) -> tuple[dict[str, np
     raise SpaceFileError(f"{path}: unknown data format {suffix!r}; use .npz, .h5 or .csv")
 
 
+def is_named(y: np.ndarray) -> bool:
+    """Labels given as class names (strings), not numbers."""
+    return np.asarray(y).dtype.kind in "USO"
+
+
+def class_names(spec: dict, labels: list[np.ndarray]) -> list[str] | None:
+    """The classes behind named labels, numbered in this order: `data.classes` when the space file
+    lists them, else the names found, sorted. None when the labels are numbers."""
+    if not any(is_named(y) for y in labels):
+        return None
+    given = spec.get("classes")
+    if given is not None:
+        return [str(c) for c in given]
+    return sorted({str(v) for y in labels for v in np.asarray(y).reshape(-1)})
+
+
+def class_labels(y: np.ndarray, names: list[str] | None, path: Path, label: str) -> np.ndarray:
+    """Named labels as class numbers 0..n-1 in `names`' order (numbers pass through); a name that
+    is not a class is a one-line error naming the file, row and label column."""
+    if not is_named(y):
+        return np.asarray(y)
+    if names is None:
+        raise SpaceFileError(f"{path}: label column {label!r} holds class names but the run's data has numbered "
+                             f"classes; give labels as numbers 0..n-1")
+    index = {n: i for i, n in enumerate(names)}
+    flat = [str(v) for v in np.asarray(y).reshape(-1)]
+    unknown = next(((row, v) for row, v in enumerate(flat) if v not in index), None)
+    if unknown is not None:
+        where = f"line {unknown[0] + 2}" if path.suffix.lower() == ".csv" else f"row {unknown[0] + 1}"   # (header)
+        raise SpaceFileError(f"{path}: {where}, label column {label!r}: {unknown[1]!r} is not one of the "
+                             f"classes {', '.join(names)} (data.classes in the space file lists them)")
+    return np.array([index[v] for v in flat], np.int64).reshape(np.asarray(y).shape)
+
+
 def labelled_arrays(space: SearchSpace, settings: dict, path: Path, loss: str,
-                    what: str = "data") -> tuple[list[np.ndarray], np.ndarray]:
+                    what: str = "data", classes: list[str] | None = None) -> tuple[list[np.ndarray], np.ndarray]:
     """A labelled file of the data file's form as (one array per input, labels): a separate test
-    set (`data.test`), or data a user evaluates a model on (`wtnas evaluate --data`)."""
+    set (`data.test`), or data a user evaluates a model on (`wtnas evaluate --data`). Class names
+    are numbered as in the run's data (`classes`, from `class_names`)."""
     spec = settings["data"]
     names = [i.name for i in space.inputs]
     arrays, _ = _read_arrays(path, spec, names)
@@ -251,12 +294,14 @@ def labelled_arrays(space: SearchSpace, settings: dict, path: Path, loss: str,
         raise SpaceFileError(f"{path} ({what}): lacks {', '.join(missing)}; it must have the form of the run's data "
                              f"file (found {', '.join(sorted(arrays)) or 'nothing'})")
     ytype = np.int64 if loss == "categorical_crossentropy" else np.float32
-    return [np.asarray(arrays[k], np.float32) for k in keys], np.asarray(arrays[label]).astype(ytype)
+    y = class_labels(arrays[label], classes, path, spec.get("label", label))
+    return [np.asarray(arrays[k], np.float32) for k in keys], np.asarray(y).astype(ytype)
 
 
 def load_raw(space: SearchSpace, settings: dict, data_path: str | Path | None, space_path: Path,
-             loss: str, test_split: bool = True) -> tuple[Dataset, Path, list[str] | None]:
-    """(the data as the file holds it, split but not normalized, the data file, CSV columns).
+             loss: str, test_split: bool = True) -> tuple[Dataset, Path, list[str] | None, list[str] | None]:
+    """(the data as the file holds it, split but not normalized, the data file, CSV columns, the
+    class names of named labels or None).
 
     The test split (held out from the search and from top-K selection) is `data.test`, a file of
     the same form, or the arrays' `_test` variants, or else `data.test_fraction` of the data
@@ -272,6 +317,14 @@ def load_raw(space: SearchSpace, settings: dict, data_path: str | Path | None, s
     label = spec.get("y", "y")
     ytype = np.int64 if loss == "categorical_crossentropy" else np.float32
     one = lambda xs: xs[0] if len(xs) == 1 else xs
+    labels = [arrays[k] for k in (label, f"{label}_train", f"{label}_val", f"{label}_test") if k in arrays]
+    classes = class_names(spec, labels)
+    if classes is not None:
+        if loss != "categorical_crossentropy":
+            raise SpaceFileError(f"{path}: label column {spec.get('label', label)!r} holds names ({labels[0].reshape(-1)[0]!r}"
+                                 f"), but loss {loss!r} needs numbers; use categorical_crossentropy for classes")
+        arrays = {k: (class_labels(v, classes, path, spec.get("label", label)) if k in
+                      (label, f"{label}_train", f"{label}_val", f"{label}_test") else v) for k, v in arrays.items()}
     separate = spec.get("test") if test_split else None
     test_fraction = float(spec.get("test_fraction", TEST_FRACTION)) if test_split and not separate else 0.0
     if all(k in arrays for k in keys) and label in arrays:
@@ -290,7 +343,7 @@ def load_raw(space: SearchSpace, settings: dict, data_path: str | Path | None, s
                              f"found {', '.join(sorted(arrays)) or 'none'}")
     if separate:
         xs_test, data.y_test = labelled_arrays(space, settings, _data_file(str(separate), False, space_path), loss,
-                                               "data.test")
+                                               "data.test", classes)
         data.x_test = one(xs_test)
     splits = [("training", data.x_train, data.y_train), ("validation", data.x_val, data.y_val)]
     if data.x_test is not None and data.y_test is not None:
@@ -308,7 +361,7 @@ def load_raw(space: SearchSpace, settings: dict, data_path: str | Path | None, s
         if top >= out or min(y.min(initial=0) for y in labels) < 0:
             raise SpaceFileError(f"{path}: class labels go up to {top} but the output layer has {out} units "
                                  f"(labels must be 0..{out - 1})")
-    return data, path, columns
+    return data, path, columns, classes
 
 
 def normalized(data: Dataset, method: str, names: list[str], data_path, space_path,
@@ -346,11 +399,34 @@ def _read_csv(path: Path, spec: dict) -> tuple[dict[str, np.ndarray], list[str]]
     if missing:
         raise SpaceFileError(f"{path}: feature columns {missing} not in the header")
     idx = [header.index(c) for c in features]
+    x = np.empty((len(rows), len(idx)), np.float32)
+    for row, r in enumerate(rows):
+        if len(r) != len(header):
+            raise SpaceFileError(f"{path}: line {row + 2} has {len(r)} values, the header {len(header)} columns")
+        try:
+            x[row] = [float(r[i]) for i in idx]
+        except ValueError:
+            col = next(c for c, i in zip(features, idx) if not _is_number(r[i]))
+            value = r[header.index(col)]
+            raise SpaceFileError(f"{path}: line {row + 2}, column {col!r}: "
+                                 f"{'missing value' if not value.strip() else f'{value!r} is not a number'} (features "
+                                 f"must be numbers; fill or drop the row)") from None
+    at = header.index(label)
+    raw = [r[at].strip() for r in rows]
+    empty = next((row for row, v in enumerate(raw) if not v), None)
+    if empty is not None:
+        raise SpaceFileError(f"{path}: line {empty + 2}, label column {label!r}: missing value")
+    # numbers, or class names ("yes"/"no"), numbered later (class_labels)
+    y = np.array([float(v) for v in raw], np.float64) if all(map(_is_number, raw)) else np.array(raw, dtype=str)
+    return {"x": x, "y": y}, list(features)
+
+
+def _is_number(text: str) -> bool:
     try:
-        table = np.array([[float(r[i]) for i in idx + [header.index(label)]] for r in rows], dtype=np.float64)
-    except (ValueError, IndexError) as exc:
-        raise SpaceFileError(f"{path}: non-numeric or missing value ({exc})") from None
-    return {"x": table[:, :-1].astype(np.float32), "y": table[:, -1]}, list(features)
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def file_problem(space: str | None = None, data: str | None = None, test_split: bool = True, **_) -> Problem:
@@ -361,8 +437,8 @@ def file_problem(space: str | None = None, data: str | None = None, test_split: 
     warnings: list[str] = []
 
     def loader() -> Dataset:
-        loaded, problem.normalization, found = load_prepared(search_space, settings, data, space_path,
-                                                             settings["loss"], test_split)
+        loaded, problem.normalization, found, problem.class_names = load_prepared(
+            search_space, settings, data, space_path, settings["loss"], test_split)
         warnings[:] = found
         return loaded
 
@@ -371,6 +447,10 @@ def file_problem(space: str | None = None, data: str | None = None, test_split: 
                       min_delta=float(settings["min_delta"]), description=settings["description"],
                       options={"space": space, "data": data, "test_split": test_split})
     problem.check_data = lambda: (problem.data(), list(warnings))[1]   # the scheduler shows the warnings once
-    problem.load_raw_data = lambda: load_raw(search_space, settings, data, space_path, settings["loss"],
-                                             test_split)[0]
+    def raw_loader() -> Dataset:
+        raw, _, _, problem.class_names = load_raw(search_space, settings, data, space_path, settings["loss"],
+                                                  test_split)
+        return raw
+
+    problem.load_raw_data = raw_loader
     return problem

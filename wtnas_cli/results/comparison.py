@@ -10,10 +10,14 @@ from ..util.stats import geometric_mean
 from .runs import RunReport
 
 
+NO_BASELINE = "no baseline run: compare with one made by `wtnas run --matcher none`"
+
+
 def comparison(reports: list[RunReport], mode: str = "warm") -> list[dict]:
-    """One row per run against the baseline (the first run that transfers nothing, else the first)."""
-    base = next((r for r in reports if r.is_baseline), reports[0])
-    base_set = base.trained.get(mode)
+    """One row per run against the baseline (the first run that transfers nothing). Without one
+    the ratios and differences are NaN, never a run against itself (`NO_BASELINE` says why)."""
+    base = next((r for r in reports if r.is_baseline), None)
+    base_set = base.trained.get(mode) if base else None
     base_gm = geometric_mean(base_set.epochs) if base_set else float("nan")
     # kept epochs are means, not geometric means: 0 (a model that kept its start) is a real value
     base_kept = statistics.mean(base_set.kept_epochs) if base_set and base_set.topk else float("nan")
@@ -42,6 +46,8 @@ def comparison(reports: list[RunReport], mode: str = "warm") -> list[dict]:
             "recommended_test": _or_nan(pick["objective_test"]) if pick else float("nan"),
             # from `wtnas run` to the recommended model: the search, then top-K's checks and training
             "time_to_model_s": r.search_wall_s + t.wall_s if t and t.wall_s is not None else float("nan"),
+            "search_s": r.search_wall_s, "topk_checks_s": _or_nan(t.checks_s) if t else float("nan"),
+            "topk_train_s": t.wall_s - (t.checks_s or 0.0) if t and t.wall_s is not None else float("nan"),
         })
     return rows
 

@@ -71,7 +71,8 @@ def _given(run_dir: Path, run_cfg: RunConfig, problem, path: Path, plugins: Plug
         raise ConfigError(f"--data {path}: no such file or directory")
     if run_cfg.problem == "file":
         space, settings = parse_space(Path(run_cfg.problem_options()["space"]))
-        xs, y = labelled_arrays(space, settings, path, problem.loss, "--data")
+        problem.data()   # (the run's data: the class names its named labels are numbered by)
+        xs, y = labelled_arrays(space, settings, path, problem.loss, "--data", problem.class_names)
         _check_fits(problem, xs, y, path)
         norm = applied_normalization(run_dir)
         if norm is not None:   # as every worker applied it in training

@@ -65,6 +65,7 @@ class ExportResult:
     max_abs_diff: float
     verified_on: str
     normalization: str | None = None   # the method the file applies to raw inputs, if any
+    class_names: list[str] | None = None   # what output unit i means, when the data named its classes
 
 
 def _existing(stored: str | None, fallback: Path) -> Path | None:
@@ -218,7 +219,7 @@ def export_model(run_dir: str | Path, fmt: str, output: str | Path, *, candidate
             os.unlink(tmp)
     inputs_text = ", ".join(f"{i.name} (N, {', '.join(map(str, i.shape))})" for i in problem.space.inputs)
     return ExportResult(choice, fmt, output, exporter.layout, inputs_text, diff, verified_on,
-                        norm.method if norm is not None else None)
+                        norm.method if norm is not None else None, problem.class_names)
 
 
 def applied_normalization(run_dir: str | Path) -> Normalization | None:

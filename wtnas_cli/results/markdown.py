@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from ..run.job import TIMING_KEYS
-from .comparison import comparison, params_stats
+from .comparison import NO_BASELINE, comparison, params_stats
 from .formatting import converged, number, ratio, share, tau_text
 from .runs import RunReport
 from .selection import choice_checks, flag_reason, known_checks, lineage_rule_words, threshold_words
@@ -95,6 +95,7 @@ def render_markdown(reports: list[RunReport], plots: list[Path], plot_note: str 
         if not any(row["topk_n"] for row in cmp_rows):
             continue
         title = "warm-started from their checkpoints" if mode == "warm" else "retrained from scratch"
+        no_base = [] if any(row["baseline"] for row in cmp_rows) else ["", f"Speed-ups and differences: {NO_BASELINE}."]
         settings = next(r.trained[mode].settings for r in reports if mode in r.trained)
         lines += ["", f"## Top-K, {title}", "", f"Training settings: `{settings}`. Epochs to converge follow "
                   "Keras' EarlyStopping (patience, min_delta; with `reference=start` an epoch must beat "
@@ -105,7 +106,8 @@ def render_markdown(reports: list[RunReport], plots: list[Path], plot_note: str 
                   "floor, so it shows savings on models that converge within a few epochs. Test: the problem's held-out "
                   "split, scored once per model after its training and never used to choose or stop (`-` when the "
                   "run has none); the recommended model is the one `wtnas export` picks, by validation. Wall time to it: "
-                  "the search's, plus what `wtnas topk` spent on this setting (verification checks and training).", "",
+                  "the search's, plus what `wtnas topk` spent on this setting (choosing the top-K with its verification "
+                  "checks, and training), in brackets.", "",
                   "| run | scheme | K | epochs (geo. mean) | speed-up vs baseline | kept epoch (mean) | "
                   "speed-up to the kept epoch | objective at early stop | "
                   "objective, final | diff vs baseline | Kendall tau (n, over) | test, top-K mean | "
@@ -118,7 +120,8 @@ def render_markdown(reports: list[RunReport], plots: list[Path], plot_note: str 
                          f"{number(row['objective_final'])} | {number(row['objective_diff_vs_baseline'])} | "
                          f"{tau_text(row)} | {number(row['objective_test'])} | "
                          f"{number(row['recommended_val'])} / {number(row['recommended_test'])} | "
-                         f"{number(row['time_to_model_s'], 0)}{'' if math.isnan(row['time_to_model_s']) else ' s'} |")
+                         f"{_time_to_model(row)} |")
+        lines += no_base
         lines += ["", "Parameter counts of the top-K (Table IV):", "", "| run | mean | std | max | min |",
                   "|---|---|---|---|---|"]
         for r in reports:
@@ -150,3 +153,13 @@ def render_markdown(reports: list[RunReport], plots: list[Path], plot_note: str 
     lines += ["", "## Plots", ""]
     lines += [f"![{p.stem}]({p.name})" for p in plots] or [plot_note]
     return "\n".join(lines) + "\n"
+
+
+def _time_to_model(row: dict) -> str:
+    """'31 s (search 14 + checks 1 + training 16)'; '-' for a run whose top-K time is not recorded."""
+    if math.isnan(row["time_to_model_s"]):
+        return "-"
+    if math.isnan(row["topk_checks_s"]):   # recorded before checks were timed apart
+        return f"{row['time_to_model_s']:.0f} s (search {row['search_s']:.0f} + top-K {row['topk_train_s']:.0f})"
+    return (f"{row['time_to_model_s']:.0f} s (search {row['search_s']:.0f} + checks {row['topk_checks_s']:.0f} + "
+            f"training {row['topk_train_s']:.0f})")

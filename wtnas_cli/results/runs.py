@@ -14,7 +14,7 @@ from ..run.job import TIMING_KEYS
 from ..run.lease import check_reader_host
 from ..run.rundir import STORE_NAME, is_run_dir
 from ..run.scheme import label as scheme_label
-from ..run.store import RunStore, latest_settings_key, selection_key, topk_wall_key
+from ..run.store import RunStore, latest_settings_key, selection_key, topk_checks_key, topk_wall_key
 from ..search.controls import ControlStats, control_pairs, control_stats
 from ..util.stats import kendall_tau, kept_epoch, time_slots
 
@@ -29,6 +29,7 @@ class TrainedSet:
     tau_rows: list[dict]
     choice: dict = field(default_factory=dict)   # how `wtnas topk` chose the top-K (selection.py)
     wall_s: float | None = None   # `wtnas topk`'s wall time for this setting, checks included (None: not recorded)
+    checks_s: float | None = None   # the part of it spent choosing the top-K (verification checks)
 
     @property
     def epochs(self) -> list[int]:
@@ -213,7 +214,8 @@ def load_run(run_dir: str | Path, slot_s: float | None = None) -> RunReport:
             else:           # stores written before selections were recorded
                 topk, tau = [r for r in rows if r["in_topk"]], [r for r in rows if r["in_tau_sample"]]
             report.trained[mode] = TrainedSet(mode, latest, topk, tau, selection or {},
-                                              store.get_meta(topk_wall_key(mode, latest)))
+                                              store.get_meta(topk_wall_key(mode, latest)),
+                                              store.get_meta(topk_checks_key(mode, latest)))
         report.search_wall_s = (store.get_meta("last_summary") or {}).get("elapsed_s") or max(
             (r["elapsed_s"] or 0.0 for r in report.ok), default=0.0)
     finally:

@@ -22,7 +22,7 @@ from ..run.config import RunConfig
 from ..run.job import Job
 from ..run.lease import RunLease
 from ..run.rundir import STORE_NAME, checkpoint_path
-from ..run.store import RunStore, latest_settings_key, selection_key, topk_wall_key
+from ..run.store import RunStore, latest_settings_key, selection_key, topk_checks_key, topk_wall_key
 from ..search.executor_protocol import serve_if_worker
 from ..search.jobs import candidate_job, candidate_seed, create_executor, scratch_twin
 from ..search.pump import pump
@@ -204,6 +204,8 @@ def _train_top(run_dir: Path, cfg: TopKConfig, run_cfg: RunConfig, problem, sett
         summary.available = len([r for r in finished if cfg.before is None or (r["elapsed_s"] or 0) <= cfg.before])
         top, choice = _choose_top(store, rows, cfg, run_cfg, problem, run_dir, device, executor, start,
                                   observer, summary, plugin_set)
+        checks = topk_checks_key(cfg.mode, settings)
+        store.set_meta(checks, store.get_meta(checks, 0.0) + time.time() - t0)
         if not cfg.from_scratch:
             gone = [r["id"] for r in top if r["checkpoint_deleted"]]
             if gone:

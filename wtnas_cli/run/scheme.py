@@ -8,7 +8,9 @@ Components describe themselves through registration traits (no plugin is named h
 - matcher/selector ``{"baseline": True}``: transfers nothing / never picks a provider;
 - selector ``{"needs_parent": True}``: picks the parent a strategy proposes, nothing else;
 - strategy ``{"proposes_parents": bool}``; ``{"random_start": "population"}``: the first N
-  candidates (N = that option of the strategy) are random samples without a parent;
+  candidates (N = that option of the strategy) are random samples without a parent, and when the
+  user leaves N unset it follows a small budget (`fit_random_start`); ``{"random_start_bounds":
+  ("sample", ...)}``: its options that may not exceed N, scaled with it when unset;
   ``{"default_selector": "parent"}``: the selector `--selector auto` means with it.
 """
 
@@ -48,6 +50,35 @@ def run_selector(cfg: RunConfig, reg: Registry) -> str:
                           f"selector (registration trait default_selector); pass --selector, one of: "
                           f"{', '.join(reg.names('selector'))}")
     return str(default)
+
+
+SMALLEST_RANDOM_START = 4   # below this a population is too small to select in
+
+
+def fit_random_start(cfg: RunConfig, reg: Registry) -> dict[str, int]:
+    """A strategy whose first N candidates are random (trait random_start) gets, when the user set
+    no N, N = min(default, max(4, max_evals // 5)): a 20-candidate first try transfers to 16
+    candidates instead of none. Options bounded by N (trait random_start_bounds) that the user did
+    not set shrink in proportion; those set raise N to them (never above the default). New runs only: a resumed run's
+    options are all set. Returns the options changed ({} when none), stored with the run."""
+    component = reg.get("strategy", cfg.strategy)
+    option = component.traits.get("random_start")
+    given = cfg.options_of("strategy", cfg.strategy)
+    defaults = {o.name: o.default for o in component.options}
+    if not option or option in given or not isinstance(defaults.get(option), int):
+        return {}
+    bounds = [b for b in component.traits.get("random_start_bounds", ()) if isinstance(defaults.get(b), int)]
+    start = min(defaults[option], max([SMALLEST_RANDOM_START, cfg.max_evals // 5]
+                                      + [given[b] for b in bounds if isinstance(given.get(b), int)]))
+    if start == defaults[option]:
+        return {}
+    changed = {option: start}
+    for b in bounds:
+        value = max(1, min(start, round(defaults[b] * start / defaults[option])))
+        if b not in given and value != defaults[b]:
+            changed[b] = value
+    cfg.options[cfg.strategy] = {**cfg.options.get(cfg.strategy, {}), **changed}
+    return changed
 
 
 def check_scheme(cfg: RunConfig, reg: Registry, selector: str) -> list[str]:

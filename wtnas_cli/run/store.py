@@ -55,6 +55,12 @@ def topk_wall_key(mode: str, settings: str) -> str:
     return f"topk_wall_s:{mode}:{settings}"
 
 
+def topk_checks_key(mode: str, settings: str) -> str:
+    """Meta key of the part of `topk_wall_key`'s time spent choosing the top-K (its from-scratch
+    verification checks, summed over calls)."""
+    return f"topk_checks_s:{mode}:{settings}"
+
+
 def latest_settings_key(mode: str) -> str:
     """Meta key of the training settings of the latest `wtnas topk` call in a mode (its models
     may all have been trained by an earlier call: the report still describes this one)."""

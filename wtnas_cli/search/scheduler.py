@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Sequence, cast
 
-from ..errors import ConfigError, RunDirError, StorageFullError, WtnasError
+from ..errors import ConfigError, RunDirError, RunFailedError, StorageFullError, WtnasError
 from ..plugins.manager import Plugins, default_plugins, notify
 from ..run.config import RunConfig, load_config_file, to_toml
 from ..run.definition import definition_changes, record_definition
@@ -24,7 +24,7 @@ from ..run.lease import describe as describe_lease
 from ..run.resolver import resume_config, settle
 from ..run.retention import Retention
 from ..run.rundir import CONFIG_NAME, STORE_NAME, checkpoint_path, default_run_dir, is_run_dir, prepare_run_dir
-from ..run.scheme import check_scheme, is_baseline, run_selector
+from ..run.scheme import check_scheme, fit_random_start, is_baseline, run_selector
 from ..run.store import RunStore
 from ..util.interrupts import GracefulInterrupt
 from ..util.silent import Silent
@@ -68,6 +68,9 @@ class RunSummary:
         return self.with_transfer / self.ok if self.ok else 0.0
 
 
+FAIL_FAST = 5   # a run whose first this many candidates fail with one error stops with it
+
+
 class SearchObserver(Protocol):
     def started(self, cfg: RunConfig, run_dir: Path, total: int, done: int, workers: int) -> None: ...
 
@@ -84,6 +87,7 @@ def resolve_run(cfg: RunConfig, plugins: Plugins) -> dict[str, Any]:
     """Check every component the run needs, and their options, before anything is written;
     return them. `cfg.options` is settled: every option of the run's components, by component."""
     reg = plugins.registry
+    fitted = fit_random_start(cfg, reg)
     settle(cfg, reg)
     problem = reg.create("problem", cfg.problem, **cfg.problem_options())
     backend = reg.get("backend", cfg.backend)
@@ -101,6 +105,11 @@ def resolve_run(cfg: RunConfig, plugins: Plugins) -> dict[str, Any]:
             raise ConfigError(f"{kind} {name!r}: {exc} (its options: {listed}; set them with -o "
                               f"{name}.OPTION=VALUE)") from None
     warnings = check_scheme(cfg, reg, selector_name)
+    if fitted and transfers:
+        option = next(iter(fitted))
+        warnings = [f"{', '.join(f'{k} {v}' for k, v in fitted.items())} for --max-evals {cfg.max_evals} (a "
+                    f"random start of {fitted[option]}, so that {max(cfg.max_evals - fitted[option], 0)} candidates "
+                    f"can receive weights; -o {cfg.strategy}.{option}=N sets it)", *warnings]
     reg.get("executor", cfg.executor)
     if problem.check_data is not None:
         notes = problem.check_data()   # loaded here once: its warnings are shown once, not per worker
@@ -169,6 +178,7 @@ class Scheduler:
         self.stop = False
         self.in_flight = 0
         self.disk_full: list[str] = []
+        self.same_failures: list[str] = []   # the errors of a run whose candidates have all failed so far
         self.hook_failures: set[tuple[str, str]] = set()
         # checkpoint files marked deleted in the batch under way (staged) and in committed batches: the
         # next job's worker removes the committed ones before it trains (Job.remove_checkpoints), what
@@ -371,6 +381,7 @@ class Scheduler:
                 self.retention.release(record["provider_id"])
             self.staged += [path for path in self.prune() if path]
         summary.elapsed_s = record["elapsed_s"]
+        self.fail_fast(record)
         scratch_score = self.scratch_open.pop(record["id"], None)
         if record["status"] == "ok" and record["n_transferred"]:
             if scratch_score is not None:
@@ -380,6 +391,21 @@ class Scheduler:
         notify(self.plugins, "wtnas_candidate_evaluated", self.observer.warning, self.hook_failures,
                run_dir=self.run_dir, record=record)
         self.observer.candidate_done(record, summary)
+
+    def fail_fast(self, record: dict) -> None:
+        """Stop a run whose first candidates all fail with one error (a configuration that cannot
+        work, e.g. --device cuda without a GPU): `run` then raises it, instead of failing every
+        candidate the same way and exiting as if it had searched."""
+        if self.summary.ok or record["status"] != "failed":
+            self.same_failures = []
+            return
+        self.same_failures.append((record["error"] or "").splitlines()[0] if record["error"] else "")
+        if len(set(self.same_failures)) > 1:
+            self.same_failures = []   # failures of different kinds: the candidates', not the configuration's
+        elif len(self.same_failures) >= min(FAIL_FAST, self.cfg.max_evals) and not self.stop:
+            self.stop = True
+            self.observer.stopping(f"the first {len(self.same_failures)} candidates all failed with: "
+                                   f"{self.same_failures[0]}")
 
     def on_control(self, result) -> None:
         """A control's from-scratch score, paired with its candidate's when both have finished."""
@@ -421,6 +447,10 @@ class Scheduler:
             executor.shutdown()
             summary.workers_replaced = optional(executor, "replaced")
             self.close()
+        if self.same_failures and len(self.same_failures) >= min(FAIL_FAST, self.cfg.max_evals):
+            raise RunFailedError(f"the first {len(self.same_failures)} candidates all failed with the same error, so "
+                                 f"the run stopped: {self.same_failures[0]} (fix that, then run again with "
+                                 f"--overwrite, or --resume {self.run_dir})")
         if self.disk_full:
             raise StorageFullError(f"disk full ({self.disk_full[0]}); the run stopped with {summary.done} of "
                                    f"{summary.total} candidates stored: free space, then run "

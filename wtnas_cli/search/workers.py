@@ -64,7 +64,14 @@ class _Worker:
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(target=_worker_main, args=(child, threads, env, os.getpid()),
                                    name=f"wtnas-worker-{index}", daemon=True)
-        self.process.start()
+        # A terminal's Ctrl-C reaches the whole process group: a worker still starting (importing,
+        # before _worker_main ignores SIGINT) would die of it. Started with SIGINT blocked (the
+        # mask is inherited through fork and exec), it never sees one; here it waits the few ms.
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            self.process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
         child.close()
         self.job: Job | None = None
         self.sent_at = 0.0
