@@ -168,3 +168,38 @@ def test_backends_benchmark_measures_each_backend_in_its_own_process(tmp_path):
         assert digits[name]["candidates"] == 2 and digits[name]["per_candidate_s"] > 0
         assert set(digits[name]["rss_mb"]) == {"1", "2"}
     assert digits["ratio_to_torch"]["keras"] > 0
+
+
+def test_time_to_quality_reach_and_ratios():
+    """bench_time_to_quality's reading: when a scheme's best model so far first reaches the
+    baseline's final test objective (a search candidate by its test measured afterwards, or the
+    recommended top-K model), and the wall-time ratios and paired test against the baseline."""
+    import bench_time_to_quality as tq
+
+    def run(ttm, rec_test, timeline, search_tests, kept=(1, 1)):
+        topk = [{"id": i, "estimated": 0.9, "epochs": 3, "converged": True, "kept_epoch": k, "start_score": None,
+                 "val": 0.95, "test": rec_test, "wall_s": 1.0} for i, k in enumerate(kept)]
+        return {"search_s": ttm - 2, "topk_s": 2.0, "time_to_model_s": ttm, "topk": topk, "lineages": 1,
+                "recommended": {"id": 0, "val": 0.95, "test": rec_test}, "timeline": timeline,
+                "search_best_test": search_tests}
+
+    # the baseline: its search's best (test 0.90 at 5 s), then its top-K model (0.92 at 10 s)
+    base = run(10.0, 0.92, [[5.0, 0.93, "validation", 7, "search"], [10.0, 0.92, "test", 7, "topk"]], {"7": 0.90})
+    # LCS: a search candidate already at 0.93 on test at 4 s (its validation says 0.91)
+    lcs = run(8.0, 0.94, [[2.0, 0.80, "validation", 3, "search"], [4.0, 0.91, "validation", 4, "search"],
+                          [8.0, 0.94, "test", 4, "topk"]], {"3": 0.70, "4": 0.93}, kept=(0, 1))
+    never = run(5.0, 0.91, [[5.0, 0.91, "test", 1, "topk"]], {})
+    assert tq.reach_time(base, 0.92) == 10.0 and tq.reach_time(lcs, 0.92) == 4.0 and tq.reach_time(never, 0.92) is None
+    assert tq.reach_time(lcs, 0.95) is None
+    seeds = [{"seed": s, "runs": {"baseline": base, "lcs": lcs, "diverse": never, "lcs-half": lcs}} for s in (1, 2)]
+    agg = tq.aggregate(seeds)
+    assert agg["lcs"]["test_diff"] == pytest.approx(0.02) and agg["lcs"]["better_seeds"] == 2
+    assert agg["lcs"]["test_p"] == pytest.approx(0.5)          # 2 pairs: 2 of 4 sign flips as extreme
+    assert agg["lcs"]["wall_ratio"] == pytest.approx(10 / 8)
+    assert agg["lcs"]["reach_ratio"] == pytest.approx(10 / 4)   # the baseline's time to model / LCS's reach
+    assert agg["lcs"]["reach_ratio_own"] == pytest.approx(10 / 4)   # the baseline first reached 0.92 at 10 s
+    assert agg["lcs"]["kept_epoch_0"] == 2 and agg["lcs"]["models"] == 4
+    assert agg["diverse"]["reached"] == 0 and agg["diverse"]["reach_ratio"] is None
+    assert agg["baseline"]["gap"][0] == pytest.approx(0.03)
+    assert "lcs-half" in agg and "| lcs | " in tq.markdown({"problems": {"p": {"per_scheme": agg}},
+                                                              "gmean_over_problems": {}})
