@@ -38,8 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import mnist5k  # noqa: E402
-import nt3like  # noqa: E402
+from bench_rankings import problem_options, save  # noqa: E402   (the same problems, the same JSON)
 
 from wtnas_cli.api import evaluate  # noqa: E402
 from wtnas_cli.results.comparison import comparison, recommended  # noqa: E402
@@ -72,11 +71,6 @@ def budgets(quick: bool) -> dict[str, dict]:
                             sample=6 if quick else 10),
             "mnist5k": dict(common, max_evals=24 if quick else 60, population=9 if quick else 12,
                             sample=4 if quick else 6)}
-
-
-def problem_options(name: str, data_dir: Path) -> dict:
-    return {"digits": lambda: {"problem": "digits"}, "nt3like": lambda: nt3like.run_options(data_dir),
-            "mnist5k": lambda: mnist5k.run_options(data_dir)}[name]()
 
 
 def one_run(run_dir: Path, options: dict, seed: int, b: dict, scheme: str) -> dict:
@@ -268,10 +262,6 @@ def add_schemes(path: Path, root: Path) -> dict:
             save(path, results)
     print(markdown(results))
     return results
-
-
-def save(path: Path, results: dict) -> None:
-    path.write_text(json.dumps(results, separators=(",", ":"), default=str))
 
 
 def main(argv=None) -> dict:
