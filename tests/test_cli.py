@@ -33,6 +33,7 @@ def test_help_groups_the_options_in_panels(command, panels):
     titles = [line.split("─ ", 1)[1].split(" ─", 1)[0] for line in out.stdout.splitlines() if line.startswith("╭─ ")]
     assert [t for t in titles if t not in ("Options", "Arguments")] == panels
     assert all(len(line) <= 80 for line in out.stdout.splitlines())
+    assert "<bool>" not in out.stdout and "<list[str]>" not in out.stdout   # a flag takes no value
 
 
 def _one_line_error(out, *fragments):
@@ -185,3 +186,27 @@ def test_a_run_whose_candidates_all_fail_alike_stops_with_the_reason(tmp_path):
     with sqlite3.connect(tmp_path / "r" / "wtnas.sqlite") as db:   # stopped early, what ran is stored
         done = db.execute("SELECT COUNT(*) FROM candidates WHERE status = 'failed'").fetchone()[0]
     assert 5 <= done < 40
+
+
+@pytest.mark.parametrize("width", [60, 80, 100, 120, 160])
+def test_the_progress_line_fits_its_width_and_keeps_the_counts(width):
+    """At 80 columns (a small terminal, or a log) the progress line drops the controls' lift, the
+    transfer share and the bar before the numbers that say how far the run is."""
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from wtnas_cli.cli.run import progress_columns
+
+    for total in (200, 100_000):
+        buf = io.StringIO()
+        progress = Progress(*progress_columns(width), console=Console(file=buf, width=width), auto_refresh=False)
+        progress.add_task("search", total=total, completed=total - 1, best="0.9805", transfer="100%", failed=1234,
+                          lift="+0.241±0.096 τ 0.70 (n=100)")
+        progress.start()
+        progress.stop()
+        line = [text for text in buf.getvalue().splitlines() if "search" in text][-1]
+        assert len(line) <= width
+        assert f"{total - 1}/{total}" in line and "best 0.9805" in line and "ETA" in line and "0:00:0" in line
+        assert ("failed 1234" in line) == (width >= 64) and ("lift +0.241" in line) == (width >= 112)

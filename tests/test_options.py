@@ -254,7 +254,29 @@ def test_plugins_options_lists_every_declared_option():
     assert any("ray" in r and "address" in r and "str" in r for r in rows)
     assert any("nt3" in r and "features" in r and "60483" in r for r in rows)
     plain = run_cli("plugins")
-    assert plain.returncode == 0 and "available" in plain.stdout and "gpus_per_worker" not in plain.stdout
+    assert plain.returncode == 0 and "┃ ok " in plain.stdout and "gpus_per_worker" not in plain.stdout
+
+
+def test_plugins_lists_one_line_per_component_at_80_columns():
+    """`wtnas plugins` is one line per component at 80 columns (the head of each description);
+    `--long` has the full text, `wtnas plugins NAME` one component with its options."""
+    from wtnas_cli.plugins.manager import default_plugins
+    from wtnas_cli.plugins.registry import KINDS
+
+    registry = default_plugins().registry
+    count = sum(len(registry.all(kind)) for kind in KINDS)
+    out = run_cli("plugins", env={"COLUMNS": "80"})
+    assert out.returncode == 0, out.stderr
+    rows = [line for line in out.stdout.splitlines() if line.startswith("│")]
+    assert len(rows) >= count and all(len(line) <= 80 for line in out.stdout.splitlines())
+    assert any("evolution" in r and "regularized evolution" in r for r in rows)
+    full = run_cli("plugins", "--long", env={"COLUMNS": "80"}).stdout
+    assert "one-node" in full   # the full description, folded
+    one = run_cli("plugins", "evolution")
+    assert one.returncode == 0 and "strategy evolution (plugin strategies; available)" in one.stdout
+    assert "-o evolution.population=INT (default 20)" in one.stdout
+    missing = run_cli("plugins", "evolutoin")
+    assert missing.returncode == 1 and "did you mean 'evolution'" in missing.stderr
 
 
 def test_dash_o_errors_are_one_line(tmp_path):

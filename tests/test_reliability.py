@@ -69,6 +69,7 @@ def test_ctrl_c_once_finishes_in_flight_and_resumes(tmp_path):
     resumed = subprocess.run(["wtnas", "run", "--resume", run_dir, "--max-evals", str(done + 4)],
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed: {done} of {done + 4} candidates were done" in resumed.stderr   # it says from where
     harness.check_run(run_dir, done + 4)
 
 

@@ -200,6 +200,15 @@ def test_report_end_to_end(runs):
     out = run_cli("report", runs["none"], runs["lcs"])
     assert out.returncode == 0, out.stderr
     assert "top-K (warm-started)" in out.stdout and "report.md" in out.stdout
+    # at 80 columns: short run labels with a legend, one table per group, nothing cut or wrapped
+    narrow = run_cli("report", runs["none"], runs["lcs"], env={"COLUMNS": "80"})
+    assert narrow.returncode == 0, narrow.stderr
+    lines = narrow.stdout.splitlines()
+    assert f"A = {runs['none']} (baseline)" in lines and any(line.startswith(f"B = {runs['lcs']} (lcs") for line in lines)
+    assert all(len(line) <= 80 for line in lines if line[:1] in "┏┃┡│└")
+    for row in comparison(reports, "warm"):   # every number whole
+        assert f"{row['recommended_val']:.4f} / {row['recommended_test']:.4f}" in narrow.stdout
+        assert f"{row['epochs_gmean']:.2f}" in narrow.stdout
 
 
 def test_topk_with_fewer_candidates_than_k_trains_what_exists(runs):

@@ -14,6 +14,23 @@ import typer
 from ..errors import WtnasError
 from . import checkpoints, evaluate, export, info, report, run, show, topk
 
+def _flags_show_no_type() -> None:
+    """typer (0.29) labels every flag `<bool>` in --help, `--help` itself included; a flag takes no
+    value, so it gets no type column."""
+    from typer.core import TyperOption
+
+    typed = TyperOption.display_type_rich
+    if getattr(typed, "wtnas_flags", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag else typed(self, ctx)
+
+    display_type_rich.wtnas_flags = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_show_no_type()
 app = typer.Typer(
     name="wtnas", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
     help="Neural architecture search with selective weight transfer (LP / LCS).\n\n"

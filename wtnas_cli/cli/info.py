@@ -2,42 +2,82 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from ..errors import WtnasError
 from ..plugins.registry import KINDS
+from ..util.text import did_you_mean
 from .common import console, fmt_size
 
 
 def plugins_command(
+    name: Optional[str] = typer.Argument(None, help="One component: its full description and options."),
     options: bool = typer.Option(False, "--options", help="List the options each component declares "
                                  "(set them with `wtnas run -o COMPONENT.OPTION=VALUE`)."),
+    long: bool = typer.Option(False, "--long", help="Full descriptions (and install hints) instead of one line each."),
 ) -> None:
     """List every component by kind, the plugin that registered it, and whether it is available."""
     from ..plugins.manager import default_plugins
 
     plugins = default_plugins()
+    if name is not None:
+        component_details(plugins.registry, name)
+        return
     if options:
         options_table(plugins.registry)
         return
-    table = Table(title="wtnas components")
-    for col in ("kind", "name", "plugin", "available", "description"):
-        table.add_column(col)
+    rows = []
     for kind in KINDS:
         for c in plugins.registry.all(kind):
             hint = escape(c.install_hint or "needs " + ", ".join(c.missing))
-            status = "[green]yes[/]" if c.available else f"[red]no[/]: {hint}"
-            table.add_row(kind, escape(c.name), escape(c.plugin), status, escape(c.description))
-    for name, hooks in hook_only_plugins(plugins):   # e.g. a tracker: notification hooks, no component
-        table.add_row("hooks", escape(", ".join(hooks)), escape(name), "[green]yes[/]", "")
+            status = "[green]yes[/]" if c.available else ("[red]no[/]: " + hint if long else "[red]no[/]")
+            rows.append((kind, escape(c.name), escape(c.plugin), status,
+                         escape(c.description if long else summary(c.description))))
+    for plugin, hooks in hook_only_plugins(plugins):   # e.g. a tracker: notification hooks, no component
+        rows.append(("hooks", escape(", ".join(hooks)), escape(plugin), "[green]yes[/]", ""))
+    table = Table(title="wtnas components" + ("" if long else " (wtnas plugins NAME or --long: the full text)"))
+    used = 1
+    for i, col in enumerate(("kind", "name", "plugin", "ok")):   # one line each; the description gets the rest
+        width = max([len(col)] + [len(Text.from_markup(r[i]).plain) for r in rows])
+        table.add_column(col, no_wrap=True, min_width=None if long else width)
+        used += width + 3
+    table.add_column("description", no_wrap=not long, overflow="fold" if long else "ellipsis",
+                     max_width=None if long else max(10, console.width - used - 3))
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
-    for name, reason in plugins.broken:
-        console.print(f"[red]broken plugin[/] {escape(name)}: {escape(reason)}", soft_wrap=True)
+    for plugin, reason in plugins.broken:
+        console.print(f"[red]broken plugin[/] {escape(plugin)}: {escape(reason)}", soft_wrap=True)
+
+
+def summary(description: str) -> str:
+    """A description's head, up to its first colon, semicolon or parenthesis: one short line."""
+    head = re.split(r"[:;(]", description, maxsplit=1)[0].strip()
+    return head or description
+
+
+def component_details(registry, name: str) -> None:
+    """Every component called `name` (kinds may share a name): kind, plugin, availability, the full
+    description and its options."""
+    found = [c for kind in KINDS for c in registry.all(kind) if c.name == name]
+    if not found:
+        names = sorted({c.name for kind in KINDS for c in registry.all(kind)})
+        raise WtnasError(f"no component named {name!r}{did_you_mean(name, names)}; `wtnas plugins` lists them")
+    for c in found:
+        status = "available" if c.available else f"not available: {c.install_hint or 'needs ' + ', '.join(c.missing)}"
+        console.print(f"[bold]{escape(c.kind)} {escape(c.name)}[/] (plugin {escape(c.plugin)}; {escape(status)})")
+        console.print(escape(c.description))
+        for o in c.options:
+            default = "-" if o.default is None else str(o.default).lower() if o.type is bool else str(o.default)
+            console.print(f"  -o {escape(c.name)}.{escape(o.name)}={o.type.__name__.upper()} (default "
+                          f"{escape(default)}): {escape(o.help)}")
 
 
 def hook_only_plugins(plugins) -> list[tuple[str, list[str]]]:

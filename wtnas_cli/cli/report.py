@@ -26,23 +26,35 @@ def _tau_cell(row: dict) -> str:
     return f"{_cell(row['tau'], 3)} (n={row['tau_n']}{over})"
 
 
-def _print_table(title: str, rows: list, run_scheme, groups: list[list[tuple]]) -> None:
-    """One table of `rows`; on a narrow terminal (< 120 columns) one table per group of columns,
-    each led by run and scheme, so no number is cut short (report.md has everything)."""
-    if console.width >= 120:
+WIDE = 120   # below this many columns: short run labels (a legend) and one table per group of columns
+
+
+def run_labels(names: list[str]) -> dict[str, str]:
+    """Short labels for a narrow terminal: A, B, C... (run 1, run 2... past 26 runs)."""
+    return {name: chr(ord("A") + i) if len(names) <= 26 else str(i + 1) for i, name in enumerate(names)}
+
+
+def _print_table(title: str, rows: list, run_scheme, groups: list[list[tuple]], labels: dict[str, str]) -> None:
+    """One table of `rows`, led by run and scheme; on a narrow terminal one table per group of
+    columns, led by the run's short label (the legend names run and scheme), so that no number is
+    cut and no run name wraps (report.md has everything)."""
+    narrow = console.width < WIDE
+    if not narrow:
         groups = [[column for group in groups for column in group]]
     for i, columns in enumerate(groups):
         t = Table(title=title if i == 0 else None)
-        t.add_column("run", overflow="fold")
-        t.add_column("scheme", overflow="fold", min_width=10)
+        t.add_column("run", no_wrap=True)
+        if not narrow:
+            t.add_column("scheme", overflow="fold", min_width=10)
         for name, _ in columns:
             t.add_column(name, no_wrap=True)
         for row in rows:
-            t.add_row(*run_scheme(row), *(cell(row) for _, cell in columns))
+            run, scheme = run_scheme(row)
+            t.add_row(*((labels[run],) if narrow else (run, scheme)), *(cell(row) for _, cell in columns))
         console.print(t)
 
 
-def _print_topk(rows: list[dict], title: str) -> None:
+def _print_topk(rows: list[dict], title: str, labels: dict[str, str]) -> None:
     """The top-K comparison; one objective column when early stopping kept the final weights
     (then at-stop and final are the same number); no ratio columns without a baseline run."""
     same = all(r["objective_at_stop"] == r["objective_final"] for r in rows)
@@ -60,7 +72,7 @@ def _print_topk(rows: list[dict], title: str) -> None:
     quality = [*objective, *([("diff vs baseline", lambda r: _cell(r["objective_diff_vs_baseline"]))] if has_base else []),
                ("Kendall tau", _tau_cell)]
     held_out = [*(tested if has_test else []), *(timed if has_time else [])]
-    _print_table(title, rows, lambda r: (r["run"], r["scheme"]), [g for g in (epochs, quality, held_out) if g])
+    _print_table(title, rows, lambda r: (r["run"], r["scheme"]), [g for g in (epochs, quality, held_out) if g], labels)
     if not has_base:
         from ..results.comparison import NO_BASELINE
 
@@ -69,7 +81,12 @@ def _print_topk(rows: list[dict], title: str) -> None:
 
 def _lift_cell(report) -> str:
     st = report.control_stats
-    return f"{st.lift:+.4f} ± {st.lift_ci:.4f}, τ {_cell(st.tau, 2)} (n={st.n})" if st.n else "-"
+    return f"{st.lift:+.4f} ± {st.lift_ci:.4f}" if st.n else "-"
+
+
+def _tau_controls_cell(report) -> str:
+    st = report.control_stats
+    return f"{_cell(st.tau, 2)} (n={st.n})" if st.n else "-"
 
 
 def report_command(
@@ -88,13 +105,18 @@ def report_command(
     md, plots, reports, note = write_report(runs, out, slot)
     counts = [("candidates", lambda r: str(len(r.ok))), ("failed", lambda r: str(r.failed)),
               ("with transfer", lambda r: f"{r.transfer_share:.0%}"), ("fallbacks", lambda r: str(r.fallbacks))]
-    scores = [("mean score 2nd half", lambda r: _cell(r.mean_score_second_half)),
-              ("inheritance lift (controls)", _lift_cell)]
-    _print_table("runs", reports, lambda r: (r.name, r.scheme), [counts, scores])
+    scores = [("2nd-half mean score", lambda r: _cell(r.mean_score_second_half)),
+              ("inheritance lift (95% CI)", _lift_cell)]
+    controls = [("τ warm vs scratch (controls)", _tau_controls_cell)]
+    labels = run_labels([r.name for r in reports])
+    if console.width < WIDE:
+        for r in reports:
+            console.print(f"{labels[r.name]} = {escape(str(r.run_dir))} ({escape(r.scheme)})", soft_wrap=True)
+    _print_table("runs", reports, lambda r: (r.name, r.scheme), [counts, scores, controls], labels)
     for mode in ("warm", "scratch"):
         rows = comparison(reports, mode)
         if any(row["topk_n"] for row in rows):
-            _print_topk(rows, f"top-K ({'warm-started' if mode == 'warm' else 'from scratch'})")
+            _print_topk(rows, f"top-K ({'warm-started' if mode == 'warm' else 'from scratch'})", labels)
     if not any(r.trained for r in reports):
         console.print(f"No top-K training yet: run [bold]wtnas topk {reports[0].run_dir}[/] first for epochs "
                       f"to converge and Kendall tau.")

@@ -23,16 +23,37 @@ from rich.table import Table
 from .common import console, err_console, fmt_int, fmt_score
 
 
+# what the progress line shows, most important first, with the columns each field takes at most:
+# a narrow terminal (or a log, which rich takes for 80 columns) drops the last ones, never a number
+# that says how far the run is
+_FIELDS = [("failed", 10), ("transfer", 14), ("lift", 34)]
+
+
+def progress_columns(width: int) -> list:
+    """The progress line's columns for a console `width` wide: spinner, "search", done/total, best,
+    elapsed and ETA always (~60 columns); failed, transfer share and the controls' lift while they
+    fit; a bar in what is left (none below 10 columns)."""
+    room = width - 54   # spinner, "search", done/total up to 100000/100000, best; elapsed, "ETA", remaining
+    optional = {"failed": TextColumn("failed {task.fields[failed]}"),
+                "transfer": TextColumn("transfer {task.fields[transfer]}"),
+                "lift": TextColumn("lift {task.fields[lift]}")}
+    shown = []
+    for name, need in _FIELDS:
+        if room >= need:
+            shown.append(optional[name])
+            room -= need
+    bar = [BarColumn(bar_width=min(40, room))] if room >= 10 else []
+    return [SpinnerColumn(), TextColumn("[bold]{task.description}"), *bar, MofNCompleteColumn(),
+            TextColumn("best [cyan]{task.fields[best]}[/]"), *shown, TimeElapsedColumn(), TextColumn("ETA"),
+            TimeRemainingColumn()]
+
+
 class RichObserver:
     """Live progress: candidates done/total, best score so far, transfer rate, ETA."""
 
     def __init__(self) -> None:
         self.progress = Progress(
-            SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("best [cyan]{task.fields[best]}[/]"), TextColumn("transfer {task.fields[transfer]}"),
-            TextColumn("failed {task.fields[failed]}"), TextColumn("lift {task.fields[lift]}"),
-            TimeElapsedColumn(), TextColumn("ETA"),
-            TimeRemainingColumn(), console=err_console, transient=False,
+            *progress_columns(err_console.width), console=err_console, transient=False,
             # a log file (a batch job) gets the final line only; a terminal a redraw 4 times a second
             auto_refresh=err_console.is_terminal, refresh_per_second=4)
         self.task: TaskID | None = None
@@ -43,6 +64,8 @@ class RichObserver:
         err_console.print(f"[bold]wtnas run[/] problem={cfg.problem} backend={cfg.backend} "
                           f"strategy={cfg.strategy} matcher={cfg.matcher} executor={cfg.executor} workers={workers} "
                           f"max_evals={total} → {run_dir}")
+        if done:
+            err_console.print(f"resumed: {done} of {total} candidates were done; continuing from there")
         self.progress.start()
         self.task = self.progress.add_task("search", total=total, completed=done, best="-", transfer="-",
                                            failed=0, lift="-")
@@ -80,7 +103,8 @@ class RichObserver:
     def close(self) -> None:
         if self._latest is not None:    # the last state, whenever it came
             self._show(self._latest)
-        self.progress.stop()
+        if self.task is not None:   # started (a run refused before it began printed no progress)
+            self.progress.stop()
 
 
 def run_command(
@@ -89,7 +113,7 @@ def run_command(
     space: Optional[Path] = typer.Option(None, "--space", help="Your own search space (.toml or .yaml); "
                                                                "see docs/search-spaces.md.", rich_help_panel="Problem and data"),
     data: Optional[Path] = typer.Option(None, "--data", help="Data for --space: .npz, .h5 or .csv.",
-    rich_help_panel="Problem and data"),
+                                        rich_help_panel="Problem and data"),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Directory with the problem's standard "
                                                                      "dataset files (nothing is downloaded).",
                                                                      rich_help_panel="Problem and data"),
@@ -102,16 +126,16 @@ def run_command(
                                            "on the files); = -o nt3.features=N \\[default: 60483].",
                                            rich_help_panel="Problem and data"),
     strategy: Optional[str] = typer.Option(None, help="Search strategy: evolution, random \\[default: evolution].",
-    rich_help_panel="Search"),
+                                           rich_help_panel="Search"),
     selector: Optional[str] = typer.Option(None, help="Provider selector: parent, nearest, none, auto "
                                                       "\\[default: auto = the strategy's choice].", rich_help_panel="Transfer"),
     matcher: Optional[str] = typer.Option(None, help="Tensor matcher: lcs, lp (role-aware), lcs-slice (+ partial "
                                                     "copies), lcs-shape, lp-shape (the paper's shape-only rule), none "
                                                     "(baseline) \\[default: lcs].", rich_help_panel="Transfer"),
     max_evals: Optional[int] = typer.Option(None, "--max-evals", help="Candidates to evaluate \\[default: 200].",
-    rich_help_panel="Search"),
+                                            rich_help_panel="Search"),
     time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Stop submitting after this many seconds.",
-    rich_help_panel="Search"),
+                                                rich_help_panel="Search"),
     epochs: Optional[int] = typer.Option(None, help="Training epochs per candidate \\[default: 1].", rich_help_panel="Search"),
     controls: Optional[float] = typer.Option(None, "--controls", help="Share of the candidates with inherited "
                                              "weights that also train from scratch, to measure the inheritance "
@@ -132,7 +156,7 @@ def run_command(
     population: Optional[int] = typer.Option(None, help="Evolution population size N; = -o evolution.population=N "
                                                         "\\[default: 20].", rich_help_panel="Search"),
     sample: Optional[int] = typer.Option(None, help="Evolution sample size S; = -o evolution.sample=S \\[default: 10].",
-    rich_help_panel="Search"),
+                                         rich_help_panel="Search"),
     backend: Optional[str] = typer.Option(None, help="Backend plugin \\[default: torch].", rich_help_panel="Execution"),
     executor: Optional[str] = typer.Option(None, help="Executor plugin \\[default: local].", rich_help_panel="Execution"),
     workers: Optional[int] = typer.Option(None, help="Workers \\[default: local: CPU count (at most 8) or one per "
@@ -152,9 +176,10 @@ def run_command(
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray executor: address of an existing "
                                               "cluster; = -o ray.address=HOST:PORT \\[default: start a local one].",
                                               rich_help_panel="Execution"),
-    option: Optional[list[str]] = typer.Option(None, "--option", "-o", help="A component's own option, "
-                                               "COMPONENT.OPTION=VALUE (e.g. -o ray.address=head:6379; KIND.NAME.OPTION "
-                                               "where two kinds share a name); repeatable. `wtnas plugins --options` "
+    option: Optional[list[str]] = typer.Option(None, "--option", "-o", metavar="NAME.OPTION=VALUE",
+                                               help="A component's own option, COMPONENT.OPTION=VALUE (e.g. -o "
+                                               "ray.address=head:6379; KIND.NAME.OPTION where two kinds share a name); "
+                                               "repeatable. `wtnas plugins --options` "
                                                "lists them.", rich_help_panel="Search"),
     seed: Optional[int] = typer.Option(None, help="Random seed \\[default: 0].", rich_help_panel="Search"),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:N or auto \\[default: cpu].", rich_help_panel="Execution"),
@@ -164,9 +189,9 @@ def run_command(
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file with any of these options "
                                                                  "(command-line options win).", rich_help_panel="Run directory"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this directory.",
-    rich_help_panel="Run directory"),
+                                          rich_help_panel="Run directory"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the run already in --run-dir.",
-    rich_help_panel="Run directory"),
+                                   rich_help_panel="Run directory"),
     force_change: bool = typer.Option(False, "--force-change", help="With --resume: allow changing a setting that "
                                       "defines candidates (problem, matcher, epochs, seed...); recorded as a new "
                                       "segment of the run.", rich_help_panel="Run directory"),

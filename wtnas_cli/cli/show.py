@@ -38,20 +38,21 @@ def show_command(
                           "lineage_size": family, "chain": [{k: r.get(k) for k in keys} for r in chain]}, indent=2))
         return
     table = Table(title=f"weight lineage of candidate {candidate_id} in {escape(str(run))}")
-    for col in ("id", "score", "from", "d", "tensors in (whole + partly / all)", "params in", "changed nodes",
-                "arch_seq"):
-        table.add_column(col, overflow="fold")
+    for col in ("id", "score", "from", "d", "tensors", "params", "changed", "arch_seq"):
+        table.add_column(col, overflow="fold", no_wrap=col != "changed")   # numbers and arch_seqs never wrap
     for r in chain:
         score = f"{r['score']:.4f}" if r["score"] is not None else r["status"]
         if r["received_from"] is None:
-            received, source, share = "founder: random weights", "-", "-"
+            received, source, share = "founder", "-", "-"
         else:
             whole = (r["n_transferred"] or 0) - (r["n_partial"] or 0)
-            received = f"{whole} + {r['n_partial'] or 0} / {r['n_tensors'] or 0}"
+            received = f"{whole}+{r['n_partial'] or 0}/{r['n_tensors'] or 0}"
             source, share = str(r["received_from"]), f"{(r['transfer_share'] or 0):.0%}"
         table.add_row(str(r["id"]), score, source, "-" if r["distance"] is None else str(r["distance"]), received,
                       share, ",".join(map(str, r["changed_nodes"])) or "-", ",".join(map(str, r["arch_seq"])))
     console.print(table)
+    console.print("tensors: received whole + partly (an overlapping block) / all, params: their share; a founder "
+                  "starts from random weights; changed: the nodes that differ from its provider")
     console.print(f"depth {len(chain) - 1}: its inherited tensors go back to candidate {chain[0]['id']}'s random "
                   f"initialization, shared by {family} finished candidate(s) of this run")
 

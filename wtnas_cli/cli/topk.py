@@ -36,7 +36,8 @@ class TopKObserver:
         err_console.print(f"[yellow]{escape(message)}[/]")
 
     def close(self) -> None:
-        self.progress.stop()
+        if self.task is not None:   # started (a run refused before it began printed no progress)
+            self.progress.stop()
 
 
 def topk_command(
@@ -53,7 +54,7 @@ def topk_command(
                                          "trained reference; the early-stop point is still recorded).",
                                          rich_help_panel="Training and early stopping"),
     patience: int = typer.Option(2, help="Epochs without improvement before stopping (paper: 2).",
-    rich_help_panel="Training and early stopping"),
+                                 rich_help_panel="Training and early stopping"),
     stop_reference: str = typer.Option("first-epoch", "--stop-reference", help="What an epoch must improve on: "
                                        "first-epoch = Keras' default, the paper's (every model trains at least "
                                        "--patience + 1 epochs and hands back its best epoch; always with "
@@ -64,7 +65,7 @@ def topk_command(
                                                                         "\\[default: the problem's, digits 0.001].",
                                                                         rich_help_panel="Training and early stopping"),
     max_epochs: int = typer.Option(20, "--max-epochs", help="Cap on epochs (paper: 20).",
-    rich_help_panel="Training and early stopping"),
+                                   rich_help_panel="Training and early stopping"),
     tau_sample: int = typer.Option(0, "--tau-sample", help="Also train N randomly sampled candidates for "
                                                            "Kendall's tau in `wtnas report`.",
                                                            rich_help_panel="Which candidates"),
@@ -89,7 +90,7 @@ def topk_command(
                              "among 2K candidates (transfer-aware, opt-in; see docs/benchmarks.md).",
                              rich_help_panel="Which candidates"),
     workers: Optional[int] = typer.Option(None, help="Worker processes \\[default: CPU count, at most 8].",
-    rich_help_panel="Execution"),
+                                          rich_help_panel="Execution"),
     seed: int = typer.Option(0, help="Seed for the tau sample and training.", rich_help_panel="Execution"),
 ) -> None:
     """Train the top-K candidates to convergence (Keras EarlyStopping semantics) and record
@@ -122,25 +123,42 @@ def print_topk(summary) -> None:
     tested = any(r.get("objective_test") is not None for r in summary.rows)
     # early stopping hands back its best epoch: then at-stop and final are one number
     same = all(r["objective_at_stop"] == r["objective_final"] for r in summary.rows if r["status"] == "ok")
-    columns = ("id", "est. score", "epochs", "converged", *(("objective",) if same else ("obj. at stop", "obj. final")),
-               *(("test",) if tested else ()), "params", "start", "set")
-    for col in columns:
-        table.add_column(col)
+    def start(r: dict) -> str:
+        return "warm" if r["warm_started"] else ("scratch" if summary.mode == "scratch"
+                                                 else "[yellow]scratch (checkpoint unusable)[/]")
+
+    def kind(r: dict) -> str:
+        return "+".join(k for k, flag in (("top-K", r["in_topk"]), ("tau", r["in_tau_sample"])) if flag)
+
+    ok = [r for r in summary.rows if r["status"] == "ok"]
+    # numbers never wrap or get cut; the start and set columns only when they tell rows apart (the
+    # title says the mode), so the table fits 80 columns
+    varies = {name: len({f(r) for r in ok}) > 1 or len(ok) < len(summary.rows) for name, f in (("start", start),
+                                                                                                ("set", kind))}
+    numbers = ("id", "est. score", "epochs", "converged", *(("objective",) if same else ("obj. at stop", "obj. final")),
+               *(("test",) if tested else ()), "params")
+    for col in numbers:
+        table.add_column(col, no_wrap=True)
+    for col in ("start", "set"):
+        if varies[col]:
+            table.add_column(col, overflow="fold")
     for r in sorted(summary.rows, key=lambda r: (-(r["estimated_score"] or 0), r["candidate_id"])):
         if r["status"] != "ok":
-            table.add_row(str(r["candidate_id"]), fmt_score(r["estimated_score"]), *["-"] * (len(columns) - 4),
-                          "[red]failed[/]", r["error"] or "")
+            table.add_row(str(r["candidate_id"]), fmt_score(r["estimated_score"]), "-", "[red]failed[/]",
+                          *["-"] * (len(numbers) - 4), *(["-"] if varies["start"] else []),
+                          *([r["error"] or ""] if varies["set"] else []))
             continue
-        start = "warm" if r["warm_started"] else ("scratch" if summary.mode == "scratch"
-                                                  else "[yellow]scratch (checkpoint unusable)[/]")
-        kind = "+".join(k for k, flag in (("top-K", r["in_topk"]), ("tau", r["in_tau_sample"])) if flag)
         table.add_row(str(r["candidate_id"]), fmt_score(r["estimated_score"]), str(r["epochs_to_converge"]),
                       "yes" if r["converged"] else "no (cap)",
                       *((fmt_score(r["objective_final"]),) if same else (fmt_score(r["objective_at_stop"]),
                                                                          fmt_score(r["objective_final"]))),
                       *((fmt_score(r["objective_test"]),) if tested else ()),
-                      fmt_int(r["num_params"]), start, kind)
+                      fmt_int(r["num_params"]), *([start(r)] if varies["start"] else []),
+                      *([kind(r)] if varies["set"] else []))
     console.print(table)
+    for r in summary.rows:
+        if r["status"] != "ok":
+            console.print(f"[red]#{r['candidate_id']} failed:[/] {escape(r['error'] or '')}", soft_wrap=True)
     for note in summary.notes:
         console.print(f"[yellow]Note:[/] {escape(note)}")
     choice = summary.choice

@@ -5,8 +5,10 @@ Registration hooks receive a `register` callable bound to one kind of component:
 `traits` are hints for the rest of wtnas: a backend's {"max_jobs_per_worker": N} makes executors
 replace a worker process after N candidates (frameworks that leak memory); {"baseline": True} marks
 a matcher or selector that never transfers; a selector's {"needs_parent": True} and a strategy's
-{"proposes_parents": bool, "random_start": "<its option>", "default_selector": "<selector>"} let
-wtnas pick a selector and refuse or warn about schemes that can never transfer (wtnas_cli/run/scheme.py).
+{"proposes_parents": bool, "random_start": "<its option>", "random_start_bounds": ("<option>", ...),
+"default_selector": "<selector>"} let wtnas pick a selector, fit the random start to a small budget
+and refuse or warn about schemes that can never transfer (wtnas_cli/run/scheme.py); {"chosen_by":
+"--space FILE"} marks a component a user picks with that flag, not by name (errors list the flag).
 A dict passed as `options=` is the old spelling of `traits`, still accepted.
 `options` are what a user may set: a sequence of `wtnas_cli.contracts.Option(name, type, default,
 help)`; the factory receives each as a keyword argument (the default when the user sets nothing),

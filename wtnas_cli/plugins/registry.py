@@ -106,8 +106,10 @@ class Registry:
 
     def get(self, kind: str, name: str) -> Component:
         table = self._components[kind]
-        if name not in table:
-            valid = ", ".join(sorted(table)) or "none installed"
+        if name not in table:   # a component chosen by another flag (trait chosen_by) is named by that flag
+            valid = ", ".join(sorted(n for n, c in table.items() if not c.traits.get("chosen_by"))
+                              + sorted({str(c.traits["chosen_by"]) for c in table.values() if c.traits.get("chosen_by")})
+                              ) or "none installed"
             plural = "strategies" if kind == "strategy" else f"{kind}s"
             raise PluginError(f"unknown {kind} {name!r}; valid {plural}: {valid}")
         return table[name]

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..errors import CheckpointError, RunDirError
 from ..plugins.manager import Plugins, default_plugins
 from ..run.config import RunConfig, load_config_file
-from ..run.rundir import CONFIG_NAME, STORE_NAME, is_run_dir
+from ..run.rundir import CONFIG_NAME, is_run_dir, not_a_run
 from ..weights.checkpoint import CheckpointReader
 from ..weights.matching import MatchError, match_same
 
@@ -26,7 +26,7 @@ def run_config(run_dir: str | Path, plugins: Plugins | None = None) -> RunConfig
 
     run_dir = Path(run_dir)
     if not is_run_dir(run_dir):
-        raise RunDirError(f"{run_dir} holds no wtnas run (no {STORE_NAME}); give the directory of a `wtnas run`")
+        raise RunDirError(not_a_run(run_dir, "give the directory of a `wtnas run`"))
     values = load_config_file(run_dir / CONFIG_NAME)
     cfg = RunConfig(**{k: v for k, v in values.items() if k in RunConfig.__dataclass_fields__})
     settle(cfg, (plugins or default_plugins()).registry, strict=False)

@@ -12,7 +12,7 @@ from typing import Sequence
 from ..errors import WtnasError
 from ..run.job import TIMING_KEYS
 from ..run.lease import check_reader_host
-from ..run.rundir import STORE_NAME, is_run_dir
+from ..run.rundir import STORE_NAME, is_run_dir, not_a_run
 from ..run.scheme import label as scheme_label
 from ..run.store import RunStore, latest_settings_key, selection_key, topk_checks_key, topk_wall_key
 from ..search.controls import ControlStats, control_pairs, control_stats
@@ -179,7 +179,7 @@ class RunReport:
 def open_run_store(run_dir: Path) -> RunStore:
     """A run's store, for reading (also while the run goes on, on the writer's host)."""
     if not is_run_dir(run_dir):
-        raise WtnasError(f"{run_dir} holds no wtnas run (no {STORE_NAME}); give directories written by `wtnas run`")
+        raise WtnasError(not_a_run(run_dir, "give directories written by `wtnas run`"))
     check_reader_host(run_dir)
     return RunStore(run_dir / STORE_NAME)
 

@@ -25,13 +25,22 @@ def is_run_dir(path: Path) -> bool:
     return (path / STORE_NAME).is_file()
 
 
+def not_a_run(path: Path, hint: str) -> str:
+    """Why `path` is not a run directory (missing, a file, or no store), then `hint`: one line."""
+    if not path.exists():
+        return f"{path} does not exist; {hint}"
+    if not path.is_dir():
+        return f"{path} is a file, not a run directory; {hint}"
+    return f"{path} holds no wtnas run (no {STORE_NAME}); {hint}"
+
+
 def prepare_run_dir(path: Path, *, resume: bool = False, overwrite: bool = False) -> Path:
     """Return `path` ready for a new run (or an existing run when resuming)."""
     if resume and overwrite:
         raise RunDirError("--resume and --overwrite contradict each other; pick one")
     if resume:
         if not is_run_dir(path):
-            raise RunDirError(f"{path} holds no wtnas run (no {STORE_NAME}); drop --resume to start a new run there")
+            raise RunDirError(not_a_run(path, "drop --resume to start a new run there"))
         remove_partial_files(path)
         return path
     contents = [p for p in path.iterdir() if p.name != LEASE_NAME] if path.exists() else []

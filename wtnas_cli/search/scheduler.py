@@ -23,7 +23,8 @@ from ..run.lease import RunLease
 from ..run.lease import describe as describe_lease
 from ..run.resolver import resume_config, settle
 from ..run.retention import Retention
-from ..run.rundir import CONFIG_NAME, STORE_NAME, checkpoint_path, default_run_dir, is_run_dir, prepare_run_dir
+from ..run.rundir import (CONFIG_NAME, STORE_NAME, checkpoint_path, default_run_dir, is_run_dir, not_a_run,
+                          prepare_run_dir)
 from ..run.scheme import check_scheme, fit_random_start, is_baseline, run_selector
 from ..run.store import RunStore
 from ..util.interrupts import GracefulInterrupt
@@ -136,7 +137,7 @@ def run_search(cfg: RunConfig | None = None, *, plugins: Plugins | None = None,
     if resume is not None:
         run_dir = Path(resume)
         if not is_run_dir(run_dir):
-            raise RunDirError(f"{run_dir} holds no wtnas run (no {STORE_NAME}); drop --resume to start a new run there")
+            raise RunDirError(not_a_run(run_dir, "drop --resume to start a new run there"))
         cfg, changes = resume_config(load_config_file(run_dir / CONFIG_NAME), overrides, force=force_change,
                                      source=str(run_dir / CONFIG_NAME), registry=plugins.registry)
         cfg.run_dir = str(run_dir)
