@@ -103,6 +103,7 @@ def test_a_search_on_named_labels_and_evaluate_on_a_named_file(tmp_path, bc):
     run = tmp_path / "run"
     out = run_cli("run", "--space", space, "--data", data, "--max-evals", "6", "--workers", "2", "--run-dir", run)
     assert out.returncode == 0, out.stderr
+    assert "problem=bc-named (--space bc.toml)" in out.stderr   # the space's own name on the start line
     ev = run_cli("evaluate", run, "--from", "search", "--data", held, "--json")
     assert ev.returncode == 0, ev.stderr
     result = json.loads(ev.stdout)

@@ -13,6 +13,16 @@ HEAVY = ("torch", "tensorflow", "keras", "ray", "mpi4py", "h5py", "matplotlib", 
          "numpy", "wtnas_builtins")   # built-in plugins add no commands: --help need not load them
 
 
+def test_command_summaries_are_one_sentence_each():
+    """`wtnas --help` at 80 columns: each command's first sentence, wrapped as a paragraph (not cut
+    where its docstring's source lines break)."""
+    out = run_cli("--help", env={"COLUMNS": "80"})
+    assert out.returncode == 0
+    text = " ".join(line.strip("│ ") for line in out.stdout.splitlines())
+    assert "record epochs to converge, objective at early stop and after full training." in " ".join(text.split())
+    assert all(len(line) <= 80 for line in out.stdout.splitlines())
+
+
 def test_help_imports_no_heavy_library():
     code = ("import sys\nfrom wtnas_cli.cli import main\n"
             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"

@@ -63,9 +63,20 @@ def _fail(message: str) -> None:
     raise SystemExit(1)
 
 
+def _one_sentence_summaries() -> None:
+    """`wtnas --help` lists each command by the first sentence of its docstring on one line, not
+    the docstring's first paragraph with its source line breaks (plugin commands included)."""
+    for command in app.registered_commands:
+        doc = (command.callback.__doc__ or "") if command.callback else ""
+        if command.short_help is None and doc:
+            paragraph = " ".join(doc.split("\n\n")[0].split())
+            command.short_help = paragraph.split(". ")[0].rstrip(".") + "."
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         _add_plugin_commands()
+        _one_sentence_summaries()
         app(args=argv, prog_name="wtnas")
     except WtnasError as exc:
         if os.environ.get("WTNAS_DEBUG"):

@@ -13,7 +13,7 @@ from .common import console, fmt_score
 
 
 def inspect_command(
-    checkpoint: Path = typer.Argument(..., help="A wtnas checkpoint (.h5)."),
+    checkpoint: Path = typer.Argument(..., metavar="CHECKPOINT", help="A wtnas checkpoint (.h5)."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Show a checkpoint's metadata and shape sequence (needs no backend)."""
@@ -43,8 +43,8 @@ def inspect_command(
 
 
 def match_command(
-    provider: Path = typer.Argument(..., help="Provider checkpoint (weights come from here)."),
-    receiver: Path = typer.Argument(..., help="Receiver checkpoint (its shape sequence is matched)."),
+    provider: Path = typer.Argument(..., metavar="PROVIDER", help="Provider checkpoint (weights come from here)."),
+    receiver: Path = typer.Argument(..., metavar="RECEIVER", help="Receiver checkpoint (its shape sequence is matched)."),
     matcher: str = typer.Option("lcs", "--matcher", "-m",
                                 help="Matcher plugin: lcs, lp, lcs-slice, lcs-shape, lp-shape, none, ..."),
     as_json: bool = typer.Option(False, "--json", help="Print the mapping as JSON."),

@@ -13,7 +13,7 @@ from .common import console
 
 
 def evaluate_command(
-    run_dir: Path = typer.Argument(..., help="A run directory written by `wtnas run`."),
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run directory written by `wtnas run`."),
     candidate_id: Optional[int] = typer.Option(None, "--id", help="Evaluate this candidate \\[default: the model "
                                                "`wtnas export` picks: topk's best, else the search's]."),
     source: Optional[str] = typer.Option(None, "--from", help="search or topk: whose weights (as `wtnas export`)."),

@@ -13,7 +13,7 @@ from .common import console
 
 
 def export_command(
-    run_dir: Path = typer.Argument(..., help="A run directory written by `wtnas run`."),
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run directory written by `wtnas run`."),
     output: Path = typer.Option(..., "--output", "-o", help="The model file to write (.keras, .pt2, .onnx); "
                                 "written whole or not at all."),
     fmt: Optional[str] = typer.Option(None, "--format", "-f", help="keras, torch or onnx (`wtnas plugins` lists "

@@ -18,7 +18,7 @@ from .common import console, fmt_size
 
 
 def plugins_command(
-    name: Optional[str] = typer.Argument(None, help="One component: its full description and options."),
+    name: Optional[str] = typer.Argument(None, metavar="NAME", help="One component: its full description and options."),
     options: bool = typer.Option(False, "--options", help="List the options each component declares "
                                  "(set them with `wtnas run -o COMPONENT.OPTION=VALUE`)."),
     long: bool = typer.Option(False, "--long", help="Full descriptions (and install hints) instead of one line each."),
@@ -108,7 +108,8 @@ def options_table(registry) -> None:
 
 
 def spaces_command(
-    problem: Optional[str] = typer.Argument(None, help="Show this problem's variable nodes (default: list all)."),
+    problem: Optional[str] = typer.Argument(None, metavar="PROBLEM",
+                                            help="Show this problem's variable nodes (default: list all)."),
     arch_seq: Optional[str] = typer.Option(None, "--arch-seq", help="Decode this architecture, e.g. 0,2,1,..."),
     space: Optional[Path] = typer.Option(None, "--space", help="Show a search-space file (.toml, .yaml)."),
 ) -> None:

@@ -90,7 +90,7 @@ def _tau_controls_cell(report) -> str:
 
 
 def report_command(
-    runs: List[Path] = typer.Argument(..., help="One or more run directories of the same problem "
+    runs: List[Path] = typer.Argument(..., metavar="RUN_DIR", help="One or more run directories of the same problem "
                                                 "(e.g. baseline, LP and LCS runs)."),
     slot: Optional[float] = typer.Option(None, "--slot", help="Time-slot width in seconds for the score curve "
                                                               "\\[default: about 20 slots]."),

@@ -61,7 +61,12 @@ class RichObserver:
         self._updated = 0.0
 
     def started(self, cfg, run_dir, total, done, workers) -> None:
-        err_console.print(f"[bold]wtnas run[/] problem={cfg.problem} backend={cfg.backend} "
+        problem = cfg.problem
+        if cfg.space:   # a space file: its own name, not the `file` problem that reads it
+            from ..model.spacefile import parse_space
+
+            problem = f"{parse_space(Path(cfg.space))[0].name} (--space {Path(cfg.space).name})"
+        err_console.print(f"[bold]wtnas run[/] problem={escape(problem)} backend={cfg.backend} "
                           f"strategy={cfg.strategy} matcher={cfg.matcher} executor={cfg.executor} workers={workers} "
                           f"max_evals={total} → {run_dir}")
         if done:

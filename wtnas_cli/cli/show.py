@@ -14,8 +14,8 @@ from .common import console
 
 
 def show_command(
-    run: Path = typer.Argument(..., help="A run directory written by `wtnas run`."),
-    candidate_id: int = typer.Argument(..., help="The candidate's id (the `id` column of results.csv)."),
+    run: Path = typer.Argument(..., metavar="RUN_DIR", help="A run directory written by `wtnas run`."),
+    candidate_id: int = typer.Argument(..., metavar="ID", help="The candidate's id (the `id` column of results.csv)."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Show a candidate's weight lineage: each provider back to the founder that started from

@@ -41,7 +41,7 @@ class TopKObserver:
 
 
 def topk_command(
-    run_dir: Path = typer.Argument(..., help="A run directory written by `wtnas run`."),
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A run directory written by `wtnas run`."),
     k: int = typer.Option(10, "--k", help="How many of the best candidates to train.", rich_help_panel="Which candidates"),
     before: Optional[float] = typer.Option(None, "--before", help="Only candidates finished within this many "
                                                                    "seconds of the search's start.",
