@@ -26,35 +26,52 @@ def _tau_cell(row: dict) -> str:
     return f"{_cell(row['tau'], 3)} (n={row['tau_n']}{over})"
 
 
-WIDE = 120   # below this many columns: short run labels (a legend) and one table per group of columns
+class RunLabels:
+    """Short labels for runs (A, B, C...; 1, 2, 3... past 26) used when a table is too wide for the
+    terminal; the legend that maps them to run directories and schemes is printed before the first
+    table that uses them."""
+
+    def __init__(self, reports) -> None:
+        many = len(reports) > 26
+        self.label = {r.name: str(i + 1) if many else chr(ord("A") + i) for i, r in enumerate(reports)}
+        self.lines = [f"{self.label[r.name]} = {r.run_dir} ({r.scheme})" for r in reports]
+        self.shown = False
+
+    def show_legend(self) -> None:
+        if not self.shown:
+            for line in self.lines:
+                console.print(escape(line), soft_wrap=True)
+            self.shown = True
 
 
-def run_labels(names: list[str]) -> dict[str, str]:
-    """Short labels for a narrow terminal: A, B, C... (run 1, run 2... past 26 runs)."""
-    return {name: chr(ord("A") + i) if len(names) <= 26 else str(i + 1) for i, name in enumerate(names)}
-
-
-def _print_table(title: str, rows: list, run_scheme, groups: list[list[tuple]], labels: dict[str, str]) -> None:
-    """One table of `rows`, led by run and scheme; on a narrow terminal one table per group of
-    columns, led by the run's short label (the legend names run and scheme), so that no number is
-    cut and no run name wraps (report.md has everything)."""
-    narrow = console.width < WIDE
-    if not narrow:
-        groups = [[column for group in groups for column in group]]
-    for i, columns in enumerate(groups):
+def _print_table(title: str, rows: list, run_scheme, groups: list[list[tuple]], labels: RunLabels) -> None:
+    """One table of `rows` led by run and scheme when it fits the terminal; otherwise one table per
+    group of columns, led by the run's short label (a legend names run and scheme), so that no
+    number is cut and no run name wraps (report.md has everything)."""
+    columns = [column for group in groups for column in group]
+    whole = Table(title=title)
+    whole.add_column("run", no_wrap=True)
+    whole.add_column("scheme", no_wrap=True)
+    for name, _ in columns:
+        whole.add_column(name, no_wrap=True)
+    for row in rows:
+        whole.add_row(*run_scheme(row), *(cell(row) for _, cell in columns))
+    natural = console.measure(whole, options=console.options.update(width=100_000)).maximum   # unsqueezed
+    if natural <= console.width:
+        console.print(whole)
+        return
+    labels.show_legend()
+    for i, group in enumerate(groups):
         t = Table(title=title if i == 0 else None)
         t.add_column("run", no_wrap=True)
-        if not narrow:
-            t.add_column("scheme", overflow="fold", min_width=10)
-        for name, _ in columns:
+        for name, _ in group:
             t.add_column(name, no_wrap=True)
         for row in rows:
-            run, scheme = run_scheme(row)
-            t.add_row(*((labels[run],) if narrow else (run, scheme)), *(cell(row) for _, cell in columns))
+            t.add_row(labels.label[run_scheme(row)[0]], *(cell(row) for _, cell in group))
         console.print(t)
 
 
-def _print_topk(rows: list[dict], title: str, labels: dict[str, str]) -> None:
+def _print_topk(rows: list[dict], title: str, labels: RunLabels) -> None:
     """The top-K comparison; one objective column when early stopping kept the final weights
     (then at-stop and final are the same number); no ratio columns without a baseline run."""
     same = all(r["objective_at_stop"] == r["objective_final"] for r in rows)
@@ -108,10 +125,7 @@ def report_command(
     scores = [("2nd-half mean score", lambda r: _cell(r.mean_score_second_half)),
               ("inheritance lift (95% CI)", _lift_cell)]
     controls = [("τ warm vs scratch (controls)", _tau_controls_cell)]
-    labels = run_labels([r.name for r in reports])
-    if console.width < WIDE:
-        for r in reports:
-            console.print(f"{labels[r.name]} = {escape(str(r.run_dir))} ({escape(r.scheme)})", soft_wrap=True)
+    labels = RunLabels(reports)
     _print_table("runs", reports, lambda r: (r.name, r.scheme), [counts, scores, controls], labels)
     for mode in ("warm", "scratch"):
         rows = comparison(reports, mode)
