@@ -321,6 +321,44 @@ def test_the_random_start_follows_a_small_budget(plugins, options, fitted):
                         f"-o evolution.population=N sets it)"] or "sample" in options or "options" in options
 
 
+def test_a_space_smaller_than_the_budget_is_warned_about(plugins, tmp_path):
+    """A space file of a few architectures searched with the default 200 candidates: one line says
+    most would repeat an architecture."""
+    from wtnas_cli.run.config import RunConfig
+    from wtnas_cli.search.scheduler import resolve_run
+
+    space, data = _tiny_space_file(tmp_path)
+    warnings = resolve_run(RunConfig(problem="file", space=str(space), data=str(data)).validate(), plugins)["warnings"]
+    assert [w for w in warnings if "the search space has only 4 architectures and --max-evals is 200" in w]
+    roomy = resolve_run(RunConfig(problem="file", space=str(space), data=str(data), max_evals=4).validate(), plugins)
+    assert not [w for w in roomy["warnings"] if "search space has only" in w]
+
+
+def _tiny_space_file(tmp_path):
+    """A 2 x 2 = 4-architecture space file and a small labelled data file."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 4)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=x, y=(x[:, 0] > 0).astype(np.int64))
+    (tmp_path / "s.toml").write_text("""
+name = "tiny"
+[[inputs]]
+name = "x"
+shape = [4]
+[[nodes]]
+name = "a"
+choices = [{op = "Dense", units = 4, activation = "relu"}, {op = "Dense", units = 8, activation = "relu"}]
+[[nodes]]
+name = "b"
+choices = [{op = "Identity"}, {op = "Dropout", rate = 0.1}]
+[[nodes]]
+name = "out"
+op = {op = "Dense", units = 2, activation = "softmax"}
+""")
+    return tmp_path / "s.toml", tmp_path / "d.npz"
+
+
 def test_a_first_try_keras_run_of_20_candidates_transfers(tmp_path):
     """The mission's headline command with a first-try budget: most candidates receive weights."""
     from wtnas_cli.run.config import RunConfig

@@ -106,6 +106,11 @@ def resolve_run(cfg: RunConfig, plugins: Plugins) -> dict[str, Any]:
             raise ConfigError(f"{kind} {name!r}: {exc} (its options: {listed}; set them with -o "
                               f"{name}.OPTION=VALUE)") from None
     warnings = check_scheme(cfg, reg, selector_name)
+    size = problem.space.size
+    if size < cfg.max_evals:   # e.g. a 9-architecture space file: most candidates would be repeats
+        warnings = [*warnings, f"the search space has only {size} architectures and --max-evals is {cfg.max_evals}: "
+                               f"most candidates will repeat an architecture already scored; lower --max-evals or "
+                               f"add choices to the space"]
     if fitted and transfers:
         option = next(iter(fitted))
         warnings = [f"{', '.join(f'{k} {v}' for k, v in fitted.items())} for --max-evals {cfg.max_evals} (a "
