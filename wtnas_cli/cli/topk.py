@@ -123,6 +123,7 @@ def print_topk(summary) -> None:
     tested = any(r.get("objective_test") is not None for r in summary.rows)
     # early stopping hands back its best epoch: then at-stop and final are one number
     same = all(r["objective_at_stop"] == r["objective_final"] for r in summary.rows if r["status"] == "ok")
+
     def start(r: dict) -> str:
         return "warm" if r["warm_started"] else ("scratch" if summary.mode == "scratch"
                                                  else "[yellow]scratch (checkpoint unusable)[/]")
@@ -131,30 +132,26 @@ def print_topk(summary) -> None:
         return "+".join(k for k, flag in (("top-K", r["in_topk"]), ("tau", r["in_tau_sample"])) if flag)
 
     ok = [r for r in summary.rows if r["status"] == "ok"]
-    # numbers never wrap or get cut; the start and set columns only when they tell rows apart (the
-    # title says the mode), so the table fits 80 columns
-    varies = {name: len({f(r) for r in ok}) > 1 or len(ok) < len(summary.rows) for name, f in (("start", start),
-                                                                                                ("set", kind))}
+    # numbers never wrap or get cut; the start and set columns only when they tell models apart (the
+    # title says the mode), so the table fits 80 columns; a failed model's error follows the table
+    words = [(name, f) for name, f in (("start", start), ("set", kind)) if len({f(r) for r in ok}) > 1]
     numbers = ("id", "est. score", "epochs", "converged", *(("objective",) if same else ("obj. at stop", "obj. final")),
                *(("test",) if tested else ()), "params")
     for col in numbers:
         table.add_column(col, no_wrap=True)
-    for col in ("start", "set"):
-        if varies[col]:
-            table.add_column(col, overflow="fold")
+    for col, _ in words:
+        table.add_column(col, overflow="fold")
     for r in sorted(summary.rows, key=lambda r: (-(r["estimated_score"] or 0), r["candidate_id"])):
         if r["status"] != "ok":
             table.add_row(str(r["candidate_id"]), fmt_score(r["estimated_score"]), "-", "[red]failed[/]",
-                          *["-"] * (len(numbers) - 4), *(["-"] if varies["start"] else []),
-                          *([r["error"] or ""] if varies["set"] else []))
+                          *["-"] * (len(numbers) - 4 + len(words)))
             continue
         table.add_row(str(r["candidate_id"]), fmt_score(r["estimated_score"]), str(r["epochs_to_converge"]),
                       "yes" if r["converged"] else "no (cap)",
                       *((fmt_score(r["objective_final"]),) if same else (fmt_score(r["objective_at_stop"]),
                                                                          fmt_score(r["objective_final"]))),
                       *((fmt_score(r["objective_test"]),) if tested else ()),
-                      fmt_int(r["num_params"]), *([start(r)] if varies["start"] else []),
-                      *([kind(r)] if varies["set"] else []))
+                      fmt_int(r["num_params"]), *(f(r) for _, f in words))
     console.print(table)
     for r in summary.rows:
         if r["status"] != "ok":

@@ -398,6 +398,11 @@ class Scheduler:
                run_dir=self.run_dir, record=record)
         self.observer.candidate_done(record, summary)
 
+    @property
+    def failing_alike(self) -> bool:
+        """Enough of the first candidates failed with one error to call the configuration broken."""
+        return len(self.same_failures) >= min(FAIL_FAST, self.cfg.max_evals)
+
     def fail_fast(self, record: dict) -> None:
         """Stop a run whose first candidates all fail with one error (a configuration that cannot
         work, e.g. --device cuda without a GPU): `run` then raises it, instead of failing every
@@ -405,10 +410,10 @@ class Scheduler:
         if self.summary.ok or record["status"] != "failed":
             self.same_failures = []
             return
-        self.same_failures.append((record["error"] or "").splitlines()[0] if record["error"] else "")
+        self.same_failures.append(record["error"].splitlines()[0] if record["error"] else "")
         if len(set(self.same_failures)) > 1:
             self.same_failures = []   # failures of different kinds: the candidates', not the configuration's
-        elif len(self.same_failures) >= min(FAIL_FAST, self.cfg.max_evals) and not self.stop:
+        elif self.failing_alike and not self.stop:
             self.stop = True
             self.observer.stopping(f"the first {len(self.same_failures)} candidates all failed with: "
                                    f"{self.same_failures[0]}")
@@ -453,7 +458,7 @@ class Scheduler:
             executor.shutdown()
             summary.workers_replaced = optional(executor, "replaced")
             self.close()
-        if self.same_failures and len(self.same_failures) >= min(FAIL_FAST, self.cfg.max_evals):
+        if self.same_failures and self.failing_alike:
             raise RunFailedError(f"the first {len(self.same_failures)} candidates all failed with the same error, so "
                                  f"the run stopped: {self.same_failures[0]} (fix that, then run again with "
                                  f"--overwrite, or --resume {self.run_dir})")
