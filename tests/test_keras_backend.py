@@ -22,6 +22,7 @@ from conftest import run_cli  # noqa: E402
 from wtnas_cli.weights.checkpoint import CheckpointMeta, read_checkpoint, seal, write_checkpoint  # noqa: E402
 from wtnas_cli.search.evaluator import Evaluator  # noqa: E402
 from wtnas_cli.run.job import Job  # noqa: E402
+from wtnas_cli.util.install import source_checkout  # noqa: E402
 
 SPACES = [("digits", {}), ("mnist", {}), ("cifar10", {}), ("nt3", {"features": 64}), ("uno", {})]
 
@@ -121,6 +122,19 @@ def test_run_with_keras_backend_lcs_and_lp(tmp_path):
         assert "6 of 6 candidates done (0 failed)" in out.stdout
 
 
+def test_the_headline_command_with_a_first_try_budget_transfers(tmp_path):
+    """`wtnas run --backend keras --matcher lcs --max-evals 20`: the population follows the small
+    budget, so most candidates start from transferred weights (a population of 20 would transfer none)."""
+    import csv
+
+    out = run_cli("run", "--backend", "keras", "--matcher", "lcs", "--max-evals", "20", "--run-dir", tmp_path / "r")
+    assert out.returncode == 0, out.stderr
+    assert "20 of 20 candidates done (0 failed)" in out.stdout
+    rows = list(csv.DictReader((tmp_path / "r" / "results.csv").open()))
+    warm = [r for r in rows if int(r["n_transferred"]) > 0]
+    assert len(rows) == 20 and len(warm) > 0
+
+
 @pytest.mark.parametrize("backend, missing, extra", [("keras-tensorflow", "tensorflow", "keras-tensorflow"),
                                                      ("keras", "keras", "keras")])
 def test_keras_backend_without_its_engine_says_how_to_install(tmp_path, backend, missing, extra):
@@ -129,7 +143,8 @@ def test_keras_backend_without_its_engine_says_how_to_install(tmp_path, backend,
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert out.returncode == 1 and len(lines) == 1, out.stderr
-    assert f"pip install 'wtnas[{extra}]'" in lines[0] and missing in lines[0]
+    checkout = source_checkout()   # run from this repository: the hint installs the extra from it
+    assert f"pip install -e '{checkout}[{extra}]'" in lines[0] and missing in lines[0]
 
 
 @pytest.mark.parametrize("backend, keras_loaded", [("torch", "False"), ("keras", "True")])

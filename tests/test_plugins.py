@@ -1,6 +1,7 @@
 """Plugin system: discovery through real entry points, duplicates, unavailable and broken plugins,
 and every hook called."""
 
+import re
 import sys
 import textwrap
 
@@ -57,6 +58,31 @@ def test_unavailable_component_has_install_hint():
     with pytest.raises(PluginError, match="install it with: pip install wtnas-fancy"):
         comp.create()
 
+
+
+class _UnavailableExtra:
+    @staticmethod
+    @hookimpl
+    def wtnas_register_backends(register):
+        register("fancier", lambda: None, requires=("no_such_module_xyz",),
+                 install_hint="pip install 'wtnas[fancier]'  (or conda)")
+
+
+def test_an_extras_hint_names_the_source_checkout_wtnas_runs_from(tmp_path):
+    """In a source checkout `pip install 'wtnas[x]'` would fetch PyPI's wtnas over it: the hint
+    names the checkout instead; installed from a registry it stays as the plugin wrote it."""
+    from wtnas_cli.util.install import install_hint, source_checkout
+
+    hint = "pip install 'wtnas[keras]'  (CPU build: pip install torch==2.13.0)"
+    assert install_hint(hint, tmp_path / "src") == (f"pip install -e '{tmp_path / 'src'}[keras]'  "
+                                                    "(CPU build: pip install torch==2.13.0)")
+    assert install_hint("pip install wtnas-fancy", tmp_path) == "pip install wtnas-fancy"
+    checkout = source_checkout()   # the tests run from this repository
+    assert checkout is not None and (checkout / "wtnas_cli").is_dir()
+    comp = load_plugins(plugins=[_UnavailableExtra]).registry.get("backend", "fancier")
+    assert comp.hint == f"pip install -e '{checkout}[fancier]'  (or conda)"
+    with pytest.raises(PluginError, match=re.escape(f"install it with: pip install -e '{checkout}[fancier]'")):
+        comp.create()
 
 class _Broken:
     @staticmethod

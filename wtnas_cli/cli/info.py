@@ -36,7 +36,7 @@ def plugins_command(
     rows = []
     for kind in KINDS:
         for c in plugins.registry.all(kind):
-            hint = escape(c.install_hint or "needs " + ", ".join(c.missing))
+            hint = escape(c.hint)
             status = "[green]yes[/]" if c.available else ("[red]no[/]: " + hint if long else "[red]no[/]")
             rows.append((kind, escape(c.name), escape(c.plugin), status,
                          escape(c.description if long else summary(c.description))))
@@ -71,7 +71,7 @@ def component_details(registry, name: str) -> None:
         names = sorted({c.name for kind in KINDS for c in registry.all(kind)})
         raise WtnasError(f"no component named {name!r}{did_you_mean(name, names)}; `wtnas plugins` lists them")
     for c in found:
-        status = "available" if c.available else f"not available: {c.install_hint or 'needs ' + ', '.join(c.missing)}"
+        status = "available" if c.available else f"not available: {c.hint}"
         console.print(f"[bold]{escape(c.kind)} {escape(c.name)}[/] (plugin {escape(c.plugin)}; {escape(status)})")
         console.print(escape(c.description))
         for o in c.options:

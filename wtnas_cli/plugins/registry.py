@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from ..errors import PluginError
+from ..util.install import install_hint
 from .option import Option, declared
 
 KINDS = ("backend", "strategy", "selector", "matcher", "executor", "problem", "format")
@@ -45,9 +46,15 @@ class Component:
     def available(self) -> bool:
         return not self.missing
 
+    @property
+    def hint(self) -> str:
+        """How to make it available here: its install hint (naming a source checkout when run from
+        one), else the modules it needs."""
+        return install_hint(self.install_hint) if self.install_hint else "needs " + ", ".join(self.missing)
+
     def create(self, *args, **kwargs) -> Any:
         if not self.available:
-            hint = f"; install it with: {self.install_hint}" if self.install_hint else ""
+            hint = f"; install it with: {install_hint(self.install_hint)}" if self.install_hint else ""
             raise PluginError(f"{self.kind} {self.name!r} needs {', '.join(self.missing)}, which is not "
                               f"installed{hint}")
         defaults = {o.name: o.default for o in self.options}

@@ -7,11 +7,15 @@ import statistics
 from pathlib import Path
 from typing import Sequence
 
+from ..util.install import install_hint
 from ..util.stats import geometric_mean
 from .formatting import number
 from .lineage import ancestry
 from .runs import RunReport
 from .timeline import QualityPoint, quality_timeline
+
+
+REPORT_EXTRA = "pip install 'wtnas[report]'"
 
 
 def make_plots(reports: list[RunReport], out_dir: Path) -> tuple[list[Path], str]:
@@ -22,7 +26,7 @@ def make_plots(reports: list[RunReport], out_dir: Path) -> tuple[list[Path], str
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        return [], "Plots need matplotlib: `pip install 'wtnas[report]'`, then run `wtnas report` again."
+        return [], f"Plots need matplotlib: `{install_hint(REPORT_EXTRA)}`, then run `wtnas report` again."
     objective = "score"
     out: list[Path] = []
 
