@@ -62,6 +62,7 @@ def test_ctrl_c_once_finishes_in_flight_and_resumes(tmp_path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "finishing the" in err and f"wtnas run --resume {run_dir}" in out
+    assert "stopped at once" not in err   # workers leave SIGINT to the scheduler: one Ctrl-C is one
     pending = harness.count(run_dir / "wtnas.sqlite", "SELECT COUNT(*) FROM candidates WHERE status='pending'")
     assert pending == 0
     done = harness.finished(run_dir)
