@@ -43,9 +43,9 @@ from bench_rankings import problem_options, save  # noqa: E402   (the same probl
 from wtnas_cli.api import evaluate  # noqa: E402
 from wtnas_cli.errors import WtnasError  # noqa: E402
 from wtnas_cli.results.comparison import comparison, recommended  # noqa: E402
-from wtnas_cli.results.runs import load_run  # noqa: E402
+from wtnas_cli.results.runs import load_run, load_rungs  # noqa: E402
 from wtnas_cli.results.timeline import quality_timeline  # noqa: E402
-from wtnas_cli.results.topk import TopKConfig, run_topk  # noqa: E402
+from wtnas_cli.results.topk import TOP_RUNG_NOTE, TopKConfig, run_topk  # noqa: E402
 from wtnas_cli.run.config import RunConfig  # noqa: E402
 from wtnas_cli.search.scheduler import run_search  # noqa: E402
 from wtnas_cli.util.stats import geometric_mean, kept_epoch, mean_std, paired_pvalue  # noqa: E402
@@ -58,6 +58,11 @@ SCHEMES = {   # name: (RunConfig settings, TopKConfig settings)
     # the default LCS on half the candidates: LCS reaches the baseline's test objective in less than
     # half the baseline's time (measured first), so a user can buy that quality with half the search
     "lcs-half": (dict(matcher="lcs", budget_share=0.5), {}),
+    # successive halving (rungs of 1, 3, 9 epochs; random new candidates), the peers' speed-up, without
+    # and with transfer into its new candidates; its search gets the baseline's search wall time of
+    # the same seed (candidates are not comparable units: a promotion trains 2 or 6 epochs)
+    "asha": (dict(strategy="asha", matcher="none", time_of="baseline"), {}),
+    "asha-lcs": (dict(strategy="asha", matcher="lcs", time_of="baseline"), {}),
 }
 START_REFERENCE_FOR = ("baseline", "lcs")   # also trained under --stop-reference start
 
@@ -74,12 +79,17 @@ def budgets(quick: bool) -> dict[str, dict]:
                             sample=4 if quick else 6)}
 
 
-def one_run(run_dir: Path, options: dict, seed: int, b: dict, scheme: str) -> dict:
-    """One scheme, one seed: search, top-K, and what the user got when."""
+def one_run(run_dir: Path, options: dict, seed: int, b: dict, scheme: str, runs: dict | None = None) -> dict:
+    """One scheme, one seed: search, top-K, and what the user got when. `runs`: the schemes of
+    this seed run so far (a scheme with `time_of` searches for that one's search wall time)."""
     run_settings, topk_settings = dict(SCHEMES[scheme][0]), SCHEMES[scheme][1]
     share = run_settings.pop("budget_share", 1.0)
-    cfg = RunConfig(seed=seed, max_evals=round(b["max_evals"] * share), population=b["population"],
-                    sample=b["sample"], workers=2, run_dir=str(run_dir), **run_settings, **options)
+    time_of = run_settings.pop("time_of", None)
+    if time_of is not None:   # the wall time binds: candidates enough never to run out first
+        budget = dict(max_evals=10 * b["max_evals"], time_budget=(runs or {})[time_of]["search_s"])
+    else:
+        budget = dict(max_evals=round(b["max_evals"] * share), population=b["population"], sample=b["sample"])
+    cfg = RunConfig(seed=seed, workers=2, run_dir=str(run_dir), **budget, **run_settings, **options)
     run_search(cfg, overwrite=True)
     topk = TopKConfig(k=b["k"], max_epochs=b["max_epochs"], seed=seed, workers=2, **topk_settings)
     run_topk(run_dir, topk)
@@ -93,7 +103,8 @@ def one_run(run_dir: Path, options: dict, seed: int, b: dict, scheme: str) -> di
            "topk": [_model(t, trained.patience) for t in trained.topk],
            "lineages": trained.choice.get("lineages"),
            "timeline": [[p.t_s, p.value, p.split, p.candidate_id, p.phase] for p in points],
-           "search_best_test": _search_tests(run_dir, points)}
+           "search_best_test": _search_tests(run_dir, points), "candidates": len(report.ok),
+           "rungs": _rung_counts(run_dir)}
     if scheme in START_REFERENCE_FOR:   # the previous default, on the same search and selection
         t = time.perf_counter()
         start = run_topk(run_dir, TopKConfig(k=b["k"], max_epochs=b["max_epochs"], seed=seed, workers=2,
@@ -106,12 +117,18 @@ def one_run(run_dir: Path, options: dict, seed: int, b: dict, scheme: str) -> di
     return out
 
 
+def _rung_counts(run_dir: Path) -> list[int]:
+    """Candidates that reached each rung (promoting strategies; [] otherwise)."""
+    rows = [r for r in load_rungs(run_dir) if r["status"] == "ok"]
+    return [sum(r["rung"] == k for r in rows) for k in range(max((r["rung"] for r in rows), default=-1) + 1)]
+
+
 def _model(t: dict, patience: int) -> dict:
     return {"id": t["candidate_id"], "estimated": t["estimated_score"], "epochs": t["epochs_to_converge"],
             "converged": bool(t["converged"]), "kept_epoch": kept_epoch(t["epochs_to_converge"], bool(t["converged"]),
                                                                          patience),
             "start_score": t["start_score"], "val": t["objective_final"], "test": t["objective_test"],
-            "wall_s": t["wall_s"]}
+            "wall_s": t["wall_s"], "top_rung": (t.get("note") or "").startswith(TOP_RUNG_NOTE)}
 
 
 def _search_tests(run_dir: Path, points) -> dict[str, float]:
@@ -154,9 +171,12 @@ def aggregate(seeds: list[dict]) -> dict:
                "test_per_seed": test, "time_to_model_s": mean_std([r["time_to_model_s"] for r in runs]),
                "search_s": mean_std([r["search_s"] for r in runs]), "topk_s": mean_std([r["topk_s"] for r in runs]),
                "topk_test": mean_std([m["test"] for r in runs for m in r["topk"]]),
-               "epochs_gmean": geometric_mean([m["epochs"] for r in runs for m in r["topk"]]),
-               "kept_epoch_0": sum(m["kept_epoch"] == 0 for r in runs for m in r["topk"]),
-               "models": sum(len(r["topk"]) for r in runs),
+               # models asha's search trained to its top rung are scored, not trained: not counted here
+               "epochs_gmean": geometric_mean([m["epochs"] for r in runs for m in r["topk"] if not m.get("top_rung")]),
+               "kept_epoch_0": sum(m["kept_epoch"] == 0 for r in runs for m in r["topk"] if not m.get("top_rung")),
+               "models": sum(not m.get("top_rung") for r in runs for m in r["topk"]),
+               "top_rung_models": sum(bool(m.get("top_rung")) for r in runs for m in r["topk"]),
+               "candidates": mean_std([r.get("candidates", 0) for r in runs]),
                "lineages_per_seed": [r["lineages"] for r in runs],
                "reach_baseline_s": reach}
         if scheme != "baseline":
@@ -252,7 +272,7 @@ def add_schemes(path: Path, root: Path) -> dict:
         for seed in entry["seeds"]:
             for scheme in [s for s in SCHEMES if s not in seed["runs"]]:
                 run = one_run(root / name / f"{scheme}-{seed['seed']}", options, seed["seed"], results["budgets"][name],
-                              scheme)
+                              scheme, seed["runs"])
                 seed["runs"][scheme] = run
                 print(f"[{time.time() - t0:5.0f} s] {name} seed {seed['seed']} {scheme}: test "
                       f"{_f(run['recommended']['test'])} in {run['time_to_model_s']:.0f} s", flush=True)
@@ -297,7 +317,7 @@ def main(argv=None) -> dict:
         for seed in range(1, args.seeds + 1):
             runs = {}
             for scheme in SCHEMES:
-                runs[scheme] = one_run(root / name / f"{scheme}-{seed}", options, seed, b_all[name], scheme)
+                runs[scheme] = one_run(root / name / f"{scheme}-{seed}", options, seed, b_all[name], scheme, runs)
                 r = runs[scheme]
                 print(f"[{time.time() - t0:5.0f} s] {name} seed {seed} {scheme}: test {_f(r['recommended']['test'])} "
                       f"(val {_f(r['recommended']['val'])}) in {r['time_to_model_s']:.0f} s", flush=True)

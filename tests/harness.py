@@ -74,8 +74,11 @@ def check_run(run_dir: Path, max_evals: int) -> dict:
             assert r["checkpoint"] is None, f"candidate {r['id']}: deleted checkpoint still referenced"
         elif r["status"] == "ok":
             assert Path(r["checkpoint"]).is_file(), f"candidate {r['id']}: checkpoint missing"
-    seqs = sorted(r["finish_seq"] for r in rows)
-    assert seqs == list(range(max_evals)), "finish_seq is not a permutation"
+    con = sqlite3.connect(Path(run_dir) / "wtnas.sqlite")
+    promotions = [r[0] for r in con.execute("SELECT finish_seq FROM rungs WHERE rung > 0 AND status != 'pending'")]
+    con.close()
+    seqs = sorted([r["finish_seq"] for r in rows] + promotions)   # promotions (asha) share the sequence
+    assert seqs == list(range(max_evals + len(promotions))), "finish_seq is not a permutation"
     leftovers = list(Path(run_dir).glob("checkpoints/.*.tmp-*"))
     assert not leftovers, f"partial files left: {leftovers}"
     return {"ok": sum(r["status"] == "ok" for r in rows), "failed": sum(r["status"] == "failed" for r in rows)}
@@ -97,3 +100,39 @@ def check_controls(run_dir: Path, seed: int, fraction: float) -> list[dict]:
         assert c["status"] == "ok" and 0.0 <= c["score"] <= 1.0 and c["worker"], c
     assert not list(Path(run_dir).glob("checkpoints/*.control*")), "a control wrote a checkpoint"
     return controls
+
+
+def check_rungs(run_dir: Path, rung_epochs: list[int], reduction: int) -> list[dict]:
+    """What a finished promoting (asha) run must satisfy after any crash and resume: no promotion
+    left pending; each candidate's row, checkpoint and epochs are its highest rung's, trained
+    once; the top 1/reduction of every rung below the top was promoted (asynchronous promotion
+    may promote more: a candidate in a rung's top share early on). Returns the rung rows."""
+    from wtnas_cli.weights.checkpoint import read_checkpoint_meta
+
+    con = sqlite3.connect(Path(run_dir) / "wtnas.sqlite")
+    con.row_factory = sqlite3.Row
+    rungs = [dict(r) for r in con.execute("SELECT * FROM rungs ORDER BY candidate_id, rung")]
+    candidates = {r["id"]: dict(r) for r in con.execute("SELECT * FROM candidates")}
+    con.close()
+    assert all(r["status"] in ("ok", "failed") for r in rungs), "a promotion is still pending"
+    by_candidate: dict[int, list[dict]] = {}
+    for r in rungs:
+        by_candidate.setdefault(r["candidate_id"], []).append(r)
+    for cid, c in candidates.items():
+        if c["status"] != "ok":
+            continue
+        mine = by_candidate[cid]
+        assert [r["rung"] for r in mine] == list(range(len(mine))), f"candidate {cid}: rungs {mine}"
+        reached = max(r["rung"] for r in mine if r["status"] == "ok")
+        top = mine[reached]
+        assert c["rung"] == reached and c["epochs"] == rung_epochs[reached] == top["epochs"], (cid, c, top)
+        assert c["score"] == top["score"], f"candidate {cid}: score is not its rung {reached} score"
+        if c["checkpoint"]:
+            assert read_checkpoint_meta(c["checkpoint"]).epochs == rung_epochs[reached], f"candidate {cid}: checkpoint"
+    for k in range(len(rung_epochs) - 1):   # a finished run promoted every rung's final top 1/reduction
+        rung = sorted((r for r in rungs if r["rung"] == k and r["status"] == "ok"),
+                      key=lambda r: (-r["score"], r["candidate_id"]))
+        promoted = {r["candidate_id"] for r in rungs if r["rung"] == k + 1}
+        best = {r["candidate_id"] for r in rung[:len(rung) // reduction]}
+        assert best <= promoted, f"rung {k}: its top 1/{reduction} {sorted(best - promoted)} was not promoted"
+    return rungs

@@ -45,7 +45,7 @@ if TYPE_CHECKING:   # what type checkers see; at run time each name is imported 
     from .search.evaluator import Evaluator
     from .weights.matching import role_class, takes_specs
     from .search.executor_protocol import Executor, ServingExecutor
-    from .search.strategy_protocol import Proposal, Selector, Strategy
+    from .search.strategy_protocol import Promotion, PromotingStrategy, Proposal, Selector, Strategy
     from .search.workers import WorkerPool, default_workers
 
 # where each name lives. Imported lazily: a plugin that only needs `hookimpl` (every installed
@@ -66,7 +66,7 @@ _SOURCES = {
     ".run.job": ("Job", "Result"),
     ".search.evaluator": ("Evaluator",),
     ".search.executor_protocol": ("Executor", "ServingExecutor"),
-    ".search.strategy_protocol": ("Proposal", "Selector", "Strategy"),
+    ".search.strategy_protocol": ("Promotion", "PromotingStrategy", "Proposal", "Selector", "Strategy"),
     ".search.workers": ("WorkerPool", "default_workers"),
     ".weights.matching": ("role_class", "takes_specs"),
 }
@@ -108,7 +108,7 @@ __all__ = [
     "hookimpl", "Register", "Option",
     # the component protocols
     "Backend", "CandidateModel", "Exporter", "Executor", "ServingExecutor", "Matcher", "SpecMatcher", "Selector",
-    "Strategy", "Proposal", "takes_specs", "role_class",
+    "Strategy", "Proposal", "PromotingStrategy", "Promotion", "takes_specs", "role_class",
     # search spaces and problems
     "ops", "SearchSpace", "Node", "Input", "ConstantNode", "VariableNode", "Architecture", "ArchSeq", "Layer",
     "TensorSpec", "Problem", "Dataset", "as_inputs", "objective_value", "extra_metrics",

@@ -14,6 +14,8 @@ from wtnas_cli.plugins.option import Option
 from wtnas_cli.model.space import ArchSeq, SearchSpace
 from wtnas_cli.search.strategy_protocol import Proposal
 
+from .asha import ASHA_OPTIONS, SuccessiveHalving
+
 
 class RegularizedEvolution:
     """Population of the N most recent successful candidates (aging); a child is a one-node
@@ -141,5 +143,9 @@ def wtnas_register_strategies(register):
              traits={"proposes_parents": True, "random_start": "population",
                      "random_start_bounds": ("sample", "islands"), "default_selector": "parent"},
              options=EVOLUTION_OPTIONS)
+    register("asha", SuccessiveHalving,
+             description="asynchronous successive halving: the top 1/eta of each rung is trained on (promoted) "
+                         "from its own checkpoint; new candidates are random samples that receive weights",
+             traits={"proposes_parents": False, "default_selector": "nearest"}, options=ASHA_OPTIONS)
     register("random", RandomSearch, description="uniform random sampling of the search space",
              traits={"proposes_parents": False, "default_selector": "nearest"})

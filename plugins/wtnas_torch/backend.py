@@ -153,6 +153,31 @@ class TorchModel(nn.Module):
                     src = src.permute(*_TO_TORCH[src.dim()])
                 target.copy_(src)
 
+    # -- optimizer state (a promotion continues it: Job.keep_optimizer) --------------------
+    def optimizer_state(self) -> tuple[dict, list[np.ndarray]]:
+        """Adam's step count and moments per parameter that has them, in `parameters()` order."""
+        params = list(self.parameters())
+        held = [i for i, p in enumerate(params) if p in self.optimizer.state]
+        arrays: list[np.ndarray] = []
+        for i in held:
+            state = self.optimizer.state[params[i]]
+            arrays += [state[k].detach().cpu().numpy().copy() for k in ("exp_avg", "exp_avg_sq")]
+        steps = [float(self.optimizer.state[params[i]]["step"]) for i in held]
+        return {"kind": "torch-adam", "params": len(params), "held": held, "steps": steps}, arrays
+
+    def load_optimizer_state(self, state: dict, arrays: list[np.ndarray]) -> None:
+        params = list(self.parameters())
+        held, steps = state.get("held", []), state.get("steps", [])
+        if (state.get("kind") != "torch-adam" or state.get("params") != len(params) or len(steps) != len(held)
+                or len(arrays) != 2 * len(held)
+                or any(arrays[2 * k].shape != tuple(params[i].shape) for k, i in enumerate(held))):
+            raise ValueError(f"optimizer state {state.get('kind')!r} does not fit this model")
+        for k, i in enumerate(held):
+            self.optimizer.state[params[i]] = {
+                "step": torch.tensor(float(steps[k])),
+                "exp_avg": torch.from_numpy(arrays[2 * k]).to(self.device),
+                "exp_avg_sq": torch.from_numpy(arrays[2 * k + 1]).to(self.device)}
+
     # -- training -------------------------------------------------------------------------
     def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         kind = self.problem.loss

@@ -192,6 +192,15 @@ def load_candidates(run_dir: str | Path) -> list[dict]:
         store.close()
 
 
+def load_rungs(run_dir: str | Path, candidate_id: int | None = None) -> list[dict]:
+    """The rung rows of a promoting (asha) run, one per candidate and rung; [] for other runs."""
+    store = open_run_store(Path(run_dir))
+    try:
+        return store.rungs(candidate_id)
+    finally:
+        store.close()
+
+
 def load_run(run_dir: str | Path, slot_s: float | None = None) -> RunReport:
     run_dir = Path(run_dir)
     store = open_run_store(run_dir)

@@ -47,6 +47,7 @@ from .selection import (
 )
 
 STOP_REFERENCES = ("start", "first-epoch")
+TOP_RUNG_NOTE = "trained to the top rung by the search"   # (asha) a model counted as trained
 AFTER_RULES = " (after the diversity rule and verification)"
 
 
@@ -247,7 +248,9 @@ def _train_top(run_dir: Path, cfg: TopKConfig, run_cfg: RunConfig, problem, sett
         for note in summary.notes:
             observer.note(note)
 
-        jobs = [_make_job(run_dir, run_cfg, r, cfg, min_delta, tag, device, plugin_set) for r in todo]
+        top_rung = _top_rung(store, cfg)
+        jobs = [_make_job(run_dir, run_cfg, r, cfg, min_delta, tag, device, plugin_set, top_rung) for r in todo]
+        scored_only = {job.candidate_id: job.start_epoch for job in jobs if job.epochs == 0}
         if jobs:
             queue = list(jobs)
             disk_full: list[str] = []
@@ -257,6 +260,9 @@ def _train_top(run_dir: Path, cfg: TopKConfig, run_cfg: RunConfig, problem, sett
                     disk_full.append(result.error)
                     queue.clear()
                     return
+                if result.candidate_id in scored_only:
+                    result.events.insert(0, f"{TOP_RUNG_NOTE} ({scored_only[result.candidate_id]} epochs): scored "
+                                            f"on validation and test, not trained again")
                 row = store.record_trained(result, cfg.mode, settings)
                 summary.trained_now += 1
                 summary.failed += result.status != "ok"
@@ -378,11 +384,26 @@ def outcome_notes(rows: list[dict], cfg: TopKConfig) -> list[str]:
     return notes
 
 
+def _top_rung(store: RunStore, cfg: TopKConfig) -> int | None:
+    """A promoting (asha) run's top rung, whose candidates the search trained fully (the ladder
+    the scheduler stored); None for other runs and for from-scratch top-K training."""
+    ladder = store.get_meta("rung_epochs")
+    return None if cfg.from_scratch or not ladder else len(ladder) - 1
+
+
 def _make_job(run_dir: Path, run_cfg: RunConfig, row: dict, cfg: TopKConfig, min_delta: float, tag: str,
-              device: str, plugin_set: dict | None) -> Job:
-    """A top-K model's job: its own checkpoint (or random weights) trained up to --max-epochs."""
+              device: str, plugin_set: dict | None, top_rung: int | None = None) -> Job:
+    """A top-K model's job: its own checkpoint (or random weights) trained up to --max-epochs. A
+    candidate a promoting search trained to its top rung counts as trained: its checkpoint is
+    only scored (validation and test), never trained again."""
     cid = row["id"]
     warm = not cfg.from_scratch
+    if warm and top_rung is not None and row.get("rung") == top_rung and row["checkpoint"]:
+        return candidate_job(run_cfg, cid, row["arch_seq"], device=device, plugin_set=plugin_set,
+                             checkpoint=str(run_dir / "topk" / f"c{cid:05d}-{cfg.mode}-{tag}.h5"),
+                             seed=candidate_seed(run_cfg.seed + 1 + cfg.seed, cid), epochs=0, matcher=SAME_MODEL,
+                             provider_id=cid, provider_checkpoint=row["checkpoint"], start_epoch=row["epochs"] or 0,
+                             score_test=True)
     return candidate_job(run_cfg, cid, row["arch_seq"], device=device, plugin_set=plugin_set,
                          checkpoint=str(run_dir / "topk" / f"c{cid:05d}-{cfg.mode}-{tag}.h5"),
                          seed=candidate_seed(run_cfg.seed + 1 + cfg.seed, cid), epochs=cfg.max_epochs,

@@ -37,8 +37,18 @@ class Job:
     # score the trained model once on the problem's test split, after training (top-K models):
     # the score is reported, never used to choose or to stop
     score_test: bool = False
-    # "candidate", or "control": the same architecture trained from scratch beside it (search/controls.py)
+    # "candidate"; "control": the same architecture trained from scratch beside it (search/controls.py);
+    # "promotion": `epochs` more epochs for a candidate, from its own checkpoint (`checkpoint_path`,
+    # weights and optimizer state), which the job then replaces (successive halving's rungs)
     role: str = "candidate"
+    # epochs the weights have already trained (a promotion's start): epoch seeds continue from
+    # there, so r + (R - r) epochs in two jobs are R epochs in one
+    start_epoch: int = 0
+    # the rung this job trains its candidate to (promoting strategies, e.g. asha); None otherwise
+    rung: int | None = None
+    # write the optimizer's state into the checkpoint (when the backend offers it), so that a
+    # promotion continues the optimizer too
+    keep_optimizer: bool = False
     write_checkpoint: bool = True
     # checkpoints the scheduler has marked deleted (committed) since its last job: the worker
     # removes them before it trains, so file-system work stays off the scheduler (retention.py)
@@ -61,6 +71,7 @@ class Result:
     candidate_id: int
     status: str  # "ok" | "failed"
     role: str = "candidate"  # the job's role, echoed so the scheduler knows what came back
+    rung: int | None = None  # the job's rung, echoed likewise
     score: float | None = None
     metrics: dict[str, float] = field(default_factory=dict)  # beside the objective, e.g. mae, mse
     num_params: int | None = None

@@ -65,14 +65,23 @@ class Retention:
                 self._reserved.add(candidate_id)
         self._seen += 1
         if has_checkpoint:
-            self.kept[candidate_id] = score
-            entry = (-score, candidate_id)
-            position = bisect.bisect(self._ranked, entry)
-            self._ranked.insert(position, entry)
-            if position < self.keep_top:      # it enters the top; the one pushed to keep_top leaves it
-                self._top.add(candidate_id)
-                if len(self._ranked) > self.keep_top:
-                    self._top.discard(self._ranked[self.keep_top][1])
+            self._rank(candidate_id, score)
+
+    def _rank(self, candidate_id: int, score: float) -> None:
+        self.kept[candidate_id] = score
+        entry = (-score, candidate_id)
+        position = bisect.bisect(self._ranked, entry)
+        self._ranked.insert(position, entry)
+        if position < self.keep_top:      # it enters the top; the one pushed to keep_top leaves it
+            self._top.add(candidate_id)
+            if len(self._ranked) > self.keep_top:
+                self._top.discard(self._ranked[self.keep_top][1])
+
+    def rescore(self, candidate_id: int, score: float) -> None:
+        """A kept candidate's score changed (a promotion trained it on): rank it by the new one."""
+        if candidate_id in self.kept:
+            self.dropped(candidate_id)
+            self._rank(candidate_id, score)
 
     def hold(self, provider_id: int) -> None:
         """A job in flight (or waiting to be re-queued) reads this provider."""

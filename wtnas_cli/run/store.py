@@ -28,6 +28,9 @@ _COLUMNS = [
     ("finish_seq", "INTEGER"), ("worker", "TEXT"), ("worker_rss_mb", "REAL"), ("checkpoint", "TEXT"),
     ("checkpoint_bytes", "INTEGER"), ("error", "TEXT"),
     ("checkpoint_deleted", "INTEGER DEFAULT 0"),   # 1: deleted by --keep needed (retention.py)
+    # epochs its weights have trained, and (promoting strategies, e.g. asha) the highest rung it
+    # reached: its score, metrics and checkpoint are that rung's; every rung is in `rungs`
+    ("epochs", "INTEGER"), ("rung", "INTEGER"),
 ]
 COLUMN_NAMES = [c for c, _ in _COLUMNS]
 
@@ -73,6 +76,14 @@ _CONTROLS = [
     ("train_s", "REAL"), ("wall_s", "REAL"), ("worker", "TEXT"), ("error", "TEXT"), ("submitted_at", "REAL"),
     ("finished_at", "REAL"), ("origin", "TEXT DEFAULT 'search'"),   # 'search' or 'verify' (wtnas topk)
 ]
+# promoting strategies (asha): one row per candidate and rung it was trained to; rung 0 is the
+# candidate's own job, a higher rung a promotion (pending until its result is stored)
+_RUNGS = [
+    ("candidate_id", "INTEGER NOT NULL"), ("rung", "INTEGER NOT NULL"), ("epochs", "INTEGER NOT NULL"),
+    ("status", "TEXT NOT NULL"), ("score", "REAL"), ("metrics", "TEXT"), ("train_s", "REAL"), ("wall_s", "REAL"),
+    ("worker", "TEXT"), ("error", "TEXT"), ("submitted_at", "REAL"), ("finished_at", "REAL"), ("elapsed_s", "REAL"),
+    ("finish_seq", "INTEGER"),
+]
 _CHECKS = [   # from-scratch checks longer than the search's budget (wtnas topk --check-epochs)
     ("candidate_id", "INTEGER NOT NULL"), ("epochs", "INTEGER NOT NULL"), ("status", "TEXT NOT NULL"),
     ("score", "REAL"), ("wall_s", "REAL"), ("worker", "TEXT"), ("error", "TEXT"), ("submitted_at", "REAL"),
@@ -98,6 +109,8 @@ class RunStore:
                                                 PRIMARY KEY (candidate_id, mode, settings));
             CREATE TABLE IF NOT EXISTS checks ({", ".join(f"{c} {t}" for c, t in _CHECKS)},
                                                PRIMARY KEY (candidate_id, epochs));
+            CREATE TABLE IF NOT EXISTS rungs ({", ".join(f"{c} {t}" for c, t in _RUNGS)},
+                                              PRIMARY KEY (candidate_id, rung));
         """)
         for table, columns in (("candidates", _COLUMNS), ("controls", _CONTROLS), ("trained", _TRAINED)):
             have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
@@ -143,10 +156,7 @@ class RunStore:
 
     def record(self, result: Result, elapsed_s: float) -> dict:
         """Store a finished candidate (and its events) in one transaction; return its row."""
-        if self._next_finish_seq is None:  # the scheduler is the only writer: count in memory
-            row = self.db.execute("SELECT MAX(finish_seq) FROM candidates").fetchone()
-            self._next_finish_seq = 0 if row[0] is None else row[0] + 1
-        finish_seq = self._next_finish_seq
+        finish_seq = self._finish_seq()
         fields = {
             "status": result.status, "score": result.score, "metrics": json.dumps(result.metrics) if result.metrics else None,
             "num_params": result.num_params,
@@ -156,21 +166,83 @@ class RunStore:
             "finish_seq": finish_seq, "worker": result.worker, "worker_rss_mb": result.worker_rss_mb,
             "checkpoint_bytes": result.checkpoint_bytes,
             "error": result.error, **{k: result.timings.get(k) for k in TIMING_KEYS},
+            "epochs": result.epochs_trained if result.status == "ok" else None, "rung": result.rung,
         }
         if result.status != "ok":
             fields["checkpoint"] = None
         with self.transaction():
             self.db.execute(_update_sql(tuple(fields)), (*fields.values(), result.candidate_id))
+            if result.rung is not None:   # a promoting strategy's candidate: its rung 0
+                self.db.execute("INSERT OR REPLACE INTO rungs (candidate_id, rung, epochs, status, submitted_at)"
+                                " VALUES (?, 0, ?, 'pending', ?)", (result.candidate_id, result.epochs_trained,
+                                                                    result.started_at))
+                self._finish_rung(result, elapsed_s, finish_seq)
             for message in result.events:
                 self.add_event(result.candidate_id, "transfer_fallback", message)
             if result.status != "ok" and result.error:
                 self.add_event(result.candidate_id, "failed", result.error)
-        self._next_finish_seq += 1  # only once the transaction committed
+        self._next_finish_seq = finish_seq + 1  # only once the transaction committed
         row = self._pending.pop(result.candidate_id, None)
         if row is None:     # submitted by an earlier process (a resumed run): read it back
             return self.candidate(result.candidate_id)
         row.update(fields)
         return row
+
+    def _finish_seq(self) -> int:
+        """The next finish_seq, shared by candidates and promotions (a resumed run replays both in
+        this order)."""
+        if self._next_finish_seq is None:  # the scheduler is the only writer: count in memory
+            row = self.db.execute("SELECT MAX(s) FROM (SELECT MAX(finish_seq) AS s FROM candidates"
+                                  " UNION ALL SELECT MAX(finish_seq) FROM rungs)").fetchone()
+            self._next_finish_seq = 0 if row[0] is None else row[0] + 1
+        return self._next_finish_seq
+
+    # -- rungs (promoting strategies) ------------------------------------------------------
+    def add_promotion(self, candidate_id: int, rung: int, epochs: int) -> None:
+        """A promotion submitted: `candidate_id` trained on to `epochs` epochs in all (rung `rung`)."""
+        self.db.execute("INSERT OR REPLACE INTO rungs (candidate_id, rung, epochs, status, submitted_at)"
+                        " VALUES (?, ?, ?, 'pending', ?)", (candidate_id, rung, epochs, time.time()))
+
+    def record_promotion(self, result: Result, elapsed_s: float) -> dict:
+        """Store a finished promotion: its rung row, and when it succeeded the candidate's row
+        (score, metrics, epochs and rung become the new rung's, its training time grows). A
+        failed promotion leaves the candidate as it was (its checkpoint was not replaced).
+        Returns the candidate's row."""
+        finish_seq = self._finish_seq()
+        with self.transaction():
+            self._finish_rung(result, elapsed_s, finish_seq)
+            if result.status == "ok":
+                self.db.execute(
+                    "UPDATE candidates SET score = ?, metrics = ?, rung = ?, epochs = COALESCE(epochs, 0) + ?,"
+                    " train_s = COALESCE(train_s, 0) + ?, eval_s = COALESCE(eval_s, 0) + ?, checkpoint_bytes = ?,"
+                    " finished_at = ?, elapsed_s = ? WHERE id = ?",
+                    (result.score, json.dumps(result.metrics) if result.metrics else None, result.rung,
+                     result.epochs_trained, result.timings.get("train_s") or 0.0, result.timings.get("eval_s") or 0.0,
+                     result.checkpoint_bytes, result.finished_at, elapsed_s, result.candidate_id))
+            for message in result.events:
+                self.add_event(result.candidate_id, "promotion", message)
+            if result.status != "ok" and result.error:
+                self.add_event(result.candidate_id, "promotion_failed", f"rung {result.rung}: {result.error}")
+        self._next_finish_seq = finish_seq + 1   # only once the transaction committed
+        return self.candidate(result.candidate_id)
+
+    def _finish_rung(self, result: Result, elapsed_s: float, finish_seq: int) -> None:
+        self.db.execute(
+            "UPDATE rungs SET status = ?, score = ?, metrics = ?, train_s = ?, wall_s = ?, worker = ?, error = ?,"
+            " finished_at = ?, elapsed_s = ?, finish_seq = ? WHERE candidate_id = ? AND rung = ?",
+            (result.status, result.score, json.dumps(result.metrics) if result.metrics else None,
+             result.timings.get("train_s"), (result.finished_at or 0) - (result.started_at or 0), result.worker,
+             result.error, result.finished_at, elapsed_s, finish_seq, result.candidate_id, result.rung))
+
+    def rungs(self, candidate_id: int | None = None, status: str | None = None) -> list[dict]:
+        """Rung rows (promoting strategies), by candidate and rung; [] for other runs."""
+        clauses, args = [], []
+        for col, value in (("candidate_id", candidate_id), ("status", status)):
+            if value is not None:
+                clauses.append(f"{col} = ?")
+                args.append(value)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        return [dict(r) for r in self.db.execute(f"SELECT * FROM rungs {where} ORDER BY candidate_id, rung", args)]
 
     def drop_checkpoint(self, candidate_id: int, reason: str, path: str | None = None) -> str | None:
         """Mark a checkpoint deleted (before the file goes: a crash leaves at worst a stray file,

@@ -2,6 +2,8 @@
 
     build → read provider checkpoint (metadata) → match → read matched tensors → copy
           → train N epochs → evaluate → write own checkpoint
+    a promotion: build → read its own checkpoint (weights, optimizer state) → train N more
+          epochs → evaluate → replace its checkpoint
 
 A provider that cannot be used (missing, corrupt, tensors that do not fit) never fails the
 candidate: it trains from scratch and the event is reported. A model that is not finite (loss,
@@ -99,7 +101,8 @@ class Evaluator:
         return self._matchers[key]
 
     def run(self, job: Job) -> Result:
-        result = Result(job.candidate_id, "failed", role=job.role, worker=self.worker, started_at=time.time())
+        result = Result(job.candidate_id, "failed", role=job.role, rung=job.rung, worker=self.worker,
+                        started_at=time.time())
         timings = result.timings
         remove_files(job.remove_checkpoints)
         try:
@@ -137,7 +140,13 @@ class Evaluator:
             matcher = self.matcher(job.matcher, job.matcher_options, plugins)
             result.n_transferred = self._transfer(job, matcher, model, result, timings)
 
-        self._train(job, model, data, result, timings)
+        if job.role == "promotion" and self._continue(job, model, result, timings):
+            self._score(model, data, result, timings)   # trained before a crash lost its result
+            result.epochs_trained = job.epochs
+            result.events.append(f"its checkpoint already held the promotion's {job.start_epoch + job.epochs} "
+                                 f"epochs (written before the run stopped): scored, not trained again")
+        else:
+            self._train(job, model, data, result, timings)
         if job.score_test and data.has_test:   # once, after training: reported, never used to choose
             t = time.perf_counter()
             result.test_score = _finite(float(model.evaluate(data.test_view())), "test objective")
@@ -154,10 +163,12 @@ class Evaluator:
             result.status = "ok"
             return
         meta = CheckpointMeta(arch_seq=tuple(job.arch_seq), problem=job.problem, backend=job.backend,
-                              specs=list(specs), score=result.score, epochs=result.epochs_trained,
+                              specs=list(specs), score=result.score, epochs=job.start_epoch + result.epochs_trained,
                               candidate_id=job.candidate_id,
                               extra={"provider_id": job.provider_id, "matcher": job.matcher})
-        result.checkpoint_bytes = write_checkpoint(job.checkpoint_path, meta, tensors)
+        state = getattr(model, "optimizer_state", None)
+        optimizer = state() if job.keep_optimizer and state is not None else None
+        result.checkpoint_bytes = write_checkpoint(job.checkpoint_path, meta, tensors, optimizer=optimizer)
         result.checkpoint_path = job.checkpoint_path
         timings["ckpt_write_s"] = time.perf_counter() - t
         result.status = "ok"
@@ -177,7 +188,7 @@ class Evaluator:
             kept = _Snapshot.of(model, result.start_score, 0)
         for epoch in range(job.epochs):
             t = time.perf_counter()
-            loss = float(model.train_epoch(data, job.seed * 1000 + epoch))
+            loss = float(model.train_epoch(data, job.seed * 1000 + job.start_epoch + epoch))
             train_s += time.perf_counter() - t
             result.epochs_trained = epoch + 1
             if not math.isfinite(loss):
@@ -214,6 +225,36 @@ class Evaluator:
         for key, value in result.metrics.items():
             _finite(value, f"metric {key!r}")
         timings["train_s"], timings["eval_s"] = train_s, eval_s
+
+    def _continue(self, job: Job, model, result: Result, timings: dict) -> bool:
+        """A promotion: load the candidate's own weights and optimizer state. True when its
+        checkpoint already holds the promotion's epochs (the job wrote it, then the run stopped
+        before storing its result): it is scored again, never trained twice. Any other epoch
+        count, or another architecture, fails the promotion; the checkpoint is left as it is."""
+        t = time.perf_counter()
+        target = job.start_epoch + job.epochs
+        with CheckpointReader(job.checkpoint_path) as reader:
+            meta = reader.meta
+            if tuple(meta.arch_seq) != tuple(job.arch_seq) or meta.epochs not in (job.start_epoch, target):
+                raise CheckpointError(f"{job.checkpoint_path} holds {meta.epochs} epochs of {list(meta.arch_seq)}; "
+                                      f"the promotion continues {job.start_epoch} epochs of {list(job.arch_seq)}")
+            tensors = reader.read()
+            state = reader.read_optimizer()
+        model.set_tensors(tensors)
+        load = getattr(model, "load_optimizer_state", None)
+        if state is not None and load is not None:
+            load(*state)
+        else:
+            result.events.append(f"{job.checkpoint_path} holds no optimizer state this backend reads: the "
+                                 f"optimizer restarts for the promotion's {job.epochs} epochs")
+        timings["ckpt_read_s"] = time.perf_counter() - t
+        return meta.epochs == target
+
+    def _score(self, model, data, result: Result, timings: dict) -> None:
+        t = time.perf_counter()
+        result.score = _finite(float(model.evaluate(data)))
+        result.metrics = dict(getattr(model, "last_metrics", None) or {})
+        timings["eval_s"] = time.perf_counter() - t
 
     def _transfer(self, job: Job, matcher, model, result: Result, timings: dict) -> int:
         """Copy matched provider tensors (whole, or their overlapping block for a partial matcher)

@@ -32,9 +32,9 @@ from ..util.silent import Silent
 from .controls import ControlStats, ControlTally, control_job, gets_control
 from .evaluator import is_disk_full
 from .executor_protocol import optional, serve_if_worker
-from .jobs import create_executor, scratch_twin, search_job
+from .jobs import candidate_job, candidate_seed, create_executor, scratch_twin, search_job
 from .pump import pump
-from .strategy_protocol import Proposal, Tell, teller
+from .strategy_protocol import Proposal, Tell, promotes, teller
 
 
 @dataclass
@@ -49,6 +49,7 @@ class RunSummary:
     interrupted: bool = False
     stopped_by_time: bool = False
     workers_replaced: int = 0
+    promotions: int = 0   # finished promotions (promoting strategies: asha)
     top: list[dict] = field(default_factory=list)
     control_tally: ControlTally = field(default_factory=ControlTally)   # (warm, scratch) of the finished controls
 
@@ -235,12 +236,19 @@ class Scheduler:
         self.strategy = reg.create("strategy", cfg.strategy, self.space, seed=cfg.seed + 104_729 * len(finished),
                                    **cfg.options_of("strategy", cfg.strategy))
         self.tell = teller(self.strategy)
+        self.promotes = promotes(self.strategy)
+        if self.promotes:   # the rung ladder, for readers of the run (wtnas topk, the report)
+            store.set_meta("rung_epochs", list(self.strategy.rung_epochs))
         selector_name = self.parts["selector_name"]
         self.selector = reg.create("selector", selector_name, self.space, **cfg.options_of("selector", selector_name))
         self.seqs: dict[int, tuple] = {}
         self.checkpoints: dict[int, str] = {}
-        for r in finished:
-            self.absorb(r)
+        self.promotion_queue: list[dict] = []   # promotions an interrupted run left in flight
+        if self.promotes:
+            self.replay_with_promotions(finished)
+        else:
+            for r in finished:
+                self.absorb(r)
         for r in pending:   # a re-queued candidate keeps its parent's checkpoint until its job takes over
             if r["parent_id"] is not None:
                 retention.hold(r["parent_id"])
@@ -269,6 +277,34 @@ class Scheduler:
         self.submitted = len(finished) + len(pending)
         self.next_id = store.next_id()
         self.candidates_in_flight: set[int] = set(self.requeue_ids)   # submitted (or to be re-run), not finished
+
+    def replay_with_promotions(self, finished: list[dict]) -> None:
+        """A promoting strategy's replay: candidates (with their rung-0 scores) and finished
+        promotions in finish order; promotions left pending are re-issued, their checkpoints held."""
+        rungs = self.store.rungs()
+        first = {r["candidate_id"]: r["score"] for r in rungs if r["rung"] == 0}
+        done = [r for r in rungs if r["rung"] > 0 and r["status"] in ("ok", "failed")]
+        events = [(r["finish_seq"], 0, r) for r in finished] + [(r["finish_seq"], 1, r) for r in done]
+        for _, is_promotion, r in sorted(events, key=lambda e: (e[0], e[1])):
+            if is_promotion:
+                self.absorb_promotion(r["candidate_id"], r["rung"], r["score"] if r["status"] == "ok" else None)
+            else:
+                self.absorb({**r, "score": first.get(r["id"], r["score"])})
+        for r in rungs:
+            if r["status"] == "pending" and r["rung"] > 0:
+                self.strategy.replay_promotion(r["candidate_id"], r["rung"])
+                self.retention.hold(r["candidate_id"])
+                self.promotion_queue.append(r)
+        self.summary.promotions = len(done)
+        best = self.store.candidates(status="ok", order="score", limit=1)
+        self.summary.best = best[0] if best else None
+
+    def absorb_promotion(self, cid: int, rung: int, score: float | None) -> None:
+        """A finished promotion, for the strategy and retention (a kept checkpoint is ranked by its
+        new score)."""
+        self.strategy.tell_promotion(cid, rung, score)
+        if score is not None:
+            self.retention.rescore(cid, score)
 
     def absorb(self, record: dict, live: bool = False) -> None:
         absorb(record, self.tell, self.selector, self.summary, self.seqs, self.checkpoints, self.retention, live)
@@ -312,6 +348,10 @@ class Scheduler:
         if self.control_queue:
             self.in_flight += 1
             return self.with_removals(self.control_queue.pop(0))
+        promotion = self.next_promotion() if self.promotes else None
+        if promotion is not None:
+            self.in_flight += 1
+            return self.with_removals(promotion)
         if not (self.requeue or self.submitted < cfg.max_evals):
             return None
         if self.requeue:
@@ -336,14 +376,42 @@ class Scheduler:
         self.in_flight += 1
         return self.with_removals(job)
 
+    def next_promotion(self) -> Job | None:
+        """A promotion left in flight by an interrupted run, else the strategy's next one (its
+        checkpoint is held until the promotion finishes)."""
+        if self.promotion_queue:
+            row = self.promotion_queue.pop(0)
+            return self.promotion_job(row["candidate_id"], row["rung"])
+        while (promotion := self.strategy.promote()) is not None:
+            cid = promotion.candidate_id
+            if cid not in self.checkpoints:   # its checkpoint was capped away (--max-checkpoints)
+                self.strategy.tell_promotion(cid, promotion.rung, None)
+                continue
+            self.store.add_promotion(cid, promotion.rung, self.strategy.rung_epochs[promotion.rung])
+            self.retention.hold(cid)
+            return self.promotion_job(cid, promotion.rung)
+        return None
+
+    def promotion_job(self, cid: int, rung: int) -> Job:
+        """Candidate `cid` trained on from its own checkpoint to rung `rung`'s epochs."""
+        epochs = self.strategy.rung_epochs
+        return candidate_job(self.cfg, cid, self.seqs[cid], device=self.job_device, plugin_set=self.parts["plugin_set"],
+                             checkpoint=self.checkpoints[cid], seed=candidate_seed(self.cfg.seed, cid),
+                             epochs=epochs[rung] - epochs[rung - 1], matcher=self.cfg.matcher,
+                             problem_options=self.problem_options, role="promotion", start_epoch=epochs[rung - 1],
+                             rung=rung, keep_optimizer=True)
+
     def candidate_job(self, cid: int, proposal: Proposal) -> Job:
         """A proposal's job, with the provider the selector picks (when the run transfers)."""
         provider = self.selector.select(proposal) if self.parts["transfers"] else None
         if provider is not None and provider not in self.checkpoints:
             raise WtnasError(f"selector chose provider {provider}, which has no checkpoint")
-        return search_job(self.cfg, self.run_dir, cid, proposal.arch_seq, self.job_device, self.parts["plugin_set"],
-                          provider_id=provider, problem_options=self.problem_options,
-                          provider_checkpoint=self.checkpoints[provider] if provider is not None else None)
+        job = search_job(self.cfg, self.run_dir, cid, proposal.arch_seq, self.job_device, self.parts["plugin_set"],
+                         provider_id=provider, problem_options=self.problem_options,
+                         provider_checkpoint=self.checkpoints[provider] if provider is not None else None)
+        if self.promotes:   # rung 0 of a promoting strategy: its epochs, and the optimizer kept for promotions
+            job.epochs, job.rung, job.keep_optimizer = self.strategy.rung_epochs[0], 0, True
+        return job
 
     def with_removals(self, job: Job) -> Job:
         """`job` carrying the checkpoint files of committed deletions (its worker removes them)."""
@@ -377,6 +445,9 @@ class Scheduler:
             return
         if result.role == "control":
             self.on_control(result)
+            return
+        if result.role == "promotion":
+            self.on_promotion(result)
             return
         store, summary = self.store, self.summary
         self.candidates_in_flight.discard(result.candidate_id)
@@ -417,6 +488,24 @@ class Scheduler:
             self.stop = True
             self.observer.stopping(f"the first {len(self.same_failures)} candidates all failed with: "
                                    f"{self.same_failures[0]}")
+
+    def on_promotion(self, result) -> None:
+        """Store a finished promotion (the candidate's row takes the new rung's score) and tell the
+        strategy; its checkpoint is released (and ranked by the new score)."""
+        ok = result.status == "ok"
+        with self.store.transaction():
+            record = self.store.record_promotion(result, self.elapsed())
+            self.absorb_promotion(result.candidate_id, result.rung, result.score if ok else None)
+            self.retention.release(result.candidate_id)
+            self.staged += [path for path in self.prune() if path]
+        summary = self.summary
+        summary.promotions += 1
+        summary.elapsed_s = max(summary.elapsed_s, record.get("elapsed_s") or 0.0)
+        if ok and (summary.best is None or record["score"] > summary.best["score"]):
+            summary.best = record
+        done = getattr(self.observer, "promotion_done", None)
+        if done is not None:
+            done(record, summary)
 
     def on_control(self, result) -> None:
         """A control's from-scratch score, paired with its candidate's when both have finished."""

@@ -17,6 +17,15 @@ class Proposal:
     parent_id: int | None = None
 
 
+@dataclass(frozen=True)
+class Promotion:
+    """Train candidate `candidate_id` on, from its own checkpoint, to rung `rung` (a promoting
+    strategy's `promote()`): its weights continue, nothing is transferred."""
+
+    candidate_id: int
+    rung: int
+
+
 class Strategy(Protocol):
     """ask/tell. Its state must follow from the told results in order (runs resume by replay).
     The selector used when the user leaves `--selector auto` is the registration trait
@@ -35,6 +44,28 @@ class Selector(Protocol):
 
     def select(self, proposal: Proposal) -> int | None:
         """The provider's candidate id, or None to train from scratch."""
+
+
+class PromotingStrategy(Strategy, Protocol):
+    """A strategy that also trains candidates on (successive halving: `asha`). The scheduler asks
+    `promote()` first whenever a worker is free and only then `ask()`s for a new candidate (not
+    past --max-evals; promotions go on until none is left). `rung_epochs[k]` is how many epochs
+    in all a candidate at rung k has trained; new candidates train `rung_epochs[0]`. A promotion's
+    result is told through `tell_promotion` (score None: it failed), and a resumed run re-issues
+    the promotions left in flight after `replay_promotion`."""
+
+    rung_epochs: Sequence[int]
+
+    def promote(self) -> Promotion | None: ...
+
+    def tell_promotion(self, candidate_id: int, rung: int, score: float | None) -> None: ...
+
+    def replay_promotion(self, candidate_id: int, rung: int) -> None: ...
+
+
+def promotes(strategy) -> bool:
+    """Whether `strategy` is a promoting one (it has `promote`)."""
+    return callable(getattr(strategy, "promote", None))
 
 
 Tell = Callable[[int, ArchSeq, "float | None", "int | None"], None]

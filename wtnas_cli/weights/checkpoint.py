@@ -10,6 +10,10 @@ Layout (format version 1, seal version 2):
                     dtypes, extra fields)
     /tensors/tNNNN  one dataset per weight tensor (contiguous), in shape-sequence order,
                     canonical layout
+    /optimizer/oNNNN  optional: the optimizer's state (e.g. Adam's moments) in the backend's own
+                    layout, so that a promotion (more epochs for the same candidate) continues
+                    exactly where training stopped; described by meta's "optimizer" entry and
+                    sealed like the tensors (their ranges follow the tensors' in the seal)
 
 A reader checks the seal's own hash, then reads only what it needs, verifying each tensor's
 bytes against their hash as it reads them: a transfer reads the seal and the matched tensors,
@@ -67,6 +71,9 @@ class CheckpointMeta:
     format_version: int = FORMAT_VERSION
     extra: dict = field(default_factory=dict)
     dtypes: list[str] = field(default_factory=list)
+    # the optimizer state's description, {} when the file holds none: "state" (the backend's
+    # own, e.g. {"kind": "torch-adam", "step": 120}) and "tensors" (shape and dtype of each array)
+    optimizer: dict = field(default_factory=dict)
 
     def shape_sequence(self) -> list[tuple[int, ...]]:
         return [s.shape for s in self.specs]
@@ -114,11 +121,11 @@ def seal(path: str | os.PathLike) -> None:
     with h5py.File(path, "r") as f:
         block = f.userblock_size
         meta = _header_json(f.attrs)
-        group = f.get("tensors")
-        names = sorted(group.keys()) if group is not None else []
+        datasets = [group[name] for key in ("tensors", "optimizer") if (group := f.get(key)) is not None
+                    for name in sorted(group.keys())]
         ranges = []
-        for name in names:
-            ds = group[name]
+        for ds in datasets:
+            name = ds.name.rsplit("/", 1)[-1]
             length = ds.id.get_storage_size()
             offset = ds.id.get_offset() if length else 0
             if length and offset is None:
@@ -244,8 +251,9 @@ def verify_seal(path: Path) -> None:
 
 
 def write_checkpoint(path: str | os.PathLike, meta: CheckpointMeta, tensors: Sequence[np.ndarray],
-                     durable: bool = True) -> int:
-    """Write atomically (temp file + fsync + rename); return the file size in bytes."""
+                     durable: bool = True, optimizer: tuple[dict, Sequence[np.ndarray]] | None = None) -> int:
+    """Write atomically (temp file + fsync + rename); return the file size in bytes. `optimizer`:
+    (its state's JSON description, its arrays), stored beside the tensors for a promotion."""
     import h5py
 
     path = Path(path)
@@ -260,6 +268,10 @@ def write_checkpoint(path: str | os.PathLike, meta: CheckpointMeta, tensors: Seq
         "tensors": [dict(s.to_dict(), dtype=d) for s, d in zip(meta.specs, meta.dtypes)],
         "extra": meta.extra,
     }
+    state = [np.ascontiguousarray(a) for a in optimizer[1]] if optimizer is not None else []
+    if optimizer is not None:
+        meta.optimizer = table["optimizer"] = {
+            "state": optimizer[0], "tensors": [{"shape": list(a.shape), "dtype": a.dtype.str} for a in state]}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     attrs = {"format": FORMAT, "format_version": FORMAT_VERSION, "wtnas_version": meta.wtnas_version,
@@ -267,7 +279,7 @@ def write_checkpoint(path: str | os.PathLike, meta: CheckpointMeta, tensors: Seq
              "arch_seq": np.asarray(meta.arch_seq, dtype=np.int64), "problem": meta.problem, "backend": meta.backend,
              "score": np.nan if meta.score is None else float(meta.score), "epochs": int(meta.epochs),
              "created": float(meta.created), "meta": json.dumps(table)}
-    block = _user_block_size(len(arrays), len(_header_json(attrs)))
+    block = _user_block_size(len(arrays) + len(state), len(_header_json(attrs)))
     try:
         with h5py.File(tmp, "w", userblock_size=block) as f:
             for key, value in attrs.items():
@@ -275,6 +287,10 @@ def write_checkpoint(path: str | os.PathLike, meta: CheckpointMeta, tensors: Seq
             group = f.create_group("tensors")
             for i, arr in enumerate(arrays):
                 group.create_dataset(f"t{i:04d}", data=arr)
+            if optimizer is not None:
+                group = f.create_group("optimizer")
+                for i, arr in enumerate(state):
+                    group.create_dataset(f"o{i:04d}", data=arr)
         seal(tmp)
         if durable:
             fd = os.open(tmp, os.O_RDONLY)
@@ -324,9 +340,10 @@ class CheckpointReader:
                 self.meta = self._meta(dict(self._file.attrs))
             else:
                 self.meta = self._meta(self._seal.header)
-                if len(self._seal.ranges) != len(self.meta.specs):
+                stored = len(self.meta.specs) + len(self.meta.optimizer.get("tensors", ()))
+                if len(self._seal.ranges) != stored:
                     raise CheckpointError(f"{self.path}: damaged checkpoint, {len(self._seal.ranges)} tensors "
-                                          f"stored for {len(self.meta.specs)} tensor specs")
+                                          f"stored for {stored} tensor specs")
         except OSError as exc:
             self.close()
             raise CheckpointError(f"{self.path} is unreadable: {_first_line(exc)}") from None
@@ -354,7 +371,8 @@ class CheckpointReader:
                 score=None if np.isnan(score) else score, epochs=int(a["epochs"]),
                 candidate_id=None if cid < 0 else cid, created=float(a["created"]),
                 wtnas_version=_text(a.get("wtnas_version", "?")), format_version=version,
-                extra=dict(table.get("extra", {})), dtypes=[str(e["dtype"]) for e in entries])
+                extra=dict(table.get("extra", {})), dtypes=[str(e["dtype"]) for e in entries],
+                optimizer=_optimizer_entry(table.get("optimizer")))
         except CheckpointError:
             raise
         except (KeyError, TypeError, ValueError, OSError, AttributeError) as exc:
@@ -375,14 +393,24 @@ class CheckpointReader:
             out[i] = arr
         return out
 
-    def _read_v2(self, i: int) -> np.ndarray:
+    def read_optimizer(self) -> tuple[dict, list[np.ndarray]] | None:
+        """The optimizer state stored with the weights (its description's "state" and its
+        arrays, each checked against its hash), or None when the file holds none."""
+        entries = self.meta.optimizer.get("tensors")
+        if not entries or self._seal is None:
+            return None
+        first = len(self.meta.specs)
+        arrays = [self._read_v2(first + k, tuple(e["shape"]), e["dtype"]) for k, e in enumerate(entries)]
+        return dict(self.meta.optimizer.get("state") or {}), arrays
+
+    def _read_v2(self, i: int, shape: tuple[int, ...] | None = None, dtype_str: str | None = None) -> np.ndarray:
         import xxhash
 
         assert self._seal is not None   # only called for sealed (v2) files
         offset, length, digest = self._seal.ranges[i]
-        shape = self.meta.specs[i].shape
+        shape = self.meta.specs[i].shape if shape is None else shape
         try:
-            dtype = np.dtype(self.meta.dtypes[i])
+            dtype = np.dtype(self.meta.dtypes[i] if dtype_str is None else dtype_str)
         except (TypeError, ValueError, IndexError):
             raise CheckpointError(f"{self.path}: damaged checkpoint metadata (tensor {i} has no valid dtype)") from None
         expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
@@ -435,6 +463,17 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[CheckpointMeta, list[np.nd
     with CheckpointReader(path) as reader:
         tensors = reader.read()
         return reader.meta, [tensors[i] for i in range(len(reader.meta.specs))]
+
+
+def _optimizer_entry(entry) -> dict:
+    """The meta table's "optimizer" entry, checked: {} when absent."""
+    if entry is None:
+        return {}
+    if not isinstance(entry, dict) or not isinstance(entry.get("tensors"), list) or not all(
+            isinstance(e, dict) and isinstance(e.get("shape"), list) and isinstance(e.get("dtype"), str)
+            for e in entry["tensors"]):
+        raise ValueError("its optimizer entry is malformed")
+    return entry
 
 
 def _text(value) -> str:
