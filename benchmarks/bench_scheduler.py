@@ -3,6 +3,7 @@
     python benchmarks/bench_scheduler.py                       # 100,000 candidates, evolution + parent
     python benchmarks/bench_scheduler.py --scheme nearest      # random + nearest (every checkpoint kept)
     python benchmarks/bench_scheduler.py --candidates 3000     # a quick look
+    python benchmarks/bench_scheduler.py --scheme asha --candidates 20000   # with promotions (per job)
 
 The search is the real CLI (`python -m wtnas_cli run`, the live progress line included) on a tiny
 dense space (benchmarks/spaces/scheduler.toml) with the `null` backend (benchmarks/nulltrain.py,
@@ -46,6 +47,9 @@ TICK = os.sysconf("SC_CLK_TCK")
 SCHEMES = {
     "parent": ["--strategy", "evolution", "--selector", "parent", "--matcher", "lcs"],
     "nearest": ["--strategy", "random", "--selector", "nearest", "--matcher", "lcs"],
+    # successive halving: promotions are jobs too (a rung's top third trained on), so its cost is
+    # per job: candidates and promotions
+    "asha": ["--strategy", "asha", "--selector", "nearest", "--matcher", "lcs"],
 }
 
 
@@ -108,13 +112,15 @@ def wakeup_cost(sleep_ms: float = 5.0, reps: int = 300) -> dict:
 
 
 def finished(store: Path) -> int | None:
-    """Finished candidates, read by a second connection while the scheduler writes."""
+    """Finished jobs (candidates, and asha's promotions), read by a second connection while the
+    scheduler writes."""
     if not store.exists():
         return None
     try:
         con = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5)
         try:
-            return con.execute("SELECT COUNT(*) FROM candidates WHERE finish_seq IS NOT NULL").fetchone()[0]
+            return con.execute("SELECT (SELECT COUNT(*) FROM candidates WHERE finish_seq IS NOT NULL)"
+                               " + (SELECT COUNT(*) FROM rungs WHERE rung > 0 AND finish_seq IS NOT NULL)").fetchone()[0]
         finally:
             con.close()
     except sqlite3.Error:
@@ -172,12 +178,14 @@ def run_search(args, work: Path, scheme: str) -> dict:
     with_provider = con.execute("SELECT COUNT(*) FROM candidates WHERE n_transferred > 0").fetchone()[0]
     controls = con.execute("SELECT COUNT(*) FROM controls").fetchone()[0]
     kept = con.execute("SELECT COUNT(*) FROM candidates WHERE checkpoint IS NOT NULL AND status = 'ok'").fetchone()[0]
+    promotions = con.execute("SELECT COUNT(*) FROM rungs WHERE rung > 0").fetchone()[0]
     con.close()
-    return {"scheme": scheme, "candidates": total, "workers": args.workers, "train_ms": args.train_ms,
+    jobs = total + promotions   # per job: the samples count candidates and promotions
+    return {"scheme": scheme, "candidates": total, "jobs": jobs, "workers": args.workers, "train_ms": args.train_ms,
             "scheduler_cpus": sorted(scheduler_cpus or []), "worker_cpus": sorted(worker_cpus or []),
             "wall_s": wall, "ok": ok,
-            "with_provider": with_provider, "controls": controls, "checkpoints_kept": kept,
-            "samples": samples, **summarize(samples, total)}
+            "with_provider": with_provider, "controls": controls, "checkpoints_kept": kept, "promotions": promotions,
+            "samples": samples, **summarize(samples, jobs)}
 
 
 def summarize(samples: list[dict], total: int) -> dict:
@@ -288,7 +296,8 @@ def main(argv=None) -> int:
         print(f"{scheme}: {r['candidates']:,} candidates in {r['wall_s']:.0f} s ({_n(r['candidates_per_s'], '.0f')}/s, "
               f"{r['workers']} workers, {r['train_ms']:g} ms per null epoch; scheduler on cores "
               f"{r['scheduler_cpus'] or 'any'}, workers on {r['worker_cpus'] or 'any'}), {r['with_provider']:,} with a provider, "
-              f"{r['controls']:,} controls, {r['checkpoints_kept']:,} checkpoints kept")
+              f"{r['controls']:,} controls, {r['checkpoints_kept']:,} checkpoints kept"
+              + (f", {r['promotions']:,} promotions (costs below are per job)" if r["promotions"] else ""))
         print(f"  scheduler CPU {_n(r['cpu_ms_per_candidate'])} ms per candidate (median window; max "
               f"{_n(r['cpu_ms_per_candidate_max_window'])}; overall {_n(r['cpu_ms_per_candidate_overall'])}; "
               f"target <= 1 ms)")

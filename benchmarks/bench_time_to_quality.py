@@ -45,7 +45,8 @@ from wtnas_cli.errors import WtnasError  # noqa: E402
 from wtnas_cli.results.comparison import comparison, recommended  # noqa: E402
 from wtnas_cli.results.runs import load_run, load_rungs  # noqa: E402
 from wtnas_cli.results.timeline import quality_timeline  # noqa: E402
-from wtnas_cli.results.topk import TOP_RUNG_NOTE, TopKConfig, run_topk  # noqa: E402
+from wtnas_cli.results.formatting import top_rung  # noqa: E402
+from wtnas_cli.results.topk import TopKConfig, run_topk  # noqa: E402
 from wtnas_cli.run.config import RunConfig  # noqa: E402
 from wtnas_cli.search.scheduler import run_search  # noqa: E402
 from wtnas_cli.util.stats import geometric_mean, kept_epoch, mean_std, paired_pvalue  # noqa: E402
@@ -128,7 +129,7 @@ def _model(t: dict, patience: int) -> dict:
             "converged": bool(t["converged"]), "kept_epoch": kept_epoch(t["epochs_to_converge"], bool(t["converged"]),
                                                                          patience),
             "start_score": t["start_score"], "val": t["objective_final"], "test": t["objective_test"],
-            "wall_s": t["wall_s"], "top_rung": (t.get("note") or "").startswith(TOP_RUNG_NOTE)}
+            "wall_s": t["wall_s"], "top_rung": top_rung(t)}
 
 
 def _search_tests(run_dir: Path, points) -> dict[str, float]:

@@ -44,6 +44,12 @@ class NullModel:
             self._tensors[i] = np.asarray(array, dtype=np.float32)
         self._inherited = len(tensors)
 
+    def optimizer_state(self) -> tuple[dict, list]:
+        return {"kind": "null"}, []   # nothing to continue, but a promotion finds a state
+
+    def load_optimizer_state(self, state: dict, arrays: list) -> None:
+        pass
+
     def train_epoch(self, data, seed: int) -> float:
         if TRAIN_S:
             time.sleep(TRAIN_S)   # a GPU busy elsewhere: the worker's CPU stays free

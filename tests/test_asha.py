@@ -1,9 +1,13 @@
 """Successive halving with transfer (`--strategy asha`): the strategy's promotion rule, promotions
 that continue a candidate's own weights exactly, and promotions through a crash and a resume."""
 
+import json
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -63,26 +67,50 @@ def _job(seq, path, **fields):
     return Job(**{**base, **fields})
 
 
-def test_a_promotion_continues_its_own_weights_exactly(tmp_path):
-    """1 epoch, then a promotion of 2 more from the checkpoint (weights and Adam's state) is the
-    same model, bit for bit, as 3 epochs in one job."""
+def promotion_outcome(tmp_path, backend: str) -> dict:
+    """3 epochs in one job; 1 epoch then a promotion of 2 more (weights and optimizer state from
+    the checkpoint); the same from a checkpoint written without optimizer state."""
     plugins = default_plugins()
     seq = plugins.registry.create("problem", "digits").space.sample(np.random.default_rng(3))
     evaluator = Evaluator(plugins)
-    single = evaluator.run(_job(seq, tmp_path / "single.h5"))
-    first = evaluator.run(_job(seq, tmp_path / "c.h5", epochs=1, rung=0, keep_optimizer=True))
+    single = evaluator.run(_job(seq, tmp_path / "single.h5", backend=backend))
+    first = evaluator.run(_job(seq, tmp_path / "c.h5", epochs=1, rung=0, keep_optimizer=True, backend=backend))
     promoted = evaluator.run(_job(seq, tmp_path / "c.h5", epochs=2, start_epoch=1, rung=1, role="promotion",
-                                  keep_optimizer=True))
-    assert single.status == first.status == promoted.status == "ok", (single.error, promoted.error)
-    assert promoted.n_transferred == 0 and promoted.events == []   # never a transfer; the optimizer continued
-    assert promoted.score == single.score != first.score
+                                  keep_optimizer=True, backend=backend))
     (meta_a, a), (meta_b, b) = read_checkpoint(tmp_path / "single.h5"), read_checkpoint(tmp_path / "c.h5")
-    assert meta_b.epochs == meta_a.epochs == 3 and all(np.array_equal(x, y) for x, y in zip(a, b))
-    # without the optimizer's state (a checkpoint written without it) the promotion says so
-    evaluator.run(_job(seq, tmp_path / "plain.h5", epochs=1))
-    restarted = evaluator.run(_job(seq, tmp_path / "plain.h5", epochs=2, start_epoch=1, rung=1, role="promotion"))
-    assert restarted.status == "ok" and "the optimizer restarts" in restarted.events[0]
-    assert restarted.score != single.score
+    evaluator.run(_job(seq, tmp_path / "plain.h5", epochs=1, backend=backend))
+    restarted = evaluator.run(_job(seq, tmp_path / "plain.h5", epochs=2, start_epoch=1, rung=1, role="promotion",
+                                   backend=backend))
+    return {"status": [single.status, first.status, promoted.status, restarted.status],
+            "errors": [single.error, promoted.error, restarted.error], "single": single.score, "first": first.score,
+            "promoted": promoted.score, "restarted": restarted.score, "events": promoted.events,
+            "restarted_events": restarted.events, "transferred": promoted.n_transferred,
+            "epochs": [meta_a.epochs, meta_b.epochs], "same_weights": all(np.array_equal(x, y) for x, y in zip(a, b))}
+
+
+@pytest.mark.parametrize("backend", ["torch", "keras", "keras-tensorflow"])
+def test_a_promotion_continues_its_own_weights_exactly(tmp_path, backend):
+    """1 epoch, then a promotion of 2 more from the checkpoint (weights and Adam's state) is the
+    same model, bit for bit, as 3 epochs in one job, on each backend (Keras on TensorFlow in its
+    own process: one Keras engine per process). Without the optimizer's state (a checkpoint
+    written without it) the promotion says it restarted the optimizer."""
+    if backend != "torch":
+        pytest.importorskip("keras")
+    if backend == "keras-tensorflow":
+        pytest.importorskip("tensorflow")
+        code = (f"import json, sys; from pathlib import Path; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+                f"from test_asha import promotion_outcome\n"
+                f"print(json.dumps(promotion_outcome(Path({str(tmp_path)!r}), 'keras-tensorflow')))")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-3000:]
+        got = json.loads(out.stdout.strip().splitlines()[-1])
+    else:
+        got = promotion_outcome(tmp_path, backend)
+    assert got["status"] == ["ok"] * 4, got["errors"]
+    assert got["transferred"] == 0 and got["events"] == []   # never a transfer; the optimizer continued
+    assert got["promoted"] == got["single"] != got["first"]
+    assert got["epochs"] == [3, 3] and got["same_weights"]
+    assert "the optimizer restarts" in got["restarted_events"][0] and got["restarted"] != got["single"]
 
 
 def test_a_promotion_whose_checkpoint_is_already_written_is_scored_not_trained_again(tmp_path):
@@ -149,3 +177,14 @@ def test_a_promotion_killed_mid_run_is_re_run_once_on_resume(tmp_path):
 def small_space():
     return default_plugins().registry.create("problem", "digits").space
 
+
+
+def test_epochs_that_asha_does_not_use_are_warned_about():
+    from wtnas_cli.run.config import RunConfig
+    from wtnas_cli.search.scheduler import resolve_run
+
+    plugins = default_plugins()
+    warnings = resolve_run(RunConfig(strategy="asha", epochs=3).validate(), plugins)["warnings"]
+    assert ["--epochs 3 is not used by asha: new candidates train its first rung, 1 epoch(s) (rungs of 1, 3, 9; "
+            "-o asha.min_epochs=N sets it)"] == [w for w in warnings if "--epochs" in w]
+    assert not [w for w in resolve_run(RunConfig(strategy="asha").validate(), plugins)["warnings"] if "--epochs" in w]

@@ -127,6 +127,32 @@ def test_mpi_search_and_topk_with_3_ranks(mpi, tmp_path):
     store.close()
 
 
+def _promotion_workers(run_dir) -> list[str]:
+    store = RunStore(Path(run_dir) / "wtnas.sqlite")
+    try:
+        return [r["worker"] for r in store.rungs() if r["rung"] > 0]
+    finally:
+        store.close()
+
+
+def test_ray_and_mpi_run_asha_promotions(ray_env, mpi, tmp_path):
+    """Promotions are ordinary jobs to an executor: successive halving on a local Ray cluster and
+    on 3 MPI ranks gives finished rungs whose promotions ran on that executor's workers."""
+    cfg = RunConfig(executor="ray", strategy="asha", max_evals=9, options={"asha": {"max_epochs": 3}},
+                    run_dir=str(tmp_path / "ray"))
+    assert run_search(cfg).promotions >= 3
+    harness.check_run(cfg.run_dir, 9)
+    harness.check_rungs(cfg.run_dir, [1, 3], 3)
+    assert all(w.startswith("ray:") for w in _promotion_workers(cfg.run_dir))
+    out = _mpiexec(3, "run", "--executor", "mpi", "--strategy", "asha", "-o", "asha.max_epochs=3", "--max-evals", 9,
+                   "--run-dir", tmp_path / "mpi")
+    assert out.returncode == 0, out.stderr
+    harness.check_run(tmp_path / "mpi", 9)
+    harness.check_rungs(tmp_path / "mpi", [1, 3], 3)
+    workers = _promotion_workers(tmp_path / "mpi")
+    assert len(workers) >= 3 and all(w.startswith("mpi:") for w in workers)
+
+
 def test_mpi_needs_two_ranks(mpi, tmp_path):
     out = _mpiexec(1, "run", "--executor", "mpi", "--run-dir", tmp_path / "r")
     assert out.returncode == 1 and "needs at least 2 ranks" in out.stderr

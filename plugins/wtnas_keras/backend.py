@@ -105,6 +105,8 @@ class KerasModel:
             self._trainable = [w for _, k, _, _ in self._nodes for w in k.trainable_weights]
         self.num_params = arch.num_params
         self._step: Callable | None = None
+        self._optimizer: Any = None
+        self._pending_optimizer: list[np.ndarray] | None = None   # loaded before the step exists
 
     def forward(self, xs, training: bool):
         values = dict(zip((i.name for i in self.arch.inputs), xs))
@@ -138,6 +140,20 @@ class KerasModel:
                 raise ValueError(f"tensor {i}: shape {arr.shape} does not fit {self.specs[i].shape}")
             self._weights[i].assign(np.asarray(arr, dtype=np.float32))
 
+    # -- optimizer state (a promotion continues it: Job.keep_optimizer) --------------------
+    def optimizer_state(self) -> tuple[dict, list[np.ndarray]]:
+        kind = f"keras-{self.engine.name}-adam"
+        if self._optimizer is None:   # never trained: nothing to continue
+            return {"kind": kind, "trained": False}, []
+        return {"kind": kind, "trained": True}, self.engine.optimizer_arrays(self._optimizer)
+
+    def load_optimizer_state(self, state: dict, arrays: list[np.ndarray]) -> None:
+        """Applied when the training step is built (its optimizer exists only then)."""
+        if state.get("kind") != f"keras-{self.engine.name}-adam":
+            raise ValueError(f"optimizer state {state.get('kind')!r} is not this engine's")
+        if state.get("trained"):
+            self._pending_optimizer = list(arrays)
+
     # -- training -------------------------------------------------------------------------
     def train_epoch(self, data: Dataset, seed: int) -> float:
         xs, y = _engine_data(self.engine, data, self.problem.loss)
@@ -146,7 +162,10 @@ class KerasModel:
         if self._step is None:
             signature = ([(tuple(a.shape[1:]), "float32") for a in as_inputs(data.x_train)],
                          (tuple(np.shape(data.y_train)[1:]), _label_dtype(self.problem.loss)))
-            self._step = self.engine.train_step(self.loss, self._trainable, signature)
+            self._step, self._optimizer = self.engine.train_step(self.loss, self._trainable, signature)
+            if self._pending_optimizer is not None:
+                self.engine.load_optimizer_arrays(self._optimizer, self._pending_optimizer)
+                self._pending_optimizer = None
         bs = self.problem.batch_size
         with self.engine.scope():
             xs = [self.engine.permute(x, order) for x in xs]

@@ -90,7 +90,8 @@ class TorchEngine:
     def inference(self):
         return self.torch.no_grad()
 
-    def train_step(self, loss_fn: Callable, variables: list, signature: Any) -> Callable:
+    def train_step(self, loss_fn: Callable, variables: list, signature: Any) -> tuple[Callable, Any]:
+        """The step, and the optimizer whose state `optimizer_arrays` reads."""
         params = [v.value for v in variables]
         adam = InPlaceAdam(self.torch, params)
         torch = self.torch
@@ -100,7 +101,21 @@ class TorchEngine:
             adam.step(torch.autograd.grad(loss, params))
             return loss.detach()
 
-        return step
+        return step, adam
+
+    def optimizer_arrays(self, adam: "InPlaceAdam") -> list[np.ndarray]:
+        """Adam's step count, then its first and second moments (for a promotion to continue)."""
+        return ([np.asarray([adam.t], dtype=np.int64)] + [m.detach().cpu().numpy().copy() for m in adam.m]
+                + [v.detach().cpu().numpy().copy() for v in adam.v])
+
+    def load_optimizer_arrays(self, adam: "InPlaceAdam", arrays: list[np.ndarray]) -> None:
+        n = len(adam.m)
+        if len(arrays) != 1 + 2 * n or any(a.shape != tuple(m.shape) for a, m in zip(arrays[1:], adam.m + adam.v)):
+            raise ValueError("the optimizer state does not fit this model")
+        adam.t = int(arrays[0][0])
+        with self.torch.no_grad():
+            for target, array in zip(adam.m + adam.v, arrays[1:]):
+                target.copy_(self.torch.from_numpy(array))
 
 
 class InPlaceAdam:
@@ -172,7 +187,7 @@ class TensorFlowEngine:
     def inference(self):
         return nullcontext()
 
-    def train_step(self, loss_fn: Callable, variables: list, signature: Any) -> Callable:
+    def train_step(self, loss_fn: Callable, variables: list, signature: Any) -> tuple[Callable, Any]:
         tf = self.tf
         optimizer = self.keras.optimizers.Adam(**ADAM)
         optimizer.build(variables)
@@ -186,7 +201,18 @@ class TensorFlowEngine:
             optimizer.apply(tape.gradient(loss, variables), variables)
             return loss
 
-        return tf.function(step, input_signature=spec, autograph=False)
+        return tf.function(step, input_signature=spec, autograph=False), optimizer
+
+    def optimizer_arrays(self, optimizer) -> list[np.ndarray]:
+        """Keras Adam's variables (iterations, moments) in its own order."""
+        return [np.asarray(v.numpy()).copy() for v in optimizer.variables]
+
+    def load_optimizer_arrays(self, optimizer, arrays: list[np.ndarray]) -> None:
+        variables = optimizer.variables
+        if len(arrays) != len(variables) or any(tuple(a.shape) != tuple(v.shape) for a, v in zip(arrays, variables)):
+            raise ValueError("the optimizer state does not fit this model")
+        for variable, array in zip(variables, arrays):
+            variable.assign(array)
 
 
 def create_engine(engine: str, *, threads: int | None, device: str):

@@ -127,6 +127,9 @@ def report_command(
     controls = [("τ warm vs scratch (controls)", _tau_controls_cell)]
     labels = RunLabels(reports)
     _print_table("runs", reports, lambda r: (r.name, r.scheme), [counts, scores, controls], labels)
+    for r in reports:
+        if r.rung_summary:
+            console.print(escape(f"{r.name}: {r.rung_summary}"), soft_wrap=True)
     for mode in ("warm", "scratch"):
         rows = comparison(reports, mode)
         if any(row["topk_n"] for row in rows):

@@ -85,6 +85,9 @@ class RichObserver:
     def control_done(self, summary) -> None:
         self._due(summary)
 
+    def promotion_done(self, record, summary) -> None:
+        self._due(summary)
+
     def _due(self, summary) -> None:
         self._latest = summary
         now = time.monotonic()
@@ -242,14 +245,17 @@ def run_command(
 
 def print_summary(summary) -> None:
     table = Table(title=f"top candidates of {summary.run_dir}")
-    for col in ("id", "score", "arch_seq", "params", "provider", "transferred"):
+    rungs = bool(summary.promotions)   # a promoting strategy (asha): candidates trained for different epochs
+    for col in ("id", "score", *(("epochs",) if rungs else ()), "arch_seq", "params", "provider", "transferred"):
         table.add_column(col, overflow="fold")
     for r in summary.top:
         provider = "-" if r["provider_id"] is None else str(r["provider_id"])
-        table.add_row(str(r["id"]), fmt_score(r["score"]), ",".join(map(str, r["arch_seq"])),
-                      fmt_int(r["num_params"]), provider, f"{r['n_transferred']}/{r['n_tensors']}")
+        table.add_row(str(r["id"]), fmt_score(r["score"]), *((str(r.get("epochs") or "-"),) if rungs else ()),
+                      ",".join(map(str, r["arch_seq"])), fmt_int(r["num_params"]), provider,
+                      f"{r['n_transferred']}/{r['n_tensors']}")
     console.print(table)
-    console.print(f"{summary.done} of {summary.total} candidates done ({summary.failed} failed), "
+    promoted = f", {summary.promotions} promotions" if rungs else ""
+    console.print(f"{summary.done} of {summary.total} candidates done ({summary.failed} failed){promoted}, "
                   f"{summary.transfer_rate:.0%} started from transferred weights, "
                   f"{summary.elapsed_s:.1f} s")
     stats = summary.controls

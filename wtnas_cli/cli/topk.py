@@ -118,7 +118,7 @@ def topk_command(
 
 def print_topk(summary) -> None:
     from ..results.selection import flag_reason, lineage_rule_words, threshold_words
-    from ..results.topk import TOP_RUNG_NOTE
+    from ..results.formatting import top_rung
 
     table = Table(title=f"top-K of {summary.run_dir} ({summary.mode} start; {summary.settings})")
     tested = any(r.get("objective_test") is not None for r in summary.rows)
@@ -148,7 +148,7 @@ def print_topk(summary) -> None:
                           *["-"] * (len(numbers) - 4 + len(words)))
             continue
         table.add_row(str(r["candidate_id"]), fmt_score(r["estimated_score"]), str(r["epochs_to_converge"]),
-                      "top rung" if (r["note"] or "").startswith(TOP_RUNG_NOTE) else "yes" if r["converged"] else "no (cap)",
+                      "top rung" if top_rung(r) else "yes" if r["converged"] else "no (cap)",
                       *((fmt_score(r["objective_final"]),) if same else (fmt_score(r["objective_at_stop"]),
                                                                          fmt_score(r["objective_final"]))),
                       *((fmt_score(r["objective_test"]),) if tested else ()),

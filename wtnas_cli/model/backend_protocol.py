@@ -35,6 +35,12 @@ class CandidateModel(Protocol):
         (a `wtnas_cli.model.normalize.Normalization`) in front, so it takes raw inputs. Used by
         `wtnas_cli.api.load_model`; a backend without it cannot give native models."""
 
+    # Optional, for promoting strategies (asha): `optimizer_state() -> (dict, list[np.ndarray])`,
+    # the optimizer's state (JSON-able description, arrays in any layout the backend reads back),
+    # and `load_optimizer_state(state, arrays)`. With them a promotion continues the optimizer
+    # exactly; without them it restarts it (the result says so). Not declared here so that a
+    # backend without them still satisfies the protocol.
+
 
 class Backend(Protocol):
     name: str

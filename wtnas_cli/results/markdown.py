@@ -63,6 +63,7 @@ def render_markdown(reports: list[RunReport], plots: list[Path], plot_note: str 
                      f"| {r.fallbacks} |")
     lines.append("")
     lines += [f"- {r.name}: matcher {r.matching}" for r in reports]
+    lines += [f"- {r.name}: {r.rung_summary}" for r in reports if r.rung_summary]
     for r in reports:
         d = r.disk()
         if d["written"]:

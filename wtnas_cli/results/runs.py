@@ -68,6 +68,18 @@ class RunReport:
     controls: list[dict] = field(default_factory=list)   # lineage-bias controls (search/controls.py)
     segments: list[dict] = field(default_factory=list)   # settings forced to change on resume (--force-change)
     search_wall_s: float = 0.0   # the search's wall time (its last summary; older runs: its last candidate's)
+    rungs: list[dict] = field(default_factory=list)   # promoting strategies (asha): one row per candidate and rung
+    rung_epochs: list[int] = field(default_factory=list)   # their ladder: epochs in all at each rung
+
+    @property
+    def rung_summary(self) -> str | None:
+        """How many candidates reached each rung, in words; None for a run without rungs."""
+        if not self.rung_epochs:
+            return None
+        reached = [sum(r["rung"] == k and r["status"] == "ok" for r in self.rungs) for k in range(len(self.rung_epochs))]
+        parts = [f"{n} at {e} epoch{'s' if e != 1 else ''}" for n, e in zip(reached, self.rung_epochs)]
+        return (f"rungs (successive halving): {', '.join(parts)}; a promotion trains a candidate on from its own "
+                f"checkpoint")
 
     @property
     def search_controls(self) -> list[dict]:
@@ -207,7 +219,8 @@ def load_run(run_dir: str | Path, slot_s: float | None = None) -> RunReport:
     try:
         report = RunReport(run_dir, store.get_meta("config", {}), store.candidates(), store.events(),
                            scheme_meta=store.get_meta("scheme", {}), controls=store.controls(),
-                           segments=store.get_meta("segments", []))
+                           segments=store.get_meta("segments", []), rungs=store.rungs(),
+                           rung_epochs=store.get_meta("rung_epochs", []))
         for mode in ("warm", "scratch"):
             rows = [r for r in store.trained(mode) if r["status"] == "ok"]
             if not rows:

@@ -31,6 +31,7 @@ from ..util.silent import Silent
 from ..util.stats import kept_epoch
 from ..weights.matching import SAME_MODEL
 from .candidate import run_config, run_problem
+from .formatting import TOP_RUNG_NOTE
 from .lineage import count_lineages, founders_and_depths
 from .selection import (
     CHECK_POOL,
@@ -47,7 +48,6 @@ from .selection import (
 )
 
 STOP_REFERENCES = ("start", "first-epoch")
-TOP_RUNG_NOTE = "trained to the top rung by the search"   # (asha) a model counted as trained
 AFTER_RULES = " (after the diversity rule and verification)"
 
 

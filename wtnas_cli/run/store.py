@@ -236,12 +236,7 @@ class RunStore:
 
     def rungs(self, candidate_id: int | None = None, status: str | None = None) -> list[dict]:
         """Rung rows (promoting strategies), by candidate and rung; [] for other runs."""
-        clauses, args = [], []
-        for col, value in (("candidate_id", candidate_id), ("status", status)):
-            if value is not None:
-                clauses.append(f"{col} = ?")
-                args.append(value)
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        where, args = _where(candidate_id=candidate_id, status=status)
         return [dict(r) for r in self.db.execute(f"SELECT * FROM rungs {where} ORDER BY candidate_id, rung", args)]
 
     def drop_checkpoint(self, candidate_id: int, reason: str, path: str | None = None) -> str | None:
@@ -312,12 +307,7 @@ class RunStore:
         return self.controls(candidate_id=result.candidate_id)[0]
 
     def controls(self, status: str | None = None, candidate_id: int | None = None) -> list[dict]:
-        clauses, args = [], []
-        for col, value in (("status", status), ("candidate_id", candidate_id)):
-            if value is not None:
-                clauses.append(f"{col} = ?")
-                args.append(value)
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        where, args = _where(status=status, candidate_id=candidate_id)
         return [dict(r) for r in self.db.execute(f"SELECT * FROM controls {where} ORDER BY candidate_id", args)]
 
     def add_check(self, candidate_id: int, epochs: int) -> None:
@@ -371,12 +361,7 @@ class RunStore:
 
     def trained(self, mode: str | None = None, settings: str | None = None,
                 candidate_id: int | None = None) -> list[dict]:
-        clauses, args = [], []
-        for col, value in (("mode", mode), ("settings", settings), ("candidate_id", candidate_id)):
-            if value is not None:
-                clauses.append(f"{col} = ?")
-                args.append(value)
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        where, args = _where(mode=mode, settings=settings, candidate_id=candidate_id)
         rows = self.db.execute(f"SELECT * FROM trained {where} ORDER BY estimated_score DESC, candidate_id", args)
         out = []
         for r in rows:
@@ -388,6 +373,12 @@ class RunStore:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _where(**filters: Any) -> tuple[str, list]:
+    """A WHERE clause (and its arguments) for the filters that are set (None: any value)."""
+    given = {column: value for column, value in filters.items() if value is not None}
+    return ("WHERE " + " AND ".join(f"{column} = ?" for column in given) if given else ""), list(given.values())
 
 
 @functools.lru_cache(maxsize=8)

@@ -98,15 +98,21 @@ def resolve_run(cfg: RunConfig, plugins: Plugins) -> dict[str, Any]:
     matcher = reg.get("matcher", cfg.matcher)
     transfers = not is_baseline(reg, "matcher", cfg.matcher)
     selector_name = run_selector(cfg, reg)
+    made = {}
     for kind, name, args in (("strategy", cfg.strategy, (problem.space,)), ("selector", selector_name, (problem.space,))):
         try:   # cheap objects: made once here so that options they refuse stop the run before it starts
-            reg.create(kind, name, *args, **({"seed": cfg.seed} if kind == "strategy" else {}),
-                       **cfg.options_of(kind, name))
+            made[kind] = reg.create(kind, name, *args, **({"seed": cfg.seed} if kind == "strategy" else {}),
+                                    **cfg.options_of(kind, name))
         except ValueError as exc:
             listed = ", ".join(o.name for o in reg.get(kind, name).options) or "none"
             raise ConfigError(f"{kind} {name!r}: {exc} (its options: {listed}; set them with -o "
                               f"{name}.OPTION=VALUE)") from None
     warnings = check_scheme(cfg, reg, selector_name)
+    strategy = made["strategy"]
+    if promotes(strategy) and cfg.epochs != strategy.rung_epochs[0]:
+        warnings = [*warnings, f"--epochs {cfg.epochs} is not used by {cfg.strategy}: new candidates train its first "
+                               f"rung, {strategy.rung_epochs[0]} epoch(s) (rungs of "
+                               f"{', '.join(map(str, strategy.rung_epochs))}; -o {cfg.strategy}.min_epochs=N sets it)"]
     size = problem.space.size
     if size < cfg.max_evals:   # e.g. a 9-architecture space file: most candidates would be repeats
         warnings = [*warnings, f"the search space has only {size} architectures and --max-evals is {cfg.max_evals}: "
