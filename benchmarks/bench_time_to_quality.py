@@ -66,6 +66,7 @@ SCHEMES = {   # name: (RunConfig settings, TopKConfig settings)
     "asha-lcs": (dict(strategy="asha", matcher="lcs", time_of="baseline"), {}),
 }
 START_REFERENCE_FOR = ("baseline", "lcs")   # also trained under --stop-reference start
+PAIRED = {"asha-lcs": "asha"}   # also compared with this scheme on the same seeds (transfer within ASHA)
 
 
 def budgets(quick: bool) -> dict[str, dict]:
@@ -193,6 +194,11 @@ def aggregate(seeds: list[dict]) -> dict:
             # search's best, before its top-K): seeds where both got there
             own = [b / t for b, t in zip(out["baseline"]["reach_baseline_s"], reach) if b and t]
             cur["reach_ratio_own"] = geometric_mean(own) if own else None
+        other = PAIRED.get(scheme)
+        if other in out:
+            theirs = out[other]["test_per_seed"]
+            cur["vs"] = {"scheme": other, "test_diff": statistics.mean(test) - statistics.mean(theirs),
+                         "test_p": paired_pvalue(test, theirs), "better_seeds": sum(t > o for t, o in zip(test, theirs))}
         if all("start_reference" in r for r in runs):
             start = [r["start_reference"] for r in runs]
             cur["start_reference"] = {
@@ -244,7 +250,8 @@ def markdown(results: dict) -> str:
             lines.append(f"| {name} | {scheme} | {_f(a['test'][0])} ± {_f(a['test'][1])} | {diff} | "
                          f"{a['gap'][0]:+.4f} | {a['time_to_model_s'][0]:.0f} s ({a['search_s'][0]:.0f} + "
                          f"{a['topk_s'][0]:.0f}) | {_f(a.get('wall_ratio'), 2) + 'x' if 'wall_ratio' in a else '—'} | "
-                         f"{reach} | {a['epochs_gmean']:.2f} | {a['kept_epoch_0']} of {a['models']} |")
+                         f"{reach} | {_f(a['epochs_gmean'], 2)} | {a['kept_epoch_0']} of {a['models']}"
+                         + (f" ({a['top_rung_models']} at the top rung)" if a.get("top_rung_models") else "") + " |")
     lines += ["", "| problem | scheme | stop reference | recommended test | top-K test (mean) | top-K epochs | "
               "kept search weights | top-K wall |", "|---|---|---|---|---|---|---|---|"]
     for name, entry in results["problems"].items():
@@ -256,12 +263,78 @@ def markdown(results: dict) -> str:
                          f"{a['epochs_gmean']:.2f} | {a['kept_epoch_0']} of {a['models']} | {a['topk_s'][0]:.0f} s |")
             lines.append(f"| {name} | {scheme} | start | {_f(s['test'][0])} | {_f(s['topk_test'][0])} | "
                          f"{s['epochs_gmean']:.2f} | {s['kept_epoch_0']} of {s['models']} | {s['topk_s'][0]:.0f} s |")
+    paired = [f"- {scheme} vs {a['vs']['scheme']} on {name}: test {a['vs']['test_diff']:+.4f} (p "
+              f"{a['vs']['test_p']:.2f}, better on {a['vs']['better_seeds']} of {len(a['test_per_seed'])} seeds); "
+              f"candidates per search {a['candidates'][0]:.0f} vs {entry['per_scheme'][a['vs']['scheme']]['candidates'][0]:.0f}"
+              for name, entry in results["problems"].items() for scheme, a in entry.get("per_scheme", {}).items()
+              if "vs" in a]
+    lines += ([""] + paired) if paired else []
     g = results.get("gmean_over_problems", {})
     lines += [""] + [f"- {scheme}: wall time baseline / {scheme} {_f(v['wall_ratio_gmean'], 2)}x; the baseline's "
                      f"test objective reached {_f(v['reach_ratio_gmean'], 2)}x sooner than the baseline's time to its "
                      f"model ({_f(v.get('reach_ratio_own_gmean'), 2)}x sooner than the baseline first had a model that "
                      f"good) (geometric means over problems)" for scheme, v in g.items()]
     return "\n".join(lines)
+
+
+def test_curve(run: dict) -> list[tuple[float, float]]:
+    """(time, held-out test objective of the best model so far) where it changes: the search's
+    best candidates by validation (their test measured afterwards), then the top-K finishing."""
+    tests, out = run["search_best_test"], []
+    for t_s, value, split, cid, phase in run["timeline"]:
+        got = tests.get(str(cid)) if phase == "search" else (value if split == "test" else None)
+        if got is not None:
+            out.append((t_s, got))
+    return out
+
+
+def plot(results: dict, out_dir: Path) -> list[Path]:
+    """Quality over time per problem: each scheme's held-out test objective of the best model so
+    far, mean over seeds on a common time grid (a seed counts from its first point on), and a
+    marker at its mean time to the recommended model and that model's mean test objective. A
+    promoting search (asha) has a point per candidate at its last promotion only (earlier rungs'
+    weights were replaced, so their test objective is unknown): its curve is a lower bound."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    made = []
+    for name, entry in results["problems"].items():
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        schemes = list(entry.get("per_scheme", {}))
+        horizon = max(r["time_to_model_s"] for s in entry["seeds"] for r in s["runs"].values())
+        grid = np.linspace(0, horizon, 200)
+        for k, scheme in enumerate(schemes):
+            curves = []
+            for seed in entry["seeds"]:
+                points = test_curve(seed["runs"][scheme])
+                times = np.array([t for t, _ in points])
+                values = np.array([v for _, v in points])
+                at = np.searchsorted(times, grid, side="right") - 1
+                curves.append(np.where(at >= 0, values[np.clip(at, 0, None)], np.nan))
+            stacked = np.array(curves)
+            seen = np.isfinite(stacked).any(axis=0)   # before any seed's first point: no mean
+            mean = np.full(len(grid), np.nan)
+            mean[seen] = np.nanmean(stacked[:, seen], axis=0)
+            color = plt.cm.tab10(k)
+            ax.plot(grid, mean, color=color, label=scheme)
+            a = entry["per_scheme"][scheme]
+            ax.plot([a["time_to_model_s"][0]], [a["test"][0]], "o", color=color)
+        finals = [entry["per_scheme"][scheme]["test"][0] for scheme in schemes]
+        ax.set_ylim(min(finals) - 0.06, max(finals) + 0.02)   # the end, where the schemes differ
+        ax.set_title(f"{name}: held-out test of the best model so far (mean of {len(entry['seeds'])} seeds)")
+        ax.set_xlabel("wall time from `wtnas run` (s); dot: the recommended model after `wtnas topk`")
+        ax.set_ylabel("test objective")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = out_dir / f"time-to-quality-{name}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        made.append(path)
+    return made
 
 
 def add_schemes(path: Path, root: Path) -> dict:
@@ -293,12 +366,17 @@ def main(argv=None) -> dict:
     ap.add_argument("--problems", default="digits,nt3like,mnist5k")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     ap.add_argument("--render", type=Path, metavar="JSON", help="print the tables of a result file and exit")
+    ap.add_argument("--plot", type=Path, metavar="DIR", help="with --render: also draw the quality-over-time "
+                    "figures into DIR")
     ap.add_argument("--add", type=Path, metavar="JSON", help="run the schemes this result file lacks (same "
                     "problems, seeds and budgets; new run directories) and add them to it")
     args = ap.parse_args(argv)
     if args.render:
         results = json.loads(args.render.read_text())
         print(markdown(results))
+        if args.plot:
+            for figure in plot(results, args.plot):
+                print(f"drew {figure}")
         return results
     if args.add:   # (with nothing to add: the aggregates recomputed from the seeds)
         return add_schemes(args.add, args.out / "time-to-quality-runs")

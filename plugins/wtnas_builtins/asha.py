@@ -19,6 +19,8 @@ promotions left in flight, which are re-issued (`replay_promotion`).
 
 from __future__ import annotations
 
+import bisect
+
 import numpy as np
 
 from wtnas_cli.model.space import ArchSeq, SearchSpace
@@ -36,6 +38,42 @@ def rung_epochs(min_epochs: int, reduction: int, max_epochs: int) -> list[int]:
     return epochs
 
 
+class _Rung:
+    """One rung's members, best first, and those not yet promoted out of it: the best of them
+    is promotable when fewer than n // reduction members rank above it, found by bisection, so
+    a decision costs O(log n), not a sort of the rung."""
+
+    def __init__(self) -> None:
+        self.score: dict[int, float] = {}
+        self.ranked: list[tuple[float, int]] = []     # (-score, id): best first, ties to the older
+        self.waiting: list[tuple[float, int]] = []    # the same, for members not promoted out of it
+        self.promoted: set[int] = set()
+
+    def add(self, cid: int, score: float) -> None:
+        self.score[cid] = score
+        bisect.insort(self.ranked, (-score, cid))
+        if cid not in self.promoted:
+            bisect.insort(self.waiting, (-score, cid))
+
+    def mark_promoted(self, cid: int) -> None:
+        if cid in self.promoted:
+            return
+        self.promoted.add(cid)
+        if cid in self.score:
+            entry = (-self.score[cid], cid)
+            del self.waiting[bisect.bisect_left(self.waiting, entry)]
+
+    def promotable(self, reduction: int) -> int | None:
+        """The best member not promoted yet, if it is in the rung's top 1/reduction."""
+        if not self.waiting:
+            return None
+        best = self.waiting[0]
+        return best[1] if bisect.bisect_left(self.ranked, best) < len(self.ranked) // reduction else None
+
+    def best_share(self, reduction: int) -> list[int]:
+        return [cid for _, cid in self.ranked[:len(self.ranked) // reduction]]
+
+
 class SuccessiveHalving:
     def __init__(self, space: SearchSpace, seed: int = 0, min_epochs: int = 1, reduction: int = 3,
                  max_epochs: int = 9, mutate: float = 0.0, **_):
@@ -48,58 +86,61 @@ class SuccessiveHalving:
         self.space, self.reduction, self.mutate = space, reduction, mutate
         self.rng = np.random.default_rng(seed)
         self.rung_epochs = rung_epochs(min_epochs, reduction, max_epochs)
-        self.rungs: list[dict[int, float]] = [{} for _ in self.rung_epochs]   # id -> score at that rung
-        self.promoted: list[set[int]] = [set() for _ in self.rung_epochs]     # promoted out of rung k
+        self.rungs = [_Rung() for _ in self.rung_epochs]
         self.seqs: dict[int, ArchSeq] = {}
+        # candidates that may still be promoted: members of a rung below the top not promoted out
+        # of it (kept as they change; handed to retention as it is, never copied)
+        self._needed: set[int] = set()
 
     @property
     def top(self) -> int:
         return len(self.rung_epochs) - 1
 
-    def _best_share(self, k: int) -> list[int]:
-        """The ids of rung k's top 1/reduction (at least none: floor), best first (ties: older)."""
-        rung = self.rungs[k]
-        n = len(rung) // self.reduction
-        return sorted(rung, key=lambda c: (-rung[c], c))[:n]
-
     def promote(self) -> Promotion | None:
         for k in range(self.top - 1, -1, -1):
-            for cid in self._best_share(k):
-                if cid not in self.promoted[k]:
-                    self.promoted[k].add(cid)
-                    return Promotion(cid, k + 1)
+            cid = self.rungs[k].promotable(self.reduction)
+            if cid is not None:
+                self.rungs[k].mark_promoted(cid)
+                self._needed.discard(cid)   # (held by retention while the promotion runs)
+                return Promotion(cid, k + 1)
         return None
 
     def ask(self) -> Proposal:
         if self.mutate and self.rng.random() < self.mutate:
             for k in range(self.top, -1, -1):
-                share = self._best_share(k)
+                share = self.rungs[k].best_share(self.reduction)
                 if share:
                     parent = share[int(self.rng.integers(len(share)))]
                     return Proposal(self.space.mutate(self.seqs[parent], self.rng), parent)
         return Proposal(self.space.sample(self.rng))
 
+    def _enter(self, cid: int, k: int, score: float) -> None:
+        self.rungs[k].add(cid, score)
+        if k < self.top and cid not in self.rungs[k].promoted:
+            self._needed.add(cid)
+
     def tell(self, candidate_id: int, arch_seq: ArchSeq, score: float | None) -> None:
         if score is not None:   # a failed candidate never enters a rung
-            self.rungs[0][candidate_id] = float(score)
             self.seqs[candidate_id] = tuple(arch_seq)
+            self._enter(candidate_id, 0, float(score))
 
     def tell_promotion(self, candidate_id: int, rung: int, score: float | None) -> None:
-        self.promoted[rung - 1].add(candidate_id)
+        self.rungs[rung - 1].mark_promoted(candidate_id)
+        self._needed.discard(candidate_id)
         if score is not None:
-            self.rungs[rung][candidate_id] = float(score)
+            self._enter(candidate_id, rung, float(score))
 
     def replay_promotion(self, candidate_id: int, rung: int) -> None:
-        self.promoted[rung - 1].add(candidate_id)
+        self.rungs[rung - 1].mark_promoted(candidate_id)
+        self._needed.discard(candidate_id)
 
     def checkpoints_needed(self) -> set[int]:
         """Every candidate that may still be promoted (a member of a rung below the top not yet
         promoted from it: as its rung fills, its top share grows), and with `mutate` the parents
-        it may draw."""
-        needed = {cid for k in range(self.top) for cid in self.rungs[k] if cid not in self.promoted[k]}
-        if self.mutate:
-            needed.update(cid for k in range(self.top + 1) for cid in self._best_share(k))
-        return needed
+        it may draw. The set is this strategy's own: read it, do not change it."""
+        if not self.mutate:
+            return self._needed
+        return self._needed | {cid for k in range(self.top + 1) for cid in self.rungs[k].best_share(self.reduction)}
 
 
 ASHA_OPTIONS = (

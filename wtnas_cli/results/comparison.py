@@ -18,15 +18,15 @@ def comparison(reports: list[RunReport], mode: str = "warm") -> list[dict]:
     the ratios and differences are NaN, never a run against itself (`NO_BASELINE` says why)."""
     base = next((r for r in reports if r.is_baseline), None)
     base_set = base.trained.get(mode) if base else None
-    base_gm = geometric_mean(base_set.epochs) if base_set else float("nan")
+    base_gm = geometric_mean(base_set.epochs) if base_set and base_set.epochs else float("nan")
     # kept epochs are means, not geometric means: 0 (a model that kept its start) is a real value
-    base_kept = statistics.mean(base_set.kept_epochs) if base_set and base_set.topk else float("nan")
+    base_kept = statistics.mean(base_set.kept_epochs) if base_set and base_set.kept_epochs else float("nan")
     base_obj = statistics.mean(base_set.objective("objective_final")) if base_set and base_set.topk else float("nan")
     rows = []
     for r in reports:
         t = r.trained.get(mode)
-        gm = geometric_mean(t.epochs) if t and t.topk else float("nan")
-        kept = statistics.mean(t.kept_epochs) if t and t.topk else float("nan")
+        gm = geometric_mean(t.epochs) if t and t.epochs else float("nan")
+        kept = statistics.mean(t.kept_epochs) if t and t.kept_epochs else float("nan")
         obj = statistics.mean(t.objective("objective_final")) if t and t.topk else float("nan")
         stop = statistics.mean(t.objective("objective_at_stop")) if t and t.topk else float("nan")
         tau = t.tau if t else (float("nan"), 0, "")

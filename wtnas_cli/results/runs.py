@@ -17,6 +17,7 @@ from ..run.scheme import label as scheme_label
 from ..run.store import RunStore, latest_settings_key, selection_key, topk_checks_key, topk_wall_key
 from ..search.controls import ControlStats, control_pairs, control_stats
 from ..util.stats import kendall_tau, kept_epoch, time_slots
+from .formatting import top_rung
 
 
 @dataclass
@@ -33,7 +34,9 @@ class TrainedSet:
 
     @property
     def epochs(self) -> list[int]:
-        return [r["epochs_to_converge"] for r in self.topk]
+        """Epochs to converge of the models top-K training trained (not those a promoting search
+        trained to its top rung: scored only, they have no top-K epochs)."""
+        return [r["epochs_to_converge"] for r in self.topk if not top_rung(r)]
 
     @property
     def patience(self) -> int:
@@ -42,7 +45,8 @@ class TrainedSet:
 
     @property
     def kept_epochs(self) -> list[int]:
-        return [kept_epoch(r["epochs_to_converge"], bool(r["converged"]), self.patience) for r in self.topk]
+        return [kept_epoch(r["epochs_to_converge"], bool(r["converged"]), self.patience) for r in self.topk
+                if not top_rung(r)]
 
     def objective(self, key: str) -> list[float]:
         return [r[key] for r in self.topk if r[key] is not None]

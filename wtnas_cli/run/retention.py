@@ -21,17 +21,21 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from typing import Iterable
+from typing import AbstractSet, Iterable
 
 import numpy as np
 
 KEEP_POLICIES = ("needed", "all")
 
 
-def component_needs(component) -> set[int] | None:
-    """What a strategy or selector can still use as a provider; None: anything."""
+def component_needs(component) -> AbstractSet[int] | None:
+    """What a strategy or selector can still use as a provider; None: anything. A set it returns
+    is used as it is (read, never changed): copying a large one per candidate would cost O(n)."""
     needed = getattr(component, "checkpoints_needed", None)
-    return None if needed is None else set(needed())
+    if needed is None:
+        return None
+    ids = needed()
+    return ids if isinstance(ids, (set, frozenset)) else set(ids)
 
 
 class Retention:
@@ -99,10 +103,11 @@ class Retention:
         checkpoints outside the protected ones go first (the component must `forget` them)."""
         if not self.enabled:
             return []
-        needs = [component_needs(component) for component in components]
-        open_ended = any(n is None for n in needs)
+        components = list(components)
+        open_ended = any(getattr(c, "checkpoints_needed", None) is None for c in components)
         if open_ended and (self.max_checkpoints is None or len(self.kept) <= self.max_checkpoints):
             return []    # called after every candidate: nothing below is worth computing
+        needs = [component_needs(component) for component in components]
         free = self.kept.keys() - self._reserved - self._top - self.in_use.keys()   # set operations: called per candidate
         for need in needs:
             if need is not None:

@@ -268,7 +268,8 @@ def write_checkpoint(path: str | os.PathLike, meta: CheckpointMeta, tensors: Seq
         "tensors": [dict(s.to_dict(), dtype=d) for s, d in zip(meta.specs, meta.dtypes)],
         "extra": meta.extra,
     }
-    state = [np.ascontiguousarray(a) for a in optimizer[1]] if optimizer is not None else []
+    # (np.asarray, not ascontiguousarray: a scalar such as a step count keeps its shape ())
+    state = [np.asarray(a, order="C") for a in optimizer[1]] if optimizer is not None else []
     if optimizer is not None:
         meta.optimizer = table["optimizer"] = {
             "state": optimizer[0], "tensors": [{"shape": list(a.shape), "dtype": a.dtype.str} for a in state]}
