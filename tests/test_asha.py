@@ -195,3 +195,21 @@ def test_epochs_that_asha_does_not_use_are_warned_about():
     assert ["--epochs 3 is not used by asha: new candidates train its first rung, 1 epoch(s) (rungs of 1, 3, 9; "
             "-o asha.min_epochs=N sets it)"] == [w for w in warnings if "--epochs" in w]
     assert not [w for w in resolve_run(RunConfig(strategy="asha").validate(), plugins)["warnings"] if "--epochs" in w]
+
+
+def test_the_peers_asha_keeps_only_the_checkpoints_it_may_still_promote(tmp_path):
+    """`--matcher none` (no selector that may pick any checkpoint): `--keep needed` deletes what
+    no promotion can use (here, with no top-K reserve: the top rung's), and still every promotion
+    finds its checkpoint; candidates that may still be promoted keep theirs."""
+    run_dir = tmp_path / "r"
+    out = run_cli("run", *ASHA, "-o", "asha.max_epochs=9", "--matcher", "none", "--max-evals", "18",
+                  "--keep-top", "0", "--tau-reserve", "0", "--run-dir", run_dir)
+    assert out.returncode == 0, out.stderr
+    rungs = harness.check_rungs(run_dir, [1, 3, 9], 3)
+    assert all(r["status"] == "ok" for r in rungs)   # no promotion lost its checkpoint
+    con = sqlite3.connect(run_dir / "wtnas.sqlite")
+    deleted = con.execute("SELECT COUNT(*) FROM candidates WHERE checkpoint_deleted = 1").fetchone()[0]
+    con.close()
+    top = {r["candidate_id"] for r in rungs if r["rung"] == 2 and r["status"] == "ok"}
+    assert deleted == len(top) > 0   # exactly the top rung's: every other candidate may still be promoted
+    harness.check_run(run_dir, 18)

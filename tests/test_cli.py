@@ -46,6 +46,15 @@ def test_help_groups_the_options_in_panels(command, panels):
     assert "<bool>" not in out.stdout and "<list[str]>" not in out.stdout   # a flag takes no value
 
 
+@pytest.mark.parametrize("command, usage", [("show", "wtnas show [OPTIONS] RUN_DIR ID"),
+                                            ("report", "wtnas report [OPTIONS] RUN_DIR..."),
+                                            ("topk", "wtnas topk [OPTIONS] RUN_DIR")])
+def test_usage_lines_name_arguments_plainly(command, usage):
+    """Required arguments read `RUN_DIR`, as in the argument list and the docs (typer braces them)."""
+    out = run_cli(command, "--help", env={"COLUMNS": "80"})
+    assert out.returncode == 0 and f"Usage: {usage}" in out.stdout and "{" not in out.stdout.splitlines()[1]
+
+
 def _one_line_error(out, *fragments):
     assert out.returncode == 1, (out.returncode, out.stdout, out.stderr)
     lines = [l for l in out.stderr.strip().splitlines() if l.strip()]

@@ -30,7 +30,26 @@ def _flags_show_no_type() -> None:
     TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
 
 
+def _required_arguments_plain() -> None:
+    """typer (0.29) writes required arguments as `{RUN_DIR}` in usage lines; the POSIX usage
+    convention, which --help's argument list and our docs follow, is `RUN_DIR` (optional ones stay
+    `[NAME]`). A typer without that method is left as it is."""
+    from typer.core import TyperArgument
+
+    braced = getattr(TyperArgument, "_usage_display_name", None)
+    if braced is None or getattr(braced, "wtnas_plain", False):
+        return
+
+    def usage_name(self) -> str:
+        name = braced(self)
+        return name[1:].replace("}", "", 1) if name.startswith("{") else name
+
+    usage_name.wtnas_plain = True  # type: ignore[attr-defined]
+    TyperArgument._usage_display_name = usage_name  # type: ignore[method-assign]
+
+
 _flags_show_no_type()
+_required_arguments_plain()
 app = typer.Typer(
     name="wtnas", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
     help="Neural architecture search with selective weight transfer (LP / LCS).\n\n"
