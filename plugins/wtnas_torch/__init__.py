@@ -24,7 +24,8 @@ def _exporter(name: str):
 @hookimpl
 def wtnas_register_backends(register):
     register("torch", _create, requires=("torch",), install_hint=INSTALL_HINT,
-             description="PyTorch: builds every built-in op, canonical (Keras) tensor layout")
+             description="PyTorch: builds every built-in op, canonical (Keras) tensor layout",
+             traits={"precisions": ("fp32", "tf32", "bf16")})
 
 
 @hookimpl

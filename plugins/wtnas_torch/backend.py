@@ -103,7 +103,7 @@ class _Node(nn.Module):
 
 
 class TorchModel(nn.Module):
-    def __init__(self, problem: Problem, arch: Architecture, device: torch.device):
+    def __init__(self, problem: Problem, arch: Architecture, device: torch.device, precision: str = "fp32"):
         super().__init__()
         self.arch = arch
         self.problem = problem
@@ -119,6 +119,9 @@ class TorchModel(nn.Module):
         self._tensors = [t for node in self._node_list() for _, t in node.tensors()]
         self.optimizer = torch.optim.Adam(self.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
         self._logits_head = problem.loss == "categorical_crossentropy"
+        # bf16: the forward pass and loss under autocast (weights, gradients and Adam stay float32,
+        # so checkpoints are float32 and transfer as before); evaluation stays float32
+        self._autocast = precision == "bf16"
 
     def _node_list(self) -> Iterable[_Node]:
         return cast(Iterable[_Node], self.nodes)   # a ModuleList types its items as Module; these are _Node
@@ -203,7 +206,8 @@ class TorchModel(nn.Module):
         for start in range(0, len(y), bs):
             idx = order[start:start + bs]
             self.optimizer.zero_grad(set_to_none=True)
-            loss = self._loss(self(tuple(t[idx] for t in x), logits=self._logits_head), y[idx])
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self._autocast):
+                loss = self._loss(self(tuple(t[idx] for t in x), logits=self._logits_head), y[idx])
             loss.backward()
             self.optimizer.step()
             total += float(loss.detach()) * len(idx)
@@ -266,10 +270,12 @@ class TorchBackend:
 
     def __init__(self) -> None:
         self.device = torch.device("cpu")
+        self.precision = "fp32"
 
-    def configure(self, *, threads: int | None = None, device: str = "cpu") -> None:
-        self.device = configure_torch(threads=threads, device=device)
+    def configure(self, *, threads: int | None = None, device: str = "cpu", precision: str = "fp32") -> None:
+        self.device = configure_torch(threads=threads, device=device, precision=precision)
+        self.precision = precision
 
     def build(self, problem: Problem, arch: Architecture, seed: int) -> TorchModel:
         torch.manual_seed(seed)
-        return TorchModel(problem, arch, self.device)
+        return TorchModel(problem, arch, self.device, self.precision)

@@ -52,6 +52,9 @@ class RunConfig:
     max_jobs_per_worker: int | None = None
     seed: int = 0
     device: str = "cpu"
+    # the number format of training: "fp32" (exact, reproducible across devices and backends),
+    # "tf32" (CUDA tensor cores' float32 matmuls), "bf16" (mixed bfloat16); backends declare theirs
+    precision: str = "fp32"
     run_dir: str | None = None
     # the options of the components the run uses, {component: {option: value}} (options.py);
     # after a run resolved them, {"KIND.NAME": {...}}, every declared option with its value
@@ -95,6 +98,7 @@ class RunConfig:
             (s.max_jobs_per_worker is None or s.max_jobs_per_worker >= 1, "max_jobs_per_worker", "must be at least 1"),
             (s.time_budget is None or s.time_budget > 0, "time_budget", "must be positive (seconds)"),
             (s.seed >= 0, "seed", "must be non-negative"),
+            (s.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}"),
         ]
         for ok, key, requirement in checks:
             if not ok:
@@ -185,6 +189,8 @@ def resolve_config(file_values: dict[str, Any] | None = None, cli_values: dict[s
         merged["problem"] = "file"  # --space FILE means the user's own problem
     return RunConfig(**merged, options=merge(options, cli_options)).validate()
 
+
+PRECISIONS = ("fp32", "tf32", "bf16")
 
 # settings `--resume` may change: how much to run and where, not what a candidate is (and the
 # options of the kinds in options.RESUMABLE_KINDS: the executor's)

@@ -21,6 +21,7 @@ class Job:
     provider_id: int | None = None
     provider_checkpoint: str | None = None
     device: str = "cpu"
+    precision: str = "fp32"   # the run's --precision (config.PRECISIONS): how the backend trains
     problem_options: dict[str, Any] = field(default_factory=dict)
     # the options the user set for the run's backend and matcher (options.py)
     backend_options: dict[str, Any] = field(default_factory=dict)

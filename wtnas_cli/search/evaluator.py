@@ -82,12 +82,16 @@ class Evaluator:
             self._problems[key] = plugins.registry.create("problem", name, **options)
         return self._problems[key]
 
-    def backend(self, name: str, device: str, options: dict | None = None, plugins: Plugins | None = None) -> Any:
+    def backend(self, name: str, device: str, options: dict | None = None, plugins: Plugins | None = None,
+                precision: str = "fp32") -> Any:
+        """A configured backend; `precision` other than fp32 is passed to `configure` (a backend
+        declares the ones it trains in with the registration trait `precisions`)."""
         plugins = plugins or self.plugins
-        key = (plugins.spec, name, device, tuple(sorted((options or {}).items())))
+        key = (plugins.spec, name, device, precision, tuple(sorted((options or {}).items())))
         if key not in self._backends:
             backend = plugins.registry.create("backend", name, **(options or {}))
-            backend.configure(threads=self.threads, device=device)
+            extra = {} if precision == "fp32" else {"precision": precision}
+            backend.configure(threads=self.threads, device=device, **extra)
             self._backends[key] = backend
         return self._backends[key]
 
@@ -127,7 +131,7 @@ class Evaluator:
         t = time.perf_counter()
         plugins = self.plugins_for(job)
         problem = self.problem(job.problem, job.problem_options, plugins)
-        backend = self.backend(job.backend, job.device, job.backend_options, plugins)
+        backend = self.backend(job.backend, job.device, job.backend_options, plugins, job.precision)
         data = problem.data()
         arch = problem.space.resolve(job.arch_seq)
         model = backend.build(problem, arch, job.seed)

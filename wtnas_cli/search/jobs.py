@@ -24,6 +24,7 @@ def candidate_job(cfg: RunConfig, cid: int, arch_seq: Sequence[int], *, device: 
     provider, early stopping...). `problem_options`: the run's, when the caller computed them once."""
     return Job(candidate_id=cid, arch_seq=list(arch_seq), problem=cfg.problem, backend=cfg.backend,
                matcher=matcher, epochs=epochs, seed=seed, checkpoint_path=checkpoint, device=device,
+               precision=cfg.precision,
                problem_options=cfg.problem_options() if problem_options is None else problem_options,
                backend_options=cfg.options_of("backend", cfg.backend), plugins=plugin_set, **job_fields)
 

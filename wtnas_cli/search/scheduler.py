@@ -95,6 +95,7 @@ def resolve_run(cfg: RunConfig, plugins: Plugins) -> dict[str, Any]:
     backend = reg.get("backend", cfg.backend)
     if not backend.available:
         backend.create()  # raises the one-line 'install it with' error
+    check_precision(cfg, backend)
     matcher = reg.get("matcher", cfg.matcher)
     transfers = not is_baseline(reg, "matcher", cfg.matcher)
     selector_name = run_selector(cfg, reg)
@@ -133,6 +134,18 @@ def resolve_run(cfg: RunConfig, plugins: Plugins) -> dict[str, Any]:
     plugin_set = plugins.worker_spec([("problem", cfg.problem), ("backend", cfg.backend), ("matcher", cfg.matcher)])
     return {"problem": problem, "selector_name": selector_name, "transfers": transfers, "warnings": warnings,
             "scheme": scheme, "plugin_set": plugin_set}
+
+
+def check_precision(cfg: RunConfig, backend) -> None:
+    """Refuse a --precision the backend does not train in (its `precisions` trait; fp32 only when
+    it declares none), or tf32 on a CPU, before anything runs."""
+    offered = tuple(backend.traits.get("precisions", ("fp32",)))
+    if cfg.precision not in offered:
+        raise ConfigError(f"--precision {cfg.precision}: backend {cfg.backend!r} trains in {', '.join(offered)}; "
+                          f"use --precision {offered[0]}" + (" or --backend torch" if cfg.backend != "torch" else ""))
+    if cfg.precision == "tf32" and cfg.device == "cpu":
+        raise ConfigError("--precision tf32 needs --device cuda (TensorFloat-32 is an NVIDIA tensor-core format); "
+                          "use --precision fp32 or bf16 on CPU")
 
 
 def run_search(cfg: RunConfig | None = None, *, plugins: Plugins | None = None,

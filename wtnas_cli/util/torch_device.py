@@ -9,9 +9,10 @@ from typing import Any
 from ..errors import WtnasError
 
 
-def configure_torch(*, threads: int | None = None, device: str = "cpu") -> Any:
+def configure_torch(*, threads: int | None = None, device: str = "cpu", precision: str = "fp32") -> Any:
     """Set torch's thread count and return the `torch.device` to train on (`auto`: CUDA when torch
-    sees a GPU). A CUDA device torch cannot see is a one-line error."""
+    sees a GPU). A CUDA device torch cannot see is a one-line error. `precision` "tf32" lets CUDA
+    matmuls and convolutions use TensorFloat-32 (a CUDA-only format: refused on CPU)."""
     import torch
 
     if threads:
@@ -21,9 +22,13 @@ def configure_torch(*, threads: int | None = None, device: str = "cpu") -> Any:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise WtnasError(f"device {device!r} asked for but torch sees no CUDA GPU; use --device cpu")
     chosen = torch.device(device)
+    if precision == "tf32" and chosen.type != "cuda":
+        raise WtnasError(f"--precision tf32 needs a CUDA device (TensorFloat-32 is an NVIDIA tensor-core format), "
+                         f"not {device!r}; use --precision fp32 or bf16 on CPU")
     if chosen.type == "cuda":
-        # full float32 as on CPU (and in Keras): TF32 would change predictions by ~1e-3, so a
-        # checkpoint would not reproduce its scores on another device
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
+        # fp32: full float32 as on CPU (and in Keras): TF32 would change predictions by ~1e-3, so
+        # a checkpoint would not reproduce its scores on another device; tf32 when asked for
+        tf32 = precision == "tf32"
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
     return chosen
