@@ -1,5 +1,6 @@
-"""`--precision`: a run setting (stored, refused as a change on resume), checked against what the
-backend declares before anything runs, and bf16 training on CPU with real torch."""
+"""Issue #32 on CPU: `--precision` (a run setting, checked against what the backend declares before
+anything runs; bf16 training with real torch), workers per device (fake GPU ids), and a device
+out of memory failing one candidate with its reason."""
 
 import numpy as np
 import pytest
@@ -34,3 +35,39 @@ def test_bf16_trains_on_cpu_keeps_float32_checkpoints_and_is_a_run_setting(tmp_p
     assert changed.returncode == 1 and "--precision fp32 (the run has bf16)" in changed.stderr
     resumed = run_cli("run", "--resume", run_dir, "--max-evals", "10")
     assert resumed.returncode == 0, resumed.stderr
+
+
+def test_workers_per_device_multiplies_the_workers_of_the_visible_gpus(monkeypatch):
+    """Fake device ids through CUDA_VISIBLE_DEVICES: 4 workers per GPU by default, the flag's
+    number when given, and an explicit --workers wins; no GPU, no change."""
+    from wtnas_cli.run.config import RunConfig
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    assert RunConfig(devices="auto").validate().executor_options()["workers"] == 8
+    assert RunConfig(devices="auto", workers_per_device=2).validate().executor_options()["workers"] == 4
+    assert RunConfig(devices="0", workers_per_device=3).validate().executor_options()["workers"] == 3
+    assert RunConfig(devices="auto", workers=5).validate().executor_options()["workers"] == 5
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert RunConfig(devices="auto").validate().executor_options()["workers"] is None   # the CPU default
+
+
+def test_a_worker_out_of_device_memory_fails_that_candidate_with_the_reason(monkeypatch, tmp_path):
+    """A simulated CUDA out-of-memory error during training: the candidate fails with a reason
+    that names the device and what to change, marked as the device's fault; nothing is written."""
+    import torch
+    from wtnas_cli.plugins.manager import default_plugins
+    from wtnas_cli.run.job import Job
+    from wtnas_cli.search.evaluator import Evaluator
+    from wtnas_torch.backend import TorchModel
+
+    def oom(self, data, seed):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 139.8 GiB total)")
+
+    monkeypatch.setattr(TorchModel, "train_epoch", oom)
+    plugins = default_plugins()
+    seq = plugins.registry.create("problem", "digits").space.sample(np.random.default_rng(0))
+    result = Evaluator(plugins).run(Job(candidate_id=0, arch_seq=list(seq), problem="digits", backend="torch",
+                                        matcher="lcs", epochs=1, seed=1, checkpoint_path=str(tmp_path / "c.h5")))
+    assert result.status == "failed" and result.fault == "device_oom"
+    assert result.error.startswith("out of device memory on cpu") and "--workers-per-device" in result.error
+    assert "Tried to allocate 2.00 GiB" in result.error and not (tmp_path / "c.h5").exists()

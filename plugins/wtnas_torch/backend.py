@@ -202,7 +202,9 @@ class TorchModel(nn.Module):
         torch.manual_seed(seed)  # dropout
         order = torch.randperm(len(y), generator=gen).to(self.device)
         bs = self.problem.batch_size
-        total, count = 0.0, 0
+        # the epoch's loss is summed on the device and read once: a float() per batch would make
+        # the host wait for the GPU after every step
+        total, count = torch.zeros((), dtype=torch.float32, device=self.device), 0
         for start in range(0, len(y), bs):
             idx = order[start:start + bs]
             self.optimizer.zero_grad(set_to_none=True)
@@ -210,9 +212,9 @@ class TorchModel(nn.Module):
                 loss = self._loss(self(tuple(t[idx] for t in x), logits=self._logits_head), y[idx])
             loss.backward()
             self.optimizer.step()
-            total += float(loss.detach()) * len(idx)
+            total += loss.detach().float() * len(idx)
             count += len(idx)
-        return total / max(count, 1)
+        return float(total) / max(count, 1)
 
     @torch.no_grad()
     def predict(self, x, batch: int = 1024) -> np.ndarray:

@@ -191,6 +191,9 @@ def run_command(
                                                "lists them.", rich_help_panel="Search"),
     seed: Optional[int] = typer.Option(None, help="Random seed \\[default: 0].", rich_help_panel="Search"),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:N or auto \\[default: cpu].", rich_help_panel="Execution"),
+    workers_per_device: Optional[int] = typer.Option(None, "--workers-per-device", help="Local workers per GPU of "
+                                                     "--devices when --workers is not given \\[default: 4].",
+                                                     rich_help_panel="Execution"),
     precision: Optional[str] = typer.Option(None, help="fp32 (exact, reproducible), tf32 (CUDA) or bf16 (mixed "
                                             "bfloat16; torch backend) \\[default: fp32].", rich_help_panel="Execution"),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Where to write the run "
@@ -218,7 +221,8 @@ def run_command(
                       executor=executor, max_evals=max_evals, time_budget=time_budget, epochs=epochs, controls=controls,
                       keep=keep, keep_top=keep_top, tau_reserve=tau_reserve, max_checkpoints=max_checkpoints,
                       population=population, sample=sample, workers=workers, threads_per_worker=threads_per_worker,
-                      devices=devices, gpus_per_worker=gpus_per_worker, ray_address=ray_address,
+                      devices=devices, workers_per_device=workers_per_device,
+                      gpus_per_worker=gpus_per_worker, ray_address=ray_address,
                       max_jobs_per_worker=max_jobs_per_worker, seed=seed, device=device, precision=precision,
                       run_dir=str(run_dir) if run_dir else None, options=cli_options)
     for text in option or ():

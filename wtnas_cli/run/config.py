@@ -49,6 +49,8 @@ class RunConfig:
     workers: int | None = None
     threads_per_worker: int | None = None
     devices: str | None = None
+    # local workers per GPU of --devices when --workers is not given (None: WORKERS_PER_DEVICE)
+    workers_per_device: int | None = None
     max_jobs_per_worker: int | None = None
     seed: int = 0
     device: str = "cpu"
@@ -95,6 +97,7 @@ class RunConfig:
             (s.max_checkpoints is None or s.max_checkpoints >= 1, "max_checkpoints", "must be at least 1"),
             (s.workers is None or s.workers >= 1, "workers", "must be at least 1"),
             (s.threads_per_worker is None or s.threads_per_worker >= 1, "threads_per_worker", "must be at least 1"),
+            (s.workers_per_device is None or s.workers_per_device >= 1, "workers_per_device", "must be at least 1"),
             (s.max_jobs_per_worker is None or s.max_jobs_per_worker >= 1, "max_jobs_per_worker", "must be at least 1"),
             (s.time_budget is None or s.time_budget > 0, "time_budget", "must be positive (seconds)"),
             (s.seed >= 0, "seed", "must be non-negative"),
@@ -124,7 +127,8 @@ class RunConfig:
         from ..util.devices import resolve_devices
 
         devices = resolve_devices(self.devices)
-        return {"workers": self.workers or (len(devices) or None), "threads_per_worker": self.threads_per_worker,
+        per_device = self.workers_per_device or WORKERS_PER_DEVICE
+        return {"workers": self.workers or (len(devices) * per_device or None), "threads_per_worker": self.threads_per_worker,
                 "devices": devices, "max_jobs_per_worker": self.max_jobs_per_worker}
 
 
@@ -191,12 +195,15 @@ def resolve_config(file_values: dict[str, Any] | None = None, cli_values: dict[s
 
 
 PRECISIONS = ("fp32", "tf32", "bf16")
+# one worker left a GPU ~95% idle (issue #32: an H200 on cifar10 candidates ran 0.57 candidates/s
+# with 1 worker, 1.24/s with 8 time-slicing it); 4 per device until bench_gpu.py measures the best
+WORKERS_PER_DEVICE = 4
 
 # settings `--resume` may change: how much to run and where, not what a candidate is (and the
 # options of the kinds in options.RESUMABLE_KINDS: the executor's)
 RESUMABLE = frozenset({"max_evals", "time_budget", "executor", "workers", "threads_per_worker", "devices",
-                       "max_jobs_per_worker", "device", "controls", "run_dir", "keep", "keep_top", "tau_reserve",
-                       "max_checkpoints"})
+                       "workers_per_device", "max_jobs_per_worker", "device", "controls", "run_dir", "keep",
+                       "keep_top", "tau_reserve", "max_checkpoints"})
 
 
 def to_toml(values: dict[str, Any]) -> str:

@@ -83,7 +83,9 @@ class Result:
     n_role_crossed: int = 0      # transferred tensors whose role differs from the provider's (shape-only matchers)
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
-    fault: str | None = None  # "disk_full": not the candidate's fault; the run stops and re-runs it on resume
+    # "disk_full": not the candidate's fault; the run stops and re-runs it on resume. "device_oom":
+    # the device ran out of memory (workers sharing it): the candidate fails with that reason, the run goes on
+    fault: str | None = None
     events: list[str] = field(default_factory=list)
     checkpoint_path: str | None = None
     checkpoint_bytes: int | None = None

@@ -121,6 +121,12 @@ class Evaluator:
         except Exception as exc:  # a candidate's crash is data about the candidate, not a run failure
             result.status = "failed"
             result.error = f"{type(exc).__name__}: {exc}"
+            if is_out_of_memory(exc):   # the device's, not the candidate's design: say what to change
+                result.fault = "device_oom"
+                result.error = (f"out of device memory on {job.device} (candidate with {result.num_params or '?'} "
+                                f"parameters): {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}; "
+                                f"fewer workers share the device with --workers-per-device N (or --workers)")
+                _release_device_memory()
             if os.environ.get("WTNAS_DEBUG"):
                 result.error += "\n" + traceback.format_exc()
         result.finished_at = time.time()
@@ -306,6 +312,24 @@ def _finite(value: float, what: str = "objective") -> float:
     if not math.isfinite(value):
         raise NonFiniteModel(f"{what} is {value} (not finite); candidate discarded, no checkpoint")
     return value
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """A device out of memory: torch's `OutOfMemoryError`, TensorFlow's `ResourceExhaustedError`,
+    or an error saying so (checked by name and text: no framework is imported here)."""
+    name = type(exc).__name__
+    text = str(exc)
+    return (name in ("OutOfMemoryError", "ResourceExhaustedError") or "CUDA out of memory" in text
+            or "OOM when allocating" in text)
+
+
+def _release_device_memory() -> None:
+    """After an out-of-memory error, hand torch's cached blocks back so the next job has them."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def is_disk_full(exc: BaseException) -> bool:
