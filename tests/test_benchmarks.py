@@ -203,3 +203,25 @@ def test_time_to_quality_reach_and_ratios():
     assert agg["baseline"]["gap"][0] == pytest.approx(0.03)
     assert "lcs-half" in agg and "| lcs | " in tq.markdown({"problems": {"p": {"per_scheme": agg}},
                                                               "gmean_over_problems": {}})
+
+
+def test_gpu_benchmark_runs_its_cpu_mode(tmp_path, plugins):
+    """bench_gpu.py's code path without a GPU: real searches per cell, the matmul peak probe, FLOP
+    counts per architecture (per sample, whatever the batch) and the shares of peak it reports."""
+    import json
+
+    import bench_gpu
+
+    problem = plugins.registry.create("problem", "cifar10", synthetic=True, samples=100)
+    seq = problem.space.sample(np.random.default_rng(0))
+    per_sample = bench_gpu.flops_per_sample(problem, seq, batch=8)
+    assert per_sample > 0 and abs(bench_gpu.flops_per_sample(problem, seq, batch=16) - per_sample) < 1e-6 * per_sample
+    result = bench_gpu.main(["--cpu", "--workers", "1", "--seconds", "15", "--out", str(tmp_path)])
+    assert json.loads((tmp_path / f"gpu-cpu-{result['date']}.json").read_text()) == result
+    assert set(result["peak_tflops"]) == {"fp32", "bf16"} and all(v > 0 for v in result["peak_tflops"].values())
+    assert [(c["precision"], c["workers"]) for c in result["cells"]] == [("fp32", 1), ("bf16", 1)]
+    steady = [c for c in result["cells"] if "note" not in c]
+    assert steady, result["cells"]   # 15 s of ~0.3 s candidates: a steady state with a wide margin
+    for c in steady:
+        assert c["candidates_per_s"] > 0 and c["train_s"] > 0 and c["flop_per_candidate"] > 0
+        assert 0 < c["share_of_peak"] and 0 < c["step_share_of_peak"] and c["startup_s"] > 0
