@@ -43,7 +43,7 @@ from bench_rankings import problem_options, save  # noqa: E402   (the same probl
 from wtnas_cli.api import evaluate  # noqa: E402
 from wtnas_cli.errors import WtnasError  # noqa: E402
 from wtnas_cli.results.comparison import comparison, recommended  # noqa: E402
-from wtnas_cli.results.runs import load_run, load_rungs  # noqa: E402
+from wtnas_cli.results.runs import load_run  # noqa: E402
 from wtnas_cli.results.timeline import quality_timeline  # noqa: E402
 from wtnas_cli.results.formatting import top_rung  # noqa: E402
 from wtnas_cli.results.topk import TopKConfig, run_topk  # noqa: E402
@@ -106,7 +106,7 @@ def one_run(run_dir: Path, options: dict, seed: int, b: dict, scheme: str, runs:
            "lineages": trained.choice.get("lineages"),
            "timeline": [[p.t_s, p.value, p.split, p.candidate_id, p.phase] for p in points],
            "search_best_test": _search_tests(run_dir, points), "candidates": len(report.ok),
-           "rungs": _rung_counts(run_dir)}
+           "rungs": report.rungs_reached}
     if scheme in START_REFERENCE_FOR:   # the previous default, on the same search and selection
         t = time.perf_counter()
         start = run_topk(run_dir, TopKConfig(k=b["k"], max_epochs=b["max_epochs"], seed=seed, workers=2,
@@ -117,12 +117,6 @@ def one_run(run_dir: Path, options: dict, seed: int, b: dict, scheme: str, runs:
                                   "recommended": {"id": pick["candidate_id"], "val": pick["objective_final"],
                                                   "test": pick["objective_test"]} if pick else None}
     return out
-
-
-def _rung_counts(run_dir: Path) -> list[int]:
-    """Candidates that reached each rung (promoting strategies; [] otherwise)."""
-    rows = [r for r in load_rungs(run_dir) if r["status"] == "ok"]
-    return [sum(r["rung"] == k for r in rows) for k in range(max((r["rung"] for r in rows), default=-1) + 1)]
 
 
 def _model(t: dict, patience: int) -> dict:
@@ -147,15 +141,21 @@ def _search_tests(run_dir: Path, points) -> dict[str, float]:
     return out
 
 
+def held_out_curve(run: dict) -> list[tuple[float, float]]:
+    """(time, held-out test objective of the best model so far) where it changes: the search's
+    best candidates by validation (their test measured afterwards), then the top-K finishing."""
+    tests, out = run["search_best_test"], []
+    for t_s, value, split, cid, phase in run["timeline"]:
+        got = tests.get(str(cid)) if phase == "search" else (value if split == "test" else None)
+        if got is not None:
+            out.append((t_s, got))
+    return out
+
+
 def reach_time(run: dict, target: float) -> float | None:
     """When the best model so far first reached `target` on test: a search candidate (its test
     measured afterwards, at its finish time) or the recommended top-K model as the top-K finish."""
-    tests = run["search_best_test"]
-    for t_s, value, split, cid, phase in run["timeline"]:
-        got = tests.get(str(cid)) if phase == "search" else (value if split == "test" else None)
-        if got is not None and got >= target:
-            return t_s
-    return None
+    return next((t_s for t_s, got in held_out_curve(run) if got >= target), None)
 
 
 def aggregate(seeds: list[dict]) -> dict:
@@ -277,17 +277,6 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-def test_curve(run: dict) -> list[tuple[float, float]]:
-    """(time, held-out test objective of the best model so far) where it changes: the search's
-    best candidates by validation (their test measured afterwards), then the top-K finishing."""
-    tests, out = run["search_best_test"], []
-    for t_s, value, split, cid, phase in run["timeline"]:
-        got = tests.get(str(cid)) if phase == "search" else (value if split == "test" else None)
-        if got is not None:
-            out.append((t_s, got))
-    return out
-
-
 def plot(results: dict, out_dir: Path) -> list[Path]:
     """Quality over time per problem: each scheme's held-out test objective of the best model so
     far, mean over seeds on a common time grid (a seed counts from its first point on), and a
@@ -310,7 +299,7 @@ def plot(results: dict, out_dir: Path) -> list[Path]:
         for k, scheme in enumerate(schemes):
             curves = []
             for seed in entry["seeds"]:
-                points = test_curve(seed["runs"][scheme])
+                points = held_out_curve(seed["runs"][scheme])
                 times = np.array([t for t, _ in points])
                 values = np.array([v for _, v in points])
                 at = np.searchsorted(times, grid, side="right") - 1

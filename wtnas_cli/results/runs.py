@@ -76,12 +76,16 @@ class RunReport:
     rung_epochs: list[int] = field(default_factory=list)   # their ladder: epochs in all at each rung
 
     @property
+    def rungs_reached(self) -> list[int]:
+        """Candidates that reached each rung (promoting strategies; [] for other runs)."""
+        return [sum(r["rung"] == k and r["status"] == "ok" for r in self.rungs) for k in range(len(self.rung_epochs))]
+
+    @property
     def rung_summary(self) -> str | None:
         """How many candidates reached each rung, in words; None for a run without rungs."""
         if not self.rung_epochs:
             return None
-        reached = [sum(r["rung"] == k and r["status"] == "ok" for r in self.rungs) for k in range(len(self.rung_epochs))]
-        parts = [f"{n} at {e} epoch{'s' if e != 1 else ''}" for n, e in zip(reached, self.rung_epochs)]
+        parts = [f"{n} at {e} epoch{'s' if e != 1 else ''}" for n, e in zip(self.rungs_reached, self.rung_epochs)]
         return (f"rungs (successive halving): {', '.join(parts)}; a promotion trains a candidate on from its own "
                 f"checkpoint")
 

@@ -151,12 +151,14 @@ class Evaluator:
             result.n_transferred = self._transfer(job, matcher, model, result, timings)
 
         if job.role == "promotion" and self._continue(job, model, result, timings):
-            self._score(model, data, result, timings)   # trained before a crash lost its result
+            timings["eval_s"] = _score(model, data, result)   # trained before a crash lost its result
             result.epochs_trained = job.epochs
             result.events.append(f"its checkpoint already held the promotion's {job.start_epoch + job.epochs} "
                                  f"epochs (written before the run stopped): scored, not trained again")
         else:
             self._train(job, model, data, result, timings)
+        for key, value in result.metrics.items():
+            _finite(value, f"metric {key!r}")
         if job.score_test and data.has_test:   # once, after training: reported, never used to choose
             t = time.perf_counter()
             result.test_score = _finite(float(model.evaluate(data.test_view())), "test objective")
@@ -220,10 +222,7 @@ class Evaluator:
                     if job.early_stop:
                         break
         if job.patience is None:
-            t = time.perf_counter()
-            result.score = _finite(float(model.evaluate(data)))
-            eval_s += time.perf_counter() - t
-            result.metrics = dict(getattr(model, "last_metrics", None) or {})
+            eval_s += _score(model, data, result)
         elif job.early_stop and kept is not None:
             if kept.epoch != result.epochs_trained:   # a later epoch was worse: back to the kept one
                 model.set_tensors(dict(enumerate(kept.weights)))
@@ -232,8 +231,6 @@ class Evaluator:
         else:
             result.score = result.curve[-1]
             result.metrics = dict(getattr(model, "last_metrics", None) or {})
-        for key, value in result.metrics.items():
-            _finite(value, f"metric {key!r}")
         timings["train_s"], timings["eval_s"] = train_s, eval_s
 
     def _continue(self, job: Job, model, result: Result, timings: dict) -> bool:
@@ -259,12 +256,6 @@ class Evaluator:
                                  f"optimizer restarts for the promotion's {job.epochs} epochs")
         timings["ckpt_read_s"] = time.perf_counter() - t
         return meta.epochs == target
-
-    def _score(self, model, data, result: Result, timings: dict) -> None:
-        t = time.perf_counter()
-        result.score = _finite(float(model.evaluate(data)))
-        result.metrics = dict(getattr(model, "last_metrics", None) or {})
-        timings["eval_s"] = time.perf_counter() - t
 
     def _transfer(self, job: Job, matcher, model, result: Result, timings: dict) -> int:
         """Copy matched provider tensors (whole, or their overlapping block for a partial matcher)
@@ -306,6 +297,14 @@ class _Snapshot:
     def of(cls, model, score: float, epoch: int) -> "_Snapshot":
         return cls(score, [a.copy() for a in model.get_tensors()],   # (a backend may hand out views)
                    dict(getattr(model, "last_metrics", None) or {}), epoch)
+
+
+def _score(model, data, result: Result) -> float:
+    """Score the model on validation into `result` (objective and metrics); return the seconds."""
+    t = time.perf_counter()
+    result.score = _finite(float(model.evaluate(data)))
+    result.metrics = dict(getattr(model, "last_metrics", None) or {})
+    return time.perf_counter() - t
 
 
 def _finite(value: float, what: str = "objective") -> float:
