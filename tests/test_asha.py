@@ -213,3 +213,14 @@ def test_the_peers_asha_keeps_only_the_checkpoints_it_may_still_promote(tmp_path
     top = {r["candidate_id"] for r in rungs if r["rung"] == 2 and r["status"] == "ok"}
     assert deleted == len(top) > 0   # exactly the top rung's: every other candidate may still be promoted
     harness.check_run(run_dir, 18)
+
+
+@pytest.mark.parametrize("options, message", [
+    (("-o", "asha.min_epochs=5", "-o", "asha.max_epochs=3"), "min_epochs (5) must be between 1 and max_epochs (3)"),
+    (("-o", "asha.reduction=1"), "reduction"),
+])
+def test_an_asha_ladder_that_cannot_be_is_refused_in_one_line(tmp_path, options, message):
+    out = run_cli("run", "--strategy", "asha", *options, "--run-dir", tmp_path / "r")
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert out.returncode == 1 and len(lines) == 1 and message in lines[0], out.stderr
+    assert not (tmp_path / "r").exists()
