@@ -263,3 +263,20 @@ def test_keras_training_is_deterministic_under_a_seed(plugins, backends):
     assert all(np.array_equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
     other = backends["keras"].build(problem, arch, seed=13).get_tensors()
     assert not np.array_equal(other[0], runs[0][1][0])
+
+
+@pytest.mark.parametrize("backend", ["keras", "keras-tensorflow"])
+def test_keras_trains_in_bf16_on_cpu_with_float32_weights(tmp_path, backend):
+    """`--precision bf16` on both Keras engines: the same seeded run as in fp32 trains to other
+    weights (the step really ran in bfloat16: torch autocast, or TensorFlow's mixed policy),
+    its checkpoints stay float32, and every candidate scores."""
+    tensors = {}
+    for precision in ("fp32", "bf16"):
+        run_dir = tmp_path / precision
+        out = run_cli("run", "--backend", backend, "--precision", precision, "--max-evals", "3", "--seed", "5",
+                      "--workers", "1", "--run-dir", run_dir)
+        assert out.returncode == 0 and "3 of 3 candidates done (0 failed)" in out.stdout, out.stderr
+        _, tensors[precision] = read_checkpoint(run_dir / "checkpoints" / "c00000.h5")
+    assert all(t.dtype == np.float32 and np.isfinite(t).all() for t in tensors["bf16"])
+    assert [t.shape for t in tensors["bf16"]] == [t.shape for t in tensors["fp32"]]
+    assert any(not np.array_equal(a, b) for a, b in zip(tensors["fp32"], tensors["bf16"]))

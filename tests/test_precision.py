@@ -13,13 +13,25 @@ from wtnas_cli.weights.checkpoint import read_checkpoint  # noqa: E402
 
 @pytest.mark.parametrize("args, message", [
     (("--precision", "tf32"), "--precision tf32 needs --device cuda"),
-    (("--precision", "bf16", "--backend", "keras"), "backend 'keras' trains in fp32; use --precision fp32"),
     (("--precision", "fp16"), "--precision must be one of fp32, tf32, bf16, got 'fp16'"),
 ])
 def test_a_precision_the_run_cannot_train_in_is_refused_before_it_starts(tmp_path, args, message):
     out = run_cli("run", *args, "--run-dir", tmp_path / "r")
     lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert out.returncode == 1 and len(lines) == 1 and message in lines[0], out.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_backend_that_declares_no_precisions_trains_in_fp32_only(tmp_path):
+    import worker_plugin_module
+    from wtnas_cli.errors import ConfigError
+    from wtnas_cli.testing import fresh_plugins, tiny_search
+
+    with pytest.raises(ConfigError) as err:
+        tiny_search(tmp_path / "r", plugins=fresh_plugins(worker_plugin_module), problem="worker-blobs",
+                    backend="worker-torch", precision="bf16")
+    assert str(err.value) == ("--precision bf16: backend 'worker-torch' trains in fp32; use --precision fp32 "
+                              "or --backend torch")
     assert not (tmp_path / "r").exists()
 
 
@@ -71,3 +83,51 @@ def test_a_worker_out_of_device_memory_fails_that_candidate_with_the_reason(monk
     assert result.status == "failed" and result.fault == "device_oom"
     assert result.error.startswith("out of device memory on cpu") and "--workers-per-device" in result.error
     assert "Tried to allocate 2.00 GiB" in result.error and not (tmp_path / "c.h5").exists()
+
+
+def _drain(pool, n: int) -> list:
+    results: list = []
+    while len(results) < n:
+        results += pool.poll(timeout=5.0)
+    return results
+
+
+def test_a_gpu_out_of_memory_backs_off_one_worker_of_that_device(tmp_path):
+    """Four local workers on two fake GPU ids; every model on GPU "1" runs out of memory. Its first
+    out-of-memory failure parks one of GPU 1's two workers (the error says so), the second finds
+    it down to one and leaves it; GPU 0 keeps both, and the pool goes on with three workers."""
+    import worker_plugin_module
+    from wtnas_cli.run.job import Job
+    from wtnas_cli.search.workers import WorkerPool
+    from wtnas_cli.testing import fresh_plugins
+
+    plugins = fresh_plugins(worker_plugin_module)
+    seq = plugins.registry.create("problem", "worker-blobs").space.sample(np.random.default_rng(0))
+
+    def job(i: int) -> Job:
+        return Job(candidate_id=i, arch_seq=list(seq), problem="worker-blobs", backend="worker-oom-torch",
+                   matcher="lcs", epochs=1, seed=i, checkpoint_path=str(tmp_path / f"c{i}.h5"),
+                   plugins=plugins.spec.to_dict())
+
+    pool = WorkerPool(workers=4, threads_per_worker=1, devices=["0", "1"])   # GPU 0: workers 0, 2; GPU 1: 1, 3
+    try:
+        pool.start()
+        for i in range(4):
+            pool.submit(job(i))
+        first = _drain(pool, 4)
+        failed = [r for r in first if r.status == "failed"]
+        assert sorted(r.candidate_id for r in failed) == [1, 3] and all(r.fault == "device_oom" for r in failed)
+        assert all(r.status == "ok" for r in first if r.candidate_id in (0, 2))
+        backed_off = [r for r in failed if "GPU 1 now runs 1 worker(s)" in r.error]
+        assert len(backed_off) == 1 and "--workers-per-device" in backed_off[0].error
+        assert pool.capacity == 3 and pool.idle() == 3
+        assert pool.workers_on("0") == 2 and pool.workers_on("1") == 1
+
+        for i in range(4, 7):   # the three live workers: GPU 1's last one still fails, alone
+            pool.submit(job(i))
+        second = _drain(pool, 3)
+        assert sum(r.status == "ok" for r in second) == 2
+        assert [r.fault for r in second if r.status == "failed"] == ["device_oom"]
+        assert pool.capacity == 3 and pool.workers_on("1") == 1
+    finally:
+        pool.shutdown()

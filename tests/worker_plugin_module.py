@@ -60,6 +60,27 @@ def _backend():
     return MineBackend()
 
 
+def _oom_backend():
+    """The torch backend on fake GPU ids (CUDA_VISIBLE_DEVICES, training on the CPU): every model
+    built in a worker given GPU "1" runs out of device memory when it trains."""
+    import os
+
+    import torch
+    from wtnas_torch.backend import TorchBackend
+
+    def out_of_memory(data, seed):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 80 GiB total)")
+
+    class SmallGpuBackend(TorchBackend):
+        def build(self, problem, arch, seed):
+            model = super().build(problem, arch, seed)
+            if os.environ.get("CUDA_VISIBLE_DEVICES") == "1":
+                model.train_epoch = out_of_memory
+            return model
+
+    return SmallGpuBackend()
+
+
 @hookimpl
 def wtnas_register_matchers(register):
     register("worker-lcs", lambda: generator_lcs, description="generator LCS (test module)")
@@ -75,3 +96,5 @@ def wtnas_register_problems(register):
 @hookimpl
 def wtnas_register_backends(register):
     register("worker-torch", _backend, requires=("torch",), description="torch under another name (test module)")
+    register("worker-oom-torch", _oom_backend, requires=("torch",),
+             description="torch whose models on GPU 1 run out of memory (test module)")

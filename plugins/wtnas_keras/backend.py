@@ -26,34 +26,35 @@ from .engines import TensorFlowEngine, TorchEngine, create_engine
 _WITH_TRAINING = (O.Dropout, O.BatchNorm)   # layers whose call differs between training and inference
 
 
-def _keras_layer(keras, layer: Layer):
-    op, name = layer.op, layer.name
+def _keras_layer(keras, layer: Layer, dtype: str | None = None):
+    """The Keras layer of `layer`; `dtype` a Keras dtype policy (None: float32)."""
+    op, common = layer.op, {"name": layer.name, "dtype": dtype}
     act = lambda a: None if a in (None, "linear") else a
     reg = lambda l2: keras.regularizers.L2(l2) if l2 else None
     if isinstance(op, O.Dense):
-        return keras.layers.Dense(op.units, activation=act(op.activation), kernel_regularizer=reg(op.l2), name=name)
+        return keras.layers.Dense(op.units, activation=act(op.activation), kernel_regularizer=reg(op.l2), **common)
     if isinstance(op, (O.Conv1D, O.Conv2D)):
         cls = keras.layers.Conv1D if isinstance(op, O.Conv1D) else keras.layers.Conv2D
         return cls(op.filters, op.kernel_size, strides=op.strides, padding=op.padding,
-                   activation=act(op.activation), kernel_regularizer=reg(op.l2), name=name)
+                   activation=act(op.activation), kernel_regularizer=reg(op.l2), **common)
     if isinstance(op, O._Pool):
         cls = {"MaxPool1D": keras.layers.MaxPooling1D, "MaxPool2D": keras.layers.MaxPooling2D,
                "AvgPool1D": keras.layers.AveragePooling1D, "AvgPool2D": keras.layers.AveragePooling2D}[op.kind]
-        return cls(op.pool_size, strides=op.stride, padding="valid", name=name)
+        return cls(op.pool_size, strides=op.stride, padding="valid", **common)
     if isinstance(op, O.BatchNorm):
-        return keras.layers.BatchNormalization(momentum=0.99, epsilon=1e-3, name=name)
+        return keras.layers.BatchNormalization(momentum=0.99, epsilon=1e-3, **common)
     if isinstance(op, O.Dropout):
-        return keras.layers.Dropout(op.rate, name=name)
+        return keras.layers.Dropout(op.rate, **common)
     if isinstance(op, O.Activation):
-        return keras.layers.Activation(op.function, name=name)
+        return keras.layers.Activation(op.function, **common)
     if isinstance(op, O.Flatten):
-        return keras.layers.Flatten(name=name)
+        return keras.layers.Flatten(**common)
     if isinstance(op, O.Identity):
-        return keras.layers.Identity(name=name)
+        return keras.layers.Identity(**common)
     if isinstance(op, O.Concatenate):
-        return keras.layers.Concatenate(axis=-1, name=name)
+        return keras.layers.Concatenate(axis=-1, **common)
     if isinstance(op, O.AddByPadding):
-        return _add_by_padding(keras)(name=name)
+        return _add_by_padding(keras)(**common)
     raise WtnasError(f"keras backend has no implementation of op {op.kind}")
 
 
@@ -87,9 +88,12 @@ class KerasModel:
         keras = engine.keras
         self.engine, self.problem, self.arch = engine, problem, arch
         self._nodes, self._weights, self._penalties = [], [], []
+        # bf16 on TensorFlow: the layers' mixed policy, applied when the traced step calls them
+        self._mixed = engine.compute_in_bf16
+        policy = "mixed_bfloat16" if self._mixed else None
         with engine.scope():
             for layer in arch.layers:
-                k = _keras_layer(keras, layer)
+                k = _keras_layer(keras, layer, policy)
                 if isinstance(layer.op, O.Merge):
                     k.build([(None,) + tuple(s) for s in layer.input_shapes])
                 else:
@@ -109,17 +113,21 @@ class KerasModel:
         self._pending_optimizer: list[np.ndarray] | None = None   # loaded before the step exists
 
     def forward(self, xs, training: bool):
+        """The model's output. Layers are called through `call`, skipping `__call__`'s per-call work,
+        except in a mixed-precision training step, where `__call__` applies the layers' policy."""
         values = dict(zip((i.name for i in self.arch.inputs), xs))
+        mixed = training and self._mixed
         for layer, k, merge, with_training in self._nodes:
             args = [values[n] for n in layer.inputs]
             x = args if merge else args[0]
-            values[layer.name] = k.call(x, training=training) if with_training else k.call(x)
+            run = k if mixed else k.call
+            values[layer.name] = run(x, training=training) if with_training else run(x)
         return values[self.arch.output]
 
     def loss(self, xs, y):
         """The training loss of one batch: the problem's loss plus the layers' L2 penalties."""
         ops, losses = self.engine.keras.ops, self.engine.keras.losses
-        out = self.forward(xs, training=True)
+        out = ops.cast(self.forward(xs, training=True), "float32")   # a bf16 forward's loss in float32
         if self.problem.loss == "categorical_crossentropy":
             loss = ops.mean(losses.sparse_categorical_crossentropy(y, out))
         elif self.problem.loss == "mse":
@@ -225,8 +233,8 @@ class KerasBackend:
         self.name, self.engine_name = name, engine
         self.engine: TorchEngine | TensorFlowEngine | None = None
 
-    def configure(self, *, threads: int | None = None, device: str = "cpu") -> None:
-        self.engine = create_engine(self.engine_name, threads=threads, device=device)
+    def configure(self, *, threads: int | None = None, device: str = "cpu", precision: str = "fp32") -> None:
+        self.engine = create_engine(self.engine_name, threads=threads, device=device, precision=precision)
 
     def build(self, problem: Problem, arch: Architecture, seed: int) -> KerasModel:
         if self.engine is None:

@@ -10,6 +10,13 @@ imported. wtnas offers two, measured side by side in docs/benchmarks.md:
 
 Both run the same Keras layers, initializers, Adam and losses, so checkpoints are identical in
 layout and predictions agree with the torch backend to < 1e-4 (tests/test_keras_backend.py).
+
+`--precision` (fp32 by default): `tf32` lets CUDA matmuls and convolutions use TensorFloat-32;
+`bf16` runs the training step's forward pass and loss in bfloat16 while variables, gradients and
+Adam stay float32 (checkpoints and transfer unchanged) and evaluation stays float32, as in the
+torch backend. On torch it is torch's autocast around the step; on TensorFlow, whose eager ops
+have no autocast, the layers carry Keras' `mixed_bfloat16` policy and the traced step calls them
+through `__call__`, which applies it (`compute_in_bf16` below).
 """
 
 from __future__ import annotations
@@ -59,13 +66,18 @@ class TorchEngine:
     # ~150 MB until the collector's next full pass) and costs ~2 ms here
     collect_per_build = True
 
-    def __init__(self, keras, *, threads: int | None, device: str):
+    # bf16 is autocast around the step: the layers keep the float32 policy and their fast `call`
+    compute_in_bf16 = False
+
+    def __init__(self, keras, *, threads: int | None, device: str, precision: str = "fp32"):
         import torch
 
         self.keras, self.torch = keras, torch
-        # threads, device checks and full float32 on CUDA exactly as the torch backend sets them,
-        # so checkpoints reproduce across backends and devices
-        self.device = str(configure_torch(threads=threads, device=device))
+        # threads, device checks and full float32 on CUDA (unless tf32) exactly as the torch
+        # backend sets them, so checkpoints reproduce across backends and devices
+        chosen = configure_torch(threads=threads, device=device, precision=precision)
+        self.device, self.device_type = str(chosen), chosen.type
+        self.autocast = precision == "bf16"
 
     def scope(self):
         """Variables and tensors made inside live on the configured device."""
@@ -97,9 +109,10 @@ class TorchEngine:
         torch = self.torch
 
         def step(xs, y):
-            loss = loss_fn(xs, y)
+            with torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=self.autocast):
+                loss = loss_fn(xs, y)
             adam.step(torch.autograd.grad(loss, params))
-            return loss.detach()
+            return loss.detach().float()
 
         return step, adam
 
@@ -153,10 +166,11 @@ class TensorFlowEngine:
     # them all (0.9 s per digits candidate); its workers are replaced every 50 candidates instead
     collect_per_build = False
 
-    def __init__(self, keras, *, threads: int | None, device: str):
+    def __init__(self, keras, *, threads: int | None, device: str, precision: str = "fp32"):
         import tensorflow as tf
 
         self.keras, self.tf = keras, tf
+        self.compute_in_bf16 = precision == "bf16"   # the layers' mixed_bfloat16 policy, applied by __call__
         if threads:
             try:
                 tf.config.threading.set_intra_op_parallelism_threads(int(threads))
@@ -168,6 +182,11 @@ class TensorFlowEngine:
             raise WtnasError(f"device {device!r} asked for but TensorFlow sees no GPU; use --device cpu")
         if device == "cpu" and gpus:
             tf.config.set_visible_devices([], "GPU")
+        if precision == "tf32" and not device.startswith("cuda"):
+            raise WtnasError(f"--precision tf32 needs a CUDA device (TensorFloat-32 is an NVIDIA tensor-core format), "
+                             f"not {device!r}; use --precision fp32 or bf16 on CPU")
+        # TensorFlow turns TF32 on by default on Ampere and later: fp32 means full float32 here too
+        tf.config.experimental.enable_tensor_float_32_execution(precision == "tf32")
 
     def scope(self):
         return nullcontext()
@@ -215,7 +234,7 @@ class TensorFlowEngine:
             variable.assign(array)
 
 
-def create_engine(engine: str, *, threads: int | None, device: str):
+def create_engine(engine: str, *, threads: int | None, device: str, precision: str = "fp32"):
     keras = load_keras(engine)
     cls = TorchEngine if engine == "torch" else TensorFlowEngine
-    return cls(keras, threads=threads, device=device)
+    return cls(keras, threads=threads, device=device, precision=precision)

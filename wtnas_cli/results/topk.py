@@ -263,6 +263,8 @@ def _train_top(run_dir: Path, cfg: TopKConfig, run_cfg: RunConfig, problem, sett
                 if result.candidate_id in scored_only:
                     result.events.insert(0, f"{TOP_RUNG_NOTE} ({scored_only[result.candidate_id]} epochs): scored "
                                             f"on validation and test, not trained again")
+                if result.fault == "device_oom":
+                    observer.note(f"#{result.candidate_id} failed: {result.error}")
                 row = store.record_trained(result, cfg.mode, settings)
                 summary.trained_now += 1
                 summary.failed += result.status != "ok"

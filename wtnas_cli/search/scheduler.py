@@ -462,6 +462,8 @@ class Scheduler:
             self.disk_full.append(result.error)
             self.stop = True
             return
+        if result.fault == "device_oom":   # the device's doing, not the candidate's: say it as it happens
+            self.observer.warning(f"candidate {result.candidate_id} failed: {result.error}")
         if result.role == "control":
             self.on_control(result)
             return

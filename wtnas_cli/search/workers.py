@@ -11,7 +11,10 @@ then fails alone instead of taking the MPI job down). Another executor plugin ma
   result and is replaced; one that dies while idle is replaced silently;
 - after `max_jobs_per_worker` jobs a worker is recycled (bounds frameworks' memory growth);
 - each worker gets a fixed CPU-thread share (OMP/MKL) so workers do not oversubscribe cores,
-  and with `devices` its own CUDA_VISIBLE_DEVICES (round robin).
+  and with `devices` its own CUDA_VISIBLE_DEVICES (round robin);
+- a job that ran its GPU out of memory (`Result.fault == "device_oom"`) backs that device off:
+  its worker is stopped and its slot parked, so one worker fewer shares the device (never
+  fewer than one); `capacity` shrinks with it and the result's error says so.
 """
 
 from __future__ import annotations
@@ -96,13 +99,25 @@ class WorkerPool:
         self.replaced = 0
         self.recycled = 0
         self._deaths_in_a_row = 0  # deaths with no result in between: workers that cannot run at all
+        self._parked: set[int] = set()   # slots stopped after their device ran out of memory
         self._selector: selectors.BaseSelector | None = None
+
+    def _device(self, index: int) -> str | None:
+        return self.devices[index % len(self.devices)] if self.devices else None
 
     def _env(self, index: int) -> dict:
         env = {"OMP_NUM_THREADS": str(self.threads), "MKL_NUM_THREADS": str(self.threads)}
-        if self.devices:
-            env["CUDA_VISIBLE_DEVICES"] = self.devices[index % len(self.devices)]
+        device = self._device(index)
+        if device is not None:
+            env["CUDA_VISIBLE_DEVICES"] = device
         return env
+
+    def workers_on(self, device: str) -> int:
+        """How many workers share GPU `device` now (after any back-off)."""
+        return sum(self._device(w.index) == device for w in self._live())
+
+    def _live(self) -> list[_Worker]:
+        return [w for w in self._workers if w.index not in self._parked]
 
     def start(self) -> None:
         self._selector = selectors.DefaultSelector()   # kept across polls: one poll per result at scale
@@ -127,10 +142,10 @@ class WorkerPool:
                 pass
 
     def idle(self) -> int:
-        return sum(w.job is None for w in self._workers)
+        return sum(w.job is None for w in self._live())
 
     def submit(self, job: Job) -> None:
-        for w in self._workers:
+        for w in self._live():
             if w.job is None:
                 message = job.to_dict()
                 try:
@@ -156,11 +171,15 @@ class WorkerPool:
             handled.add(w.index)
             try:   # the pipe said readable: no need to ask it again (one system call less per result)
                 if w.job is not None and (key.fileobj is w.conn or w.conn.poll()):
-                    results.append(Result.from_dict(w.conn.recv()))
+                    result = Result.from_dict(w.conn.recv())
+                    results.append(result)
                     w.job = None
                     w.jobs_done += 1
                     self._deaths_in_a_row = 0
-                    if self.max_jobs and w.jobs_done >= self.max_jobs:
+                    device = self._device(w.index)
+                    if result.fault == "device_oom" and self._back_off(w):
+                        result.error = f"{result.error}; GPU {device} now runs {self.workers_on(device or '')} worker(s)"
+                    elif self.max_jobs and w.jobs_done >= self.max_jobs:
                         self._retire(w)
                     continue
             except (EOFError, OSError):
@@ -172,8 +191,19 @@ class WorkerPool:
                     self._replace_idle(w, f"exit code {w.process.exitcode}")
         return results
 
-    def _retire(self, w: _Worker) -> None:
-        """Planned replacement: a fresh process after max_jobs_per_worker candidates (bounds memory)."""
+    def _back_off(self, w: _Worker) -> bool:
+        """One worker fewer on the device `w` ran out of memory on (the job already failed with its
+        reason): stop `w` and park its slot, unless it is the device's last worker. True if parked."""
+        device = self._device(w.index)
+        if device is None or self.workers_on(device) <= 1:
+            return False
+        self._stop(w)
+        self._forget(w)
+        self._parked.add(w.index)
+        self.capacity -= 1
+        return True
+
+    def _stop(self, w: _Worker) -> None:
         try:
             w.conn.send(None)
         except OSError:
@@ -181,6 +211,10 @@ class WorkerPool:
         w.process.join(timeout=10)
         if w.process.is_alive():
             w.process.terminate()
+
+    def _retire(self, w: _Worker) -> None:
+        """Planned replacement: a fresh process after max_jobs_per_worker candidates (bounds memory)."""
+        self._stop(w)
         self._respawn(w)
         self.recycled += 1
 
