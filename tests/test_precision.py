@@ -131,3 +131,53 @@ def test_a_gpu_out_of_memory_backs_off_one_worker_of_that_device(tmp_path):
         assert pool.capacity == 3 and pool.workers_on("1") == 1
     finally:
         pool.shutdown()
+
+
+def test_evaluation_uses_the_largest_batch_that_fits():
+    """Batches start at EVAL_BATCH and halve after each out-of-memory error; another error, or one
+    that persists down to MIN_EVAL_BATCH, is the caller's."""
+    from wtnas_cli.util.memory import EVAL_BATCH, MIN_EVAL_BATCH, in_fitting_batches
+
+    class OutOfMemoryError(RuntimeError):
+        pass
+
+    tried: list[int] = []
+
+    def predict(batch: int, fits: int) -> int:
+        tried.append(batch)
+        if batch > fits:
+            raise OutOfMemoryError("CUDA out of memory")
+        return batch
+
+    assert in_fitting_batches(lambda b: predict(b, 1000)) == EVAL_BATCH // 16
+    assert tried == [EVAL_BATCH, EVAL_BATCH // 2, EVAL_BATCH // 4, EVAL_BATCH // 8, EVAL_BATCH // 16]
+    with pytest.raises(OutOfMemoryError):
+        in_fitting_batches(lambda b: predict(b, MIN_EVAL_BATCH - 1))
+    with pytest.raises(ValueError):
+        in_fitting_batches(lambda b: (_ for _ in ()).throw(ValueError("not memory")))
+
+
+def test_a_torch_evaluation_that_runs_out_of_memory_scores_the_same_in_smaller_batches(monkeypatch, tmp_path):
+    import torch
+    from wtnas_cli.plugins.manager import default_plugins
+    from wtnas_torch.backend import TorchBackend, TorchModel
+
+    plugins = default_plugins()
+    problem = plugins.registry.create("problem", "digits")
+    backend = TorchBackend()
+    backend.configure(threads=1)
+    model = backend.build(problem, problem.space.resolve(problem.space.sample(np.random.default_rng(2))), seed=3)
+    data = problem.data()
+    model.train_epoch(data, seed=3)
+    whole = model.evaluate(data)
+    real, batches = TorchModel.predict, []
+
+    def small_device(self, x, batch=1024):
+        batches.append(batch)
+        if batch > 100:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
+        return real(self, x, batch=batch)
+
+    monkeypatch.setattr(TorchModel, "predict", small_device)
+    assert model.evaluate(data) == pytest.approx(whole, abs=1e-6)
+    assert batches[-1] <= 100 and batches == sorted(batches, reverse=True)

@@ -20,6 +20,7 @@ from wtnas_cli.model import ops as O
 from wtnas_cli.errors import WtnasError
 from wtnas_cli.model.problem import Dataset, Problem, as_inputs, extra_metrics, objective_value
 from wtnas_cli.model.space import Architecture, Layer
+from wtnas_cli.util.memory import in_fitting_batches
 
 from .engines import TensorFlowEngine, TorchEngine, create_engine
 
@@ -201,7 +202,8 @@ class KerasModel:
         return functional_model(self, normalization)
 
     def evaluate(self, data: Dataset) -> float:
-        pred, y = self.predict(data.x_val), np.asarray(data.y_val)
+        pred = in_fitting_batches(lambda batch: self.predict(data.x_val, batch=batch))
+        y = np.asarray(data.y_val)
         self.last_metrics = extra_metrics(self.problem.loss, pred, y)
         return objective_value(self.problem.objective, pred, y)
 

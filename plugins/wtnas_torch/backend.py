@@ -19,6 +19,7 @@ from torch.nn import functional as F
 from wtnas_cli.model import ops as O
 from wtnas_cli.model.problem import Dataset, Problem, as_inputs, extra_metrics, objective_value
 from wtnas_cli.model.space import Architecture, Layer
+from wtnas_cli.util.memory import in_fitting_batches
 from wtnas_cli.util.torch_device import configure_torch
 
 from .inference import Inference, Normalized
@@ -240,7 +241,7 @@ class TorchModel(nn.Module):
     @torch.no_grad()
     def evaluate(self, data: Dataset) -> float:
         _, _, xv, yv = _device_data(data, self.device, self.problem.loss)
-        pred = self.predict(xv)
+        pred = in_fitting_batches(lambda batch: self.predict(xv, batch=batch))
         y = yv.cpu().numpy()
         self.last_metrics = extra_metrics(self.problem.loss, pred, y)
         return objective_value(self.problem.objective, pred, y)

@@ -27,6 +27,7 @@ import numpy as np
 from ..errors import CheckpointError, NonFiniteModel, WtnasError
 from ..plugins.manager import Plugins, PluginSet, default_plugins, plugins_for
 from ..run.job import Job, Result
+from ..util.memory import is_out_of_memory, release_device_memory
 from ..util.stats import early_stop_epoch
 from ..weights.checkpoint import CheckpointMeta, CheckpointReader, write_checkpoint
 from ..weights.matching import SAME_MODEL, MatchError, apply_matcher, match_same
@@ -126,7 +127,7 @@ class Evaluator:
                 result.error = (f"out of device memory on {job.device} (candidate with {result.num_params or '?'} "
                                 f"parameters): {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}; "
                                 f"fewer workers share the device with --workers-per-device N (or --workers)")
-                _release_device_memory()
+                release_device_memory()
             if os.environ.get("WTNAS_DEBUG"):
                 result.error += "\n" + traceback.format_exc()
         result.finished_at = time.time()
@@ -311,24 +312,6 @@ def _finite(value: float, what: str = "objective") -> float:
     if not math.isfinite(value):
         raise NonFiniteModel(f"{what} is {value} (not finite); candidate discarded, no checkpoint")
     return value
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """A device out of memory: torch's `OutOfMemoryError`, TensorFlow's `ResourceExhaustedError`,
-    or an error saying so (checked by name and text: no framework is imported here)."""
-    name = type(exc).__name__
-    text = str(exc)
-    return (name in ("OutOfMemoryError", "ResourceExhaustedError") or "CUDA out of memory" in text
-            or "OOM when allocating" in text)
-
-
-def _release_device_memory() -> None:
-    """After an out-of-memory error, hand torch's cached blocks back so the next job has them."""
-    import sys
-
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def is_disk_full(exc: BaseException) -> bool:
