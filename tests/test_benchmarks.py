@@ -225,3 +225,21 @@ def test_gpu_benchmark_runs_its_cpu_mode(tmp_path, plugins):
     for c in steady:
         assert c["candidates_per_s"] > 0 and c["train_s"] > 0 and c["flop_per_candidate"] > 0
         assert 0 < c["share_of_peak"] and 0 < c["step_share_of_peak"] and c["startup_s"] > 0
+
+
+def test_precision_benchmark_pairs_each_seeds_bf16_run_with_its_fp32_run(tmp_path):
+    """bench_precision.py end to end on a small budget: a real search and top-K per precision,
+    the JSON it writes, and the paired table read back from it."""
+    import json
+
+    import bench_precision
+
+    result = bench_precision.main(["--seeds", "1", "--candidates", "8", "--k", "2", "--workers", "1",
+                                   "--out", str(tmp_path)])
+    saved = json.loads((tmp_path / f"precision-digits-torch-{result['date']}.json").read_text())
+    assert saved == result and set(result["runs"]["1"]) == {"fp32", "bf16"}
+    for run in result["runs"]["1"].values():
+        assert run["candidates"] == 8 and 0 < run["recommended_test"] <= 1 and 0 < run["topk_mean_test"] <= 1
+        assert run["second_half_score"] is not None and run["median_train_s"] > 0
+    table = bench_precision.render(saved)
+    assert "| recommended model, test objective |" in table and "bf16 − fp32" in table

@@ -197,13 +197,17 @@ class WorkerPool:
         device = self._device(w.index)
         if device is None or self.workers_on(device) <= 1:
             return False
-        self._stop(w)
+        try:   # it exits at once and frees its GPU memory; shutdown() joins it (no wait here)
+            w.conn.send(None)
+        except OSError:
+            pass
         self._forget(w)
         self._parked.add(w.index)
         self.capacity -= 1
         return True
 
-    def _stop(self, w: _Worker) -> None:
+    def _retire(self, w: _Worker) -> None:
+        """Planned replacement: a fresh process after max_jobs_per_worker candidates (bounds memory)."""
         try:
             w.conn.send(None)
         except OSError:
@@ -211,10 +215,6 @@ class WorkerPool:
         w.process.join(timeout=10)
         if w.process.is_alive():
             w.process.terminate()
-
-    def _retire(self, w: _Worker) -> None:
-        """Planned replacement: a fresh process after max_jobs_per_worker candidates (bounds memory)."""
-        self._stop(w)
         self._respawn(w)
         self.recycled += 1
 
