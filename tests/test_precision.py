@@ -181,3 +181,20 @@ def test_a_torch_evaluation_that_runs_out_of_memory_scores_the_same_in_smaller_b
     monkeypatch.setattr(TorchModel, "predict", small_device)
     assert model.evaluate(data) == pytest.approx(whole, abs=1e-6)
     assert batches[-1] <= 100 and batches == sorted(batches, reverse=True)
+
+
+def test_a_run_whose_models_do_not_fit_the_gpu_even_alone_stops_with_the_reason(monkeypatch, tmp_path):
+    """Fake GPU "1" on which every model runs out of memory, 2 workers on it: one is backed off,
+    the other's failures go on, and the first candidates' out-of-memory failures (whatever sizes
+    their messages name) stop the run with the reason, as any error every candidate shares does."""
+    import worker_plugin_module
+    from wtnas_cli.errors import RunFailedError
+    from wtnas_cli.testing import fresh_plugins, tiny_search
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    with pytest.raises(RunFailedError) as err:
+        tiny_search(tmp_path / "r", plugins=fresh_plugins(worker_plugin_module), problem="worker-blobs",
+                    backend="worker-oom-torch", devices="1", workers=None, workers_per_device=2, max_evals=12)
+    message = str(err.value)
+    assert "candidates all failed with the same error" in message and "out of device memory on cuda" in message
+    assert "\n" not in message

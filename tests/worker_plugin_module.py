@@ -72,6 +72,9 @@ def _oom_backend():
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 80 GiB total)")
 
     class SmallGpuBackend(TorchBackend):
+        def configure(self, *, threads=None, device="cpu", precision="fp32"):
+            super().configure(threads=threads, device="cpu", precision=precision)   # "cuda" on a fake GPU id
+
         def build(self, problem, arch, seed):
             model = super().build(problem, arch, seed)
             if os.environ.get("CUDA_VISIBLE_DEVICES") == "1":

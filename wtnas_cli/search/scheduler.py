@@ -205,6 +205,7 @@ class Scheduler:
         self.in_flight = 0
         self.disk_full: list[str] = []
         self.same_failures: list[str] = []   # the errors of a run whose candidates have all failed so far
+        self.failure_kinds: set[str] = set()  # what makes them alike: the error's first line, or the fault
         self.hook_failures: set[tuple[str, str]] = set()
         # checkpoint files marked deleted in the batch under way (staged) and in committed batches: the
         # next job's worker removes the committed ones before it trains (Job.remove_checkpoints), what
@@ -479,7 +480,7 @@ class Scheduler:
                 self.retention.release(record["provider_id"])
             self.staged += [path for path in self.prune() if path]
         summary.elapsed_s = record["elapsed_s"]
-        self.fail_fast(record)
+        self.fail_fast(record, result.fault)
         scratch_score = self.scratch_open.pop(record["id"], None)
         if record["status"] == "ok" and record["n_transferred"]:
             if scratch_score is not None:
@@ -495,16 +496,20 @@ class Scheduler:
         """Enough of the first candidates failed with one error to call the configuration broken."""
         return len(self.same_failures) >= min(FAIL_FAST, self.cfg.max_evals)
 
-    def fail_fast(self, record: dict) -> None:
+    def fail_fast(self, record: dict, fault: str | None = None) -> None:
         """Stop a run whose first candidates all fail with one error (a configuration that cannot
-        work, e.g. --device cuda without a GPU): `run` then raises it, instead of failing every
-        candidate the same way and exiting as if it had searched."""
+        work, e.g. --device cuda without a GPU, or models that do not fit the GPU even alone): `run`
+        then raises it, instead of failing every candidate the same way and exiting as if it had
+        searched. A `fault` (device_oom) is one kind of error whatever sizes its message names."""
         if self.summary.ok or record["status"] != "failed":
-            self.same_failures = []
+            self.same_failures, self.failure_kinds = [], set()
             return
-        self.same_failures.append(record["error"].splitlines()[0] if record["error"] else "")
-        if len(set(self.same_failures)) > 1:
-            self.same_failures = []   # failures of different kinds: the candidates', not the configuration's
+        line = record["error"].splitlines()[0] if record["error"] else ""
+        self.same_failures.append(line)
+        self.failure_kinds.add(fault or line)
+        if len(self.failure_kinds) > 1:
+            # failures of different kinds: the candidates', not the configuration's
+            self.same_failures, self.failure_kinds = [], set()
         elif self.failing_alike and not self.stop:
             self.stop = True
             self.observer.stopping(f"the first {len(self.same_failures)} candidates all failed with: "
