@@ -57,7 +57,8 @@ def one_run(run_dir: Path, seed: int, precision: str, args) -> dict:
             "recommended_test": pick["objective_test"] if pick else None,
             "topk_mean_test": statistics.fmean(tests) if tests else None,
             "median_train_s": statistics.median(r["train_s"] or 0.0 for r in ok),
-            "candidates": len(ok), "search_s": search_s, "topk_s": topk_s}
+            "candidates": len(ok), "search_s": search_s, "topk_s": topk_s,
+            "failed": [r["error"].splitlines()[0] for r in report.candidates if r["status"] == "failed" and r["error"]]}
 
 
 def render(result: dict) -> str:
