@@ -94,6 +94,7 @@ class KerasModel:
         # to bfloat16 (what torch's autocast does too; on digits the two differed by < 0.02 of
         # second-half search score, within the spread between seeds)
         self._mixed = engine.compute_in_bf16
+        self._bf16 = engine.precision == "bf16"   # a bf16 forward's output is cast for the loss
         policy = "mixed_bfloat16" if self._mixed else None
         with engine.scope():
             for layer in arch.layers:
@@ -131,7 +132,9 @@ class KerasModel:
     def loss(self, xs, y):
         """The training loss of one batch: the problem's loss plus the layers' L2 penalties."""
         ops, losses = self.engine.keras.ops, self.engine.keras.losses
-        out = ops.cast(self.forward(xs, training=True), "float32")   # a bf16 forward's loss in float32
+        out = self.forward(xs, training=True)
+        if self._bf16:   # the loss in float32 (no cast op per batch in fp32)
+            out = ops.cast(out, "float32")
         if self.problem.loss == "categorical_crossentropy":
             loss = ops.mean(losses.sparse_categorical_crossentropy(y, out))
         elif self.problem.loss == "mse":

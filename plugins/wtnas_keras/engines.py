@@ -31,6 +31,7 @@ from typing import Any, Callable
 import numpy as np
 
 from wtnas_cli.errors import WtnasError
+from wtnas_cli.util.devices import require_cuda_for_tf32
 from wtnas_cli.util.torch_device import configure_torch
 
 ENGINES = ("torch", "tensorflow")
@@ -72,7 +73,7 @@ class TorchEngine:
     def __init__(self, keras, *, threads: int | None, device: str, precision: str = "fp32"):
         import torch
 
-        self.keras, self.torch = keras, torch
+        self.keras, self.torch, self.precision = keras, torch, precision
         # threads, device checks and full float32 on CUDA (unless tf32) exactly as the torch
         # backend sets them, so checkpoints reproduce across backends and devices
         chosen = configure_torch(threads=threads, device=device, precision=precision)
@@ -169,7 +170,7 @@ class TensorFlowEngine:
     def __init__(self, keras, *, threads: int | None, device: str, precision: str = "fp32"):
         import tensorflow as tf
 
-        self.keras, self.tf = keras, tf
+        self.keras, self.tf, self.precision = keras, tf, precision
         self.compute_in_bf16 = precision == "bf16"   # the layers' mixed_bfloat16 policy, applied by __call__
         if threads:
             try:
@@ -182,9 +183,7 @@ class TensorFlowEngine:
             raise WtnasError(f"device {device!r} asked for but TensorFlow sees no GPU; use --device cpu")
         if device == "cpu" and gpus:
             tf.config.set_visible_devices([], "GPU")
-        if precision == "tf32" and not device.startswith("cuda"):
-            raise WtnasError(f"--precision tf32 needs a CUDA device (TensorFloat-32 is an NVIDIA tensor-core format), "
-                             f"not {device!r}; use --precision fp32 or bf16 on CPU")
+        require_cuda_for_tf32(precision, device)
         # TensorFlow turns TF32 on by default on Ampere and later: fp32 means full float32 here too
         tf.config.experimental.enable_tensor_float_32_execution(precision == "tf32")
 

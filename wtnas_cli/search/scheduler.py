@@ -205,7 +205,7 @@ class Scheduler:
         self.in_flight = 0
         self.disk_full: list[str] = []
         self.same_failures: list[str] = []   # the errors of a run whose candidates have all failed so far
-        self.failure_kinds: set[str] = set()  # what makes them alike: the error's first line, or the fault
+        self.failure_kind = ""   # what makes them alike: their error's first line, or their fault
         self.hook_failures: set[tuple[str, str]] = set()
         # checkpoint files marked deleted in the batch under way (staged) and in committed batches: the
         # next job's worker removes the committed ones before it trains (Job.remove_checkpoints), what
@@ -502,15 +502,16 @@ class Scheduler:
         then raises it, instead of failing every candidate the same way and exiting as if it had
         searched. A `fault` (device_oom) is one kind of error whatever sizes its message names."""
         if self.summary.ok or record["status"] != "failed":
-            self.same_failures, self.failure_kinds = [], set()
+            self.same_failures = []
             return
         line = record["error"].splitlines()[0] if record["error"] else ""
+        kind = fault or line
+        if self.same_failures and kind != self.failure_kind:
+            self.same_failures = []   # failures of different kinds: the candidates', not the configuration's
+            return
+        self.failure_kind = kind
         self.same_failures.append(line)
-        self.failure_kinds.add(fault or line)
-        if len(self.failure_kinds) > 1:
-            # failures of different kinds: the candidates', not the configuration's
-            self.same_failures, self.failure_kinds = [], set()
-        elif self.failing_alike and not self.stop:
+        if self.failing_alike and not self.stop:
             self.stop = True
             self.observer.stopping(f"the first {len(self.same_failures)} candidates all failed with: "
                                    f"{self.same_failures[0]}")

@@ -176,9 +176,9 @@ class WorkerPool:
                     w.job = None
                     w.jobs_done += 1
                     self._deaths_in_a_row = 0
-                    device = self._device(w.index)
-                    if result.fault == "device_oom" and self._back_off(w):
-                        result.error = f"{result.error}; GPU {device} now runs {self.workers_on(device or '')} worker(s)"
+                    note = self._back_off(w) if result.fault == "device_oom" else None
+                    if note:
+                        result.error = f"{result.error}; {note}"
                     elif self.max_jobs and w.jobs_done >= self.max_jobs:
                         self._retire(w)
                     continue
@@ -191,12 +191,13 @@ class WorkerPool:
                     self._replace_idle(w, f"exit code {w.process.exitcode}")
         return results
 
-    def _back_off(self, w: _Worker) -> bool:
+    def _back_off(self, w: _Worker) -> str | None:
         """One worker fewer on the device `w` ran out of memory on (the job already failed with its
-        reason): stop `w` and park its slot, unless it is the device's last worker. True if parked."""
+        reason): stop `w` and park its slot, unless it is the device's last worker. Returns what
+        was done, for the job's error; None if nothing was."""
         device = self._device(w.index)
         if device is None or self.workers_on(device) <= 1:
-            return False
+            return None
         try:   # it exits at once and frees its GPU memory; shutdown() joins it (no wait here)
             w.conn.send(None)
         except OSError:
@@ -204,7 +205,7 @@ class WorkerPool:
         self._forget(w)
         self._parked.add(w.index)
         self.capacity -= 1
-        return True
+        return f"GPU {device} now runs {self.workers_on(device)} worker(s)"
 
     def _retire(self, w: _Worker) -> None:
         """Planned replacement: a fresh process after max_jobs_per_worker candidates (bounds memory)."""

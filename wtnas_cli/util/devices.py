@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 
-from ..errors import ConfigError
+from ..errors import ConfigError, WtnasError
 
 
 def visible_gpus() -> list[str]:
@@ -38,3 +38,10 @@ def resolve_devices(spec: str | None) -> list[str]:
         raise ConfigError(f"--devices {spec!r}: GPU {', '.join(missing)} not visible (visible: "
                           f"{', '.join(visible) or 'none'}); use --devices auto, or cpu")
     return ids
+
+
+def require_cuda_for_tf32(precision: str, device: str) -> None:
+    """Refuse `--precision tf32` on anything but a CUDA device (every engine checks it the same way)."""
+    if precision == "tf32" and not device.startswith("cuda"):
+        raise WtnasError(f"--precision tf32 needs a CUDA device (TensorFloat-32 is an NVIDIA tensor-core format), "
+                         f"not {device!r}; use --precision fp32 or bf16 on CPU")

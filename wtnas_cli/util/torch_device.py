@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import WtnasError
+from .devices import require_cuda_for_tf32
 
 
 def configure_torch(*, threads: int | None = None, device: str = "cpu", precision: str = "fp32") -> Any:
@@ -22,9 +23,7 @@ def configure_torch(*, threads: int | None = None, device: str = "cpu", precisio
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise WtnasError(f"device {device!r} asked for but torch sees no CUDA GPU; use --device cpu")
     chosen = torch.device(device)
-    if precision == "tf32" and chosen.type != "cuda":
-        raise WtnasError(f"--precision tf32 needs a CUDA device (TensorFloat-32 is an NVIDIA tensor-core format), "
-                         f"not {device!r}; use --precision fp32 or bf16 on CPU")
+    require_cuda_for_tf32(precision, device)
     if chosen.type == "cuda":
         # fp32: full float32 as on CPU (and in Keras): TF32 would change predictions by ~1e-3, so
         # a checkpoint would not reproduce its scores on another device; tf32 when asked for
