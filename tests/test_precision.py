@@ -14,6 +14,7 @@ from wtnas_cli.weights.checkpoint import read_checkpoint  # noqa: E402
 @pytest.mark.parametrize("args, message", [
     (("--precision", "tf32"), "--precision tf32 needs --device cuda"),
     (("--precision", "fp16"), "--precision must be one of fp32, tf32, bf16, got 'fp16'"),
+    (("--workers-per-device", "0"), "--workers-per-device must be at least 1, got 0"),
 ])
 def test_a_precision_the_run_cannot_train_in_is_refused_before_it_starts(tmp_path, args, message):
     out = run_cli("run", *args, "--run-dir", tmp_path / "r")
